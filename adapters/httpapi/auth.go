@@ -1,0 +1,119 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/halobestie/mitra-availability/core"
+	"github.com/halobestie/mitra-availability/core/auth"
+	"github.com/halobestie/mitra-availability/ports"
+)
+
+const principalKey = "principal"
+
+// authenticate returns middleware that requires a valid access token whose
+// role is one of roles (any role when none is given).
+func authenticate(svc *auth.Service, roles ...ports.Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			tok, err := bearerToken(c.Request())
+			if err != nil {
+				return err
+			}
+			p, err := svc.Authenticate(tok)
+			if err != nil {
+				return err
+			}
+			if len(roles) > 0 && !slices.Contains(roles, p.Role) {
+				return fmt.Errorf("%w: this endpoint is for the %s role", core.ErrForbidden, roles[0])
+			}
+			c.Set(principalKey, p)
+			return next(c)
+		}
+	}
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer …" header.
+func bearerToken(r *http.Request) (string, error) {
+	h := r.Header.Get(echo.HeaderAuthorization)
+	if h == "" {
+		return "", fmt.Errorf("%w: missing Authorization header", core.ErrUnauthenticated)
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	tok = strings.TrimSpace(tok)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", fmt.Errorf("%w: Authorization must be \"Bearer <access_token>\"", core.ErrUnauthenticated)
+	}
+	return tok, nil
+}
+
+func principal(c echo.Context) auth.Principal {
+	p, _ := c.Get(principalKey).(auth.Principal)
+	return p
+}
+
+type authHandlers struct {
+	svc *auth.Service
+}
+
+type signupRequest struct {
+	Phone       string `json:"phone"`
+	Password    string `json:"password"`
+	DisplayName string `json:"display_name"`
+}
+
+func (h authHandlers) signup(c echo.Context) error {
+	var req signupRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	u, err := h.svc.SignupCustomer(c.Request().Context(), auth.NewAccount(req))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, toUserResponse(u))
+}
+
+type loginRequest struct {
+	Phone    string `json:"phone"`
+	Password string `json:"password"`
+}
+
+func (h authHandlers) login(c echo.Context) error {
+	var req loginRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	t, err := h.svc.Login(c.Request().Context(), req.Phone, req.Password)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toTokensResponse(t))
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (h authHandlers) refresh(c echo.Context) error {
+	var req refreshRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	t, err := h.svc.Refresh(c.Request().Context(), req.RefreshToken)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toTokensResponse(t))
+}
+
+func (h authHandlers) logout(c echo.Context) error {
+	if err := h.svc.Logout(c.Request().Context(), principal(c)); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

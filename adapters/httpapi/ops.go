@@ -1,0 +1,66 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/halobestie/mitra-availability/docs"
+)
+
+// readyTimeout bounds one readiness probe, so a hung store answers 503 rather than hanging the probe.
+const readyTimeout = 3 * time.Second
+
+// mimeYAML is the media type of GET /docs (RFC 9512).
+const mimeYAML = "application/yaml"
+
+type healthResponse struct {
+	Status string `json:"status"`
+}
+
+type readyResponse struct {
+	Store string `json:"store"`
+	Cache string `json:"cache"`
+}
+
+// registerOpsRoutes adds the operational routes of CONTRACT §9.
+func registerOpsRoutes(e *echo.Echo, reg *prometheus.Registry, ready func(context.Context) ReadyStatus) {
+	e.GET("/healthz", healthz)
+	e.GET("/readyz", readyz(ready))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	e.GET("/docs", openAPIDoc)
+}
+
+// healthz answers 200 while the process can serve at all.
+func healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, healthResponse{Status: "ok"})
+}
+
+// readyz answers 200 while the store answers (the cache only degrades), 503 otherwise.
+func readyz(ready func(context.Context) ReadyStatus) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), readyTimeout)
+		defer cancel()
+		st := ready(ctx)
+
+		resp := readyResponse{Store: "ok", Cache: "ok"}
+		if !st.CacheOK {
+			resp.Cache = "degraded"
+		}
+		status := http.StatusOK
+		if !st.StoreOK {
+			resp.Store = "unavailable"
+			status = http.StatusServiceUnavailable
+		}
+		return c.JSON(status, resp)
+	}
+}
+
+// openAPIDoc serves the OpenAPI document built into the binary.
+func openAPIDoc(c echo.Context) error {
+	return c.Blob(http.StatusOK, mimeYAML, docs.OpenAPI)
+}

@@ -1,0 +1,223 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/halobestie/mitra-availability/ports"
+)
+
+// CreateMitra implements ports.MitraStore; the user and the mitra are created together or not at all.
+func (s *Store) CreateMitra(_ context.Context, u ports.NewUser, capacity int) (ports.Mitra, error) {
+	if capacity < 0 {
+		return ports.Mitra{}, fmt.Errorf("memory: create mitra: capacity %d: %w", capacity, errCheckViolation)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u.Role = ports.RoleMitra
+	user, err := s.createUserLocked(u)
+	if err != nil {
+		return ports.Mitra{}, fmt.Errorf("memory: create mitra: %w", err)
+	}
+	now := s.wallClock()
+	s.mitras[user.ID] = mitraRow{isActive: true, capacity: capacity, createdAt: now, updatedAt: now}
+	return s.mitraLocked(user.ID), nil
+}
+
+// Mitra implements ports.MitraStore.
+func (s *Store) Mitra(_ context.Context, id string) (ports.Mitra, error) {
+	key, ok := parseID(id)
+	if !ok {
+		return ports.Mitra{}, notFound("mitra", id)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.mitras[key]; !ok {
+		return ports.Mitra{}, notFound("mitra", id)
+	}
+	return s.mitraLocked(key), nil
+}
+
+// PatchMitra implements ports.MitraStore. Deactivating also takes the mitra
+// offline; reactivating leaves it offline.
+func (s *Store) PatchMitra(_ context.Context, id string, p ports.MitraPatch) (ports.Mitra, error) {
+	key, ok := parseID(id)
+	if !ok {
+		return ports.Mitra{}, notFound("mitra", id)
+	}
+	if p.Capacity != nil && *p.Capacity < 0 {
+		return ports.Mitra{}, fmt.Errorf("memory: patch mitra: capacity %d: %w", *p.Capacity, errCheckViolation)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.mitras[key]
+	if !ok {
+		return ports.Mitra{}, notFound("mitra", id)
+	}
+	if p.IsActive == nil && p.Capacity == nil {
+		return s.mitraLocked(key), nil
+	}
+	if p.Capacity != nil {
+		m.capacity = *p.Capacity
+	}
+	if p.IsActive != nil {
+		m.isActive = *p.IsActive
+	}
+	if !m.isActive {
+		m.isOnline = false
+		m.onlineSince = nil
+	}
+	m.updatedAt = s.wallClock()
+	s.mitras[key] = m
+	return s.mitraLocked(key), nil
+}
+
+// SetOnline implements ports.MitraStore. Going online records at as the
+// heartbeat (never moving it backwards) and, when the mitra was offline, as
+// online_since. A deactivated mitra cannot go online: it is returned offline
+// and unchanged, and the caller decides what to answer.
+func (s *Store) SetOnline(_ context.Context, id string, online bool, at time.Time) (ports.Mitra, error) {
+	key, ok := parseID(id)
+	if !ok {
+		return ports.Mitra{}, notFound("mitra", id)
+	}
+	at = ts(at)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.mitras[key]
+	if !ok {
+		return ports.Mitra{}, notFound("mitra", id)
+	}
+	if online && m.isActive {
+		if !m.isOnline || m.onlineSince == nil {
+			m.onlineSince = &at
+		}
+		m.isOnline = true
+		m.lastHeartbeatAt = later(m.lastHeartbeatAt, at)
+	} else {
+		m.isOnline = false
+		m.onlineSince = nil
+	}
+	m.updatedAt = s.wallClock()
+	s.mitras[key] = m
+	return s.mitraLocked(key), nil
+}
+
+// TouchHeartbeat implements ports.MitraStore. Only an online mitra's heartbeat
+// moves, and only forwards; an offline mitra is returned unchanged.
+func (s *Store) TouchHeartbeat(_ context.Context, id string, at time.Time) (ports.Mitra, error) {
+	key, ok := parseID(id)
+	if !ok {
+		return ports.Mitra{}, notFound("mitra", id)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.mitras[key]
+	if !ok {
+		return ports.Mitra{}, notFound("mitra", id)
+	}
+	if m.isOnline && m.isActive {
+		m.lastHeartbeatAt = later(m.lastHeartbeatAt, ts(at))
+		s.mitras[key] = m
+	}
+	return s.mitraLocked(key), nil
+}
+
+// AvailableMitras implements ports.MitraQueries.
+func (s *Store) AvailableMitras(_ context.Context, freshSince time.Time) ([]ports.Mitra, error) {
+	freshSince = ts(freshSince)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	open := s.openSessionsByMitraLocked()
+	out := []ports.Mitra{}
+	for id, m := range s.mitras {
+		if reachable(m, freshSince) && open[id] < m.capacity {
+			out = append(out, s.mitraLocked(id))
+		}
+	}
+	slices.SortFunc(out, func(a, b ports.Mitra) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// CountMitras implements ports.MitraQueries.
+func (s *Store) CountMitras(_ context.Context, freshSince time.Time) (ports.MitraCounts, error) {
+	freshSince = ts(freshSince)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	open := s.openSessionsByMitraLocked()
+	var c ports.MitraCounts
+	for id, m := range s.mitras {
+		if !m.isActive {
+			c.Deactivated++
+			continue
+		}
+		if m.isOnline {
+			c.Online++
+		}
+		if reachable(m, freshSince) && open[id] < m.capacity {
+			c.Available++
+		}
+	}
+	return c, nil
+}
+
+// reachable: active, online, and a heartbeat not older than freshSince.
+func reachable(m mitraRow, freshSince time.Time) bool {
+	return m.isActive && m.isOnline && m.lastHeartbeatAt != nil && !m.lastHeartbeatAt.Before(freshSince)
+}
+
+// later returns a pointer to the later of *cur and at (at when cur is nil).
+func later(cur *time.Time, at time.Time) *time.Time {
+	if cur != nil && cur.After(at) {
+		return copyTime(cur)
+	}
+	return &at
+}
+
+// mitraLocked builds the mitra view of an existing mitra. s.mu must be held.
+func (s *Store) mitraLocked(id string) ports.Mitra {
+	m := s.mitras[id]
+	u := s.users[id]
+	return ports.Mitra{
+		ID:              id,
+		Phone:           u.Phone,
+		DisplayName:     u.DisplayName,
+		IsActive:        m.isActive,
+		IsOnline:        m.isOnline,
+		Capacity:        m.capacity,
+		ActiveSessions:  s.openSessionsOfLocked(id),
+		LastHeartbeatAt: copyTime(m.lastHeartbeatAt),
+		CreatedAt:       m.createdAt,
+		UpdatedAt:       m.updatedAt,
+	}
+}
+
+// holdsMitra reports whether cs occupies a place of mitra id.
+func holdsMitra(cs ports.Session, id string) bool {
+	return cs.MitraID != nil && *cs.MitraID == id && cs.Status.HoldsMitra()
+}
+
+// openSessionsOfLocked counts the sessions in pending_payment or active with mitra id.
+func (s *Store) openSessionsOfLocked(id string) int {
+	n := 0
+	for _, cs := range s.chatSessions {
+		if holdsMitra(cs, id) {
+			n++
+		}
+	}
+	return n
+}
+
+// openSessionsByMitraLocked counts, per mitra, the sessions in pending_payment or active.
+func (s *Store) openSessionsByMitraLocked() map[string]int {
+	out := make(map[string]int)
+	for _, cs := range s.chatSessions {
+		if cs.MitraID != nil && cs.Status.HoldsMitra() {
+			out[*cs.MitraID]++
+		}
+	}
+	return out
+}

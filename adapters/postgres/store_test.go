@@ -1,0 +1,189 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/halobestie/mitra-availability/adapters/postgres"
+	"github.com/halobestie/mitra-availability/adapters/postgres/pgtest"
+	"github.com/halobestie/mitra-availability/ports"
+	"github.com/halobestie/mitra-availability/ports/porttest"
+)
+
+func newStore(t *testing.T, db *bun.DB) *postgres.Store {
+	t.Helper()
+	s, err := postgres.NewStore(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newStores(t *testing.T) porttest.Stores {
+	db := pgtest.NewDB(t)
+	s := newStore(t, db)
+	return porttest.Stores{
+		Users:        s,
+		Mitras:       s,
+		MitraQueries: s,
+		Auth:         s,
+		SessionStats: s,
+		Truth:        s,
+		Sessions:     s,
+	}
+}
+
+func TestStore(t *testing.T) {
+	porttest.RunStoreSuite(t, newStores)
+}
+
+func TestOpen(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDSN(t)
+	db, err := postgres.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	s := newStore(t, db)
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	// The pool works end to end, timestamps included.
+	u, err := s.CreateUser(t.Context(), ports.NewUser{Role: ports.RoleAdmin, Phone: "+6200", DisplayName: "A", PasswordHash: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.CreatedAt.Location() != time.UTC {
+		t.Errorf("CreatedAt in %v, want UTC", u.CreatedAt.Location())
+	}
+	if _, err := postgres.Open(t.Context(), "postgres://%zz"); err == nil || errors.Is(err, ports.ErrStoreUnavailable) {
+		t.Errorf("Open(malformed DSN) = %v, want a plain error", err)
+	}
+}
+
+// unreachableDSN points at a port nothing listens on.
+const unreachableDSN = "postgres://root@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=2"
+
+func TestOpenUnreachable(t *testing.T) {
+	t.Parallel()
+	_, err := postgres.Open(t.Context(), unreachableDSN)
+	if !errors.Is(err, ports.ErrStoreUnavailable) {
+		t.Fatalf("Open(unreachable) = %v, want ErrStoreUnavailable", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Nanosecond)
+	defer cancel()
+	<-ctx.Done()
+	if _, err := postgres.Open(ctx, pgtest.AdminDSN(t)); !errors.Is(err, ports.ErrStoreUnavailable) {
+		t.Fatalf("Open(expired ctx) = %v, want ErrStoreUnavailable", err)
+	}
+}
+
+// Every method of a Store whose server is gone answers ErrStoreUnavailable.
+func TestStoreUnavailable(t *testing.T) {
+	t.Parallel()
+	cfg, err := pgx.ParseConfig(unreachableDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := bun.NewDB(stdlib.OpenDB(*cfg), pgdialect.New())
+	t.Cleanup(func() { _ = db.Close() })
+	s := newStore(t, db)
+	ctx := t.Context()
+	id := uuid.NewString()
+	now := time.Now()
+	calls := map[string]func() error{
+		"Ping": func() error { return s.Ping(ctx) },
+		"CreateUser": func() error {
+			_, err := s.CreateUser(ctx, ports.NewUser{Role: ports.RoleCustomer, Phone: "+62"})
+			return err
+		},
+		"UserByID": func() error { _, err := s.UserByID(ctx, id); return err },
+		"UserByPhone": func() error {
+			_, err := s.UserByPhone(ctx, "+62")
+			return err
+		},
+		"CreateMitra":     func() error { _, err := s.CreateMitra(ctx, ports.NewUser{Phone: "+62"}, 1); return err },
+		"Mitra":           func() error { _, err := s.Mitra(ctx, id); return err },
+		"PatchMitra":      func() error { _, err := s.PatchMitra(ctx, id, ports.MitraPatch{}); return err },
+		"SetOnline":       func() error { _, err := s.SetOnline(ctx, id, true, now); return err },
+		"TouchHeartbeat":  func() error { _, err := s.TouchHeartbeat(ctx, id, now); return err },
+		"AvailableMitras": func() error { _, err := s.AvailableMitras(ctx, now); return err },
+		"CountMitras":     func() error { _, err := s.CountMitras(ctx, now); return err },
+		"CreateAuthSession": func() error {
+			_, err := s.CreateAuthSession(ctx, id, []byte{1}, now, now)
+			return err
+		},
+		"RotateRefreshToken": func() error {
+			_, err := s.RotateRefreshToken(ctx, []byte{1}, []byte{2}, now, now)
+			return err
+		},
+		"RevokeAuthSession": func() error { return s.RevokeAuthSession(ctx, id, now) },
+		"RevokeUserAuthSessions": func() error {
+			_, err := s.RevokeUserAuthSessions(ctx, id, now)
+			return err
+		},
+		"AuthSession":       func() error { _, err := s.AuthSession(ctx, id); return err },
+		"CountOpenSessions": func() error { _, err := s.CountOpenSessions(ctx); return err },
+	}
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, ports.ErrStoreUnavailable) {
+			t.Errorf("%s = %v, want ErrStoreUnavailable", name, err)
+		}
+	}
+	// After Close too.
+	_ = db.Close()
+	if _, err := s.Mitra(ctx, id); !errors.Is(err, ports.ErrStoreUnavailable) {
+		t.Errorf("Mitra on a closed pool = %v, want ErrStoreUnavailable", err)
+	}
+}
+
+func TestNewStoreNil(t *testing.T) {
+	if _, err := postgres.NewStore(nil); err == nil {
+		t.Fatal("NewStore(nil) succeeded")
+	}
+}
+
+func TestQueryCounter(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDB(t)
+	qc := postgres.NewQueryCounter()
+	db.AddQueryHook(qc)
+	s := newStore(t, db)
+	if qc.Count() != 0 {
+		t.Fatalf("Count = %d before any query", qc.Count())
+	}
+	m, err := s.CreateMitra(t.Context(), ports.NewUser{Phone: "+6201", DisplayName: "M", PasswordHash: "h"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if qc.Count() != 1 {
+		t.Errorf("CreateMitra ran %d statements, want 1", qc.Count())
+	}
+	qc.Reset()
+	if _, err := s.TouchHeartbeat(t.Context(), m.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Mitra(t.Context(), m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if qc.Count() != 2 {
+		t.Errorf("TouchHeartbeat + Mitra ran %d statements, want 2", qc.Count())
+	}
+	// A malformed ID costs no statement.
+	qc.Reset()
+	if _, err := s.Mitra(t.Context(), "nope"); !errors.Is(err, ports.ErrNotFound) {
+		t.Fatal(err)
+	}
+	if qc.Count() != 0 {
+		t.Errorf("Mitra(malformed) ran %d statements, want 0", qc.Count())
+	}
+}

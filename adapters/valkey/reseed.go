@@ -1,0 +1,220 @@
+package valkey
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/halobestie/mitra-availability/ports"
+)
+
+const (
+	// reseedChunk is the number of corrections one script call applies
+	// atomically: small enough to keep the server responsive between chunks.
+	reseedChunk = 1000
+	// reseedPipeline is the number of chunks sent in one round trip.
+	reseedPipeline = 16
+)
+
+// entry is what the mirror holds of one online mitra, as the reseed reads it.
+type entry struct {
+	ds, low int64
+	// inconsistent: in both sets, or in the set its load does not call for.
+	inconsistent bool
+	// seen: the truth lists the mitra (the diff marks it).
+	seen bool
+}
+
+// corrections are the changes a reseed applies.
+type corrections struct {
+	free  []string // pairs id, score: put online in the free set, keeping a later stored heartbeat
+	full  []string // pairs id, score: the same in the full set
+	off   []string // ids to take offline
+	deact []string // ids to add to the deactivated set
+	react []string // ids to remove from it
+}
+
+// Reseed makes the mirror equal to the store's truth. It reads the mirror in
+// one atomic round trip, computes the corrections in Go and applies only
+// those, in atomic chunks of reseedChunk, reseedPipeline chunks per round
+// trip. Putting a mitra online keeps the later of the truth's and the stored
+// heartbeat inside the script, so a heartbeat recorded while the reseed runs
+// is never lost. A mitra listed both online and deactivated is taken as
+// deactivated; an id listed twice online counts once (the first). The marker
+// is written last, once every chunk succeeded. Each round trip has ten times
+// the mirror's timeout.
+func (m *Mirror) Reseed(ctx context.Context, online []ports.MirrorMitra, deactivated []string) (ports.ReseedReport, error) {
+	have, haveDeact, err := m.readAll(ctx, len(online))
+	if err != nil {
+		return ports.ReseedReport{}, wrap("reseed", err)
+	}
+	wantDeact := make(map[string]struct{}, len(deactivated))
+	for _, id := range deactivated {
+		wantDeact[id] = struct{}{}
+	}
+
+	var rep ports.ReseedReport
+	var c corrections
+	for _, mm := range online {
+		if _, d := wantDeact[mm.ID]; d {
+			continue
+		}
+		ds, low := toDS(mm.LastHeartbeat), loadBits(mm.OpenSessions, mm.Capacity)
+		h, ok := have[mm.ID]
+		if ok && h.seen {
+			continue
+		}
+		switch {
+		case !ok:
+			rep.Added++
+		case h.inconsistent || h.low != low || ds > h.ds:
+			rep.Updated++
+		default:
+			h.seen = true
+			have[mm.ID] = h
+			continue
+		}
+		have[mm.ID] = entry{seen: true}
+		if hasRoom(low) {
+			c.free = append(c.free, mm.ID, scoreArg(packScore(ds, low)))
+		} else {
+			c.full = append(c.full, mm.ID, scoreArg(packScore(ds, low)))
+		}
+		rep.IDs = append(rep.IDs, mm.ID)
+	}
+	for id, h := range have {
+		if !h.seen {
+			rep.Removed++
+			c.off = append(c.off, id)
+			rep.IDs = append(rep.IDs, id)
+		}
+	}
+	for id := range wantDeact {
+		if _, ok := haveDeact[id]; !ok {
+			rep.Deactivated++
+			c.deact = append(c.deact, id)
+			rep.IDs = append(rep.IDs, id)
+		}
+	}
+	for id := range haveDeact {
+		if _, ok := wantDeact[id]; !ok {
+			rep.Deactivated++
+			c.react = append(c.react, id)
+			rep.IDs = append(rep.IDs, id)
+		}
+	}
+	slices.Sort(rep.IDs)
+	rep.IDs = slices.Compact(rep.IDs) // taken offline and deactivated: one ID
+
+	if err := m.apply(ctx, c.chunks(reseedChunk, []string{m.k.free, m.k.full, m.k.deactivated})); err != nil {
+		return ports.ReseedReport{}, wrap("reseed", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, m.bulk)
+	defer cancel()
+	if err := m.c.Do(sctx, m.c.B().Set().Key(m.k.seeded).Value("1").Build()).Error(); err != nil {
+		return ports.ReseedReport{}, wrap("reseed: marker", err)
+	}
+	return rep, nil
+}
+
+// readAll reads both online sets and the deactivated set atomically. hint
+// sizes the map for the mitras the truth may add.
+func (m *Mirror) readAll(ctx context.Context, hint int) (map[string]entry, map[string]struct{}, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.bulk)
+	defer cancel()
+	b := m.c.B()
+	r, err := m.tx(ctx,
+		b.Zrange().Key(m.k.free).Min("0").Max("-1").Withscores().Build(),
+		b.Zrange().Key(m.k.full).Min("0").Max("-1").Withscores().Build(),
+		b.Smembers().Key(m.k.deactivated).Build(),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read: %w", err)
+	}
+	free, err := r[0].AsZScores()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read: %w", err)
+	}
+	full, err := r[1].AsZScores()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read: %w", err)
+	}
+	have := make(map[string]entry, max(hint, len(free)+len(full)))
+	for i, zs := range [][]valkey.ZScore{free, full} {
+		inFree := i == 0
+		for _, z := range zs {
+			ds, low := unpackScore(parseScore(z.Score))
+			e := entry{ds: ds, low: low, inconsistent: hasRoom(low) != inFree}
+			if prev, dup := have[z.Member]; dup { // in both sets: keep the later heartbeat
+				e.ds = max(e.ds, prev.ds)
+				e.inconsistent = true
+			}
+			have[z.Member] = e
+		}
+	}
+	members, err := r[2].AsStrSlice()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read: %w", err)
+	}
+	haveDeact := make(map[string]struct{}, len(members))
+	for _, id := range members {
+		haveDeact[id] = struct{}{}
+	}
+	return have, haveDeact, nil
+}
+
+// chunks cuts the corrections into script calls of at most size corrections
+// each, in the argument layout of scriptReseedApply.
+func (c corrections) chunks(size int, keys []string) []valkey.LuaExec {
+	var out []valkey.LuaExec
+	f, u, r, d, a := c.free, c.full, c.off, c.deact, c.react
+	for len(f)+len(u)+len(r)+len(d)+len(a) > 0 {
+		room := size
+		take := func(n int) int {
+			n = min(room, n)
+			room -= n
+			return n
+		}
+		nf := take(len(f) / 2)
+		nu := take(len(u) / 2)
+		nr := take(len(r))
+		nd := take(len(d))
+		na := take(len(a))
+		args := make([]string, 0, 5+2*(nf+nu)+nr+nd+na)
+		args = append(args, strconv.Itoa(nf), strconv.Itoa(nu), strconv.Itoa(nr), strconv.Itoa(nd), strconv.Itoa(na))
+		args = append(args, f[:2*nf]...)
+		args = append(args, u[:2*nu]...)
+		args = append(args, r[:nr]...)
+		args = append(args, d[:nd]...)
+		args = append(args, a[:na]...)
+		f, u, r, d, a = f[2*nf:], u[2*nu:], r[nr:], d[nd:], a[na:]
+		out = append(out, valkey.LuaExec{Keys: keys, Args: args})
+	}
+	return out
+}
+
+// apply runs the chunks, reseedPipeline of them per round trip.
+func (m *Mirror) apply(ctx context.Context, execs []valkey.LuaExec) error {
+	for len(execs) > 0 {
+		n := min(reseedPipeline, len(execs))
+		if err := m.applyGroup(ctx, execs[:n]); err != nil {
+			return err
+		}
+		execs = execs[n:]
+	}
+	return nil
+}
+
+func (m *Mirror) applyGroup(ctx context.Context, execs []valkey.LuaExec) error {
+	ctx, cancel := context.WithTimeout(ctx, m.bulk)
+	defer cancel()
+	for _, r := range scriptReseedApply.ExecMulti(ctx, m.c, execs...) {
+		if err := r.Error(); err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+	}
+	return nil
+}

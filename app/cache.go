@@ -1,0 +1,118 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.uber.org/fx"
+
+	"github.com/halobestie/mitra-availability/adapters/memory"
+	"github.com/halobestie/mitra-availability/adapters/nocache"
+	valkeymirror "github.com/halobestie/mitra-availability/adapters/valkey"
+	"github.com/halobestie/mitra-availability/app/config"
+	"github.com/halobestie/mitra-availability/core/mirror"
+	"github.com/halobestie/mitra-availability/core/worker"
+	"github.com/halobestie/mitra-availability/ports"
+)
+
+// CacheModule provides the availability mirror from CACHE_BACKEND, its
+// health, and the workers that keep it honest.
+func CacheModule(cfg config.Config) fx.Option {
+	var backend fx.Option
+	switch cfg.CacheBackend {
+	case config.CacheValkey:
+		backend = fx.Provide(newValkeyMirror)
+	case config.CacheNone:
+		backend = fx.Provide(func() (ports.AvailabilityMirror, *mirror.Health) {
+			return nocache.NewMirror(), mirror.NewHealth(config.CacheNone, false)
+		})
+	default:
+		backend = fx.Provide(func() (ports.AvailabilityMirror, *mirror.Health) {
+			return memory.NewMirror(), mirror.NewHealth(config.CacheMemory, true)
+		})
+	}
+	return fx.Module("cache."+cfg.CacheBackend,
+		backend,
+		fx.Provide(
+			func(h *mirror.Health) ports.CacheHealth { return h },
+			newSeeder,
+			newSweeps,
+		),
+		fx.Invoke(seedBeforeServing, runMirrorWorkers),
+	)
+}
+
+// newValkeyMirror connects to Valkey. An unreachable server does not fail the
+// start: the service degrades to the store and reseeds when it answers.
+func newValkeyMirror(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (ports.AvailabilityMirror, *mirror.Health, error) {
+	h := mirror.NewHealth(config.CacheValkey, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, err := valkeymirror.Open(ctx, valkeymirror.Config{
+		URL:    cfg.ValkeyURL,
+		OnDial: h.Reconnected,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("VALKEY_URL: %w", err)
+	}
+	lc.Append(fx.StopHook(func() { client.Close() }))
+	return valkeymirror.NewMirror(client, cfg.ValkeyPrefix, cfg.ValkeyTimeout), h, nil
+}
+
+func newSeeder(m ports.AvailabilityMirror, s Stores, h *mirror.Health, metrics ports.Metrics, log *slog.Logger) *mirror.Seeder {
+	return mirror.NewSeeder(m, s.Truth, s.Mitras, h, metrics, log)
+}
+
+func newSweeps(seeder *mirror.Seeder, clock ports.Clock, cfg config.Config) *mirror.Sweeps {
+	return mirror.NewSweeps(seeder, clock, cfg.HeartbeatStale)
+}
+
+// seedBeforeServing seeds the mirror at start; it is invoked before the HTTP
+// server so that its hook runs first. A cache outage only logs: the watcher
+// seeds when the cache answers.
+func seedBeforeServing(lc fx.Lifecycle, h *mirror.Health, seeder *mirror.Seeder, log *slog.Logger) {
+	if !h.Enabled() {
+		return
+	}
+	lc.Append(fx.StartHook(func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if _, err := seeder.Seed(ctx, mirror.ReasonStart); err != nil {
+			log.Warn("seeding the mirror at start failed: serving from the store until it answers", "err", err)
+		}
+		return nil
+	}))
+}
+
+// mirrorWatchInterval is how often the watcher asks the mirror whether it lost its data.
+const mirrorWatchInterval = time.Second
+
+func runMirrorWorkers(lc fx.Lifecycle, cfg config.Config, h *mirror.Health, seeder *mirror.Seeder, sw *mirror.Sweeps, log *slog.Logger) error {
+	if !h.Enabled() {
+		return nil
+	}
+	watcher := mirror.NewWatcher(seeder, log)
+	loops := []struct {
+		name     string
+		interval time.Duration
+		run      func(context.Context)
+	}{
+		{"mirror-watcher", mirrorWatchInterval, watcher.Tick},
+		{"auto-offline-sweep", cfg.AutoOfflineSweep, func(ctx context.Context) { sw.AutoOffline(ctx) }},
+		{"heartbeat-writeback", cfg.HeartbeatMirrorEvery, func(ctx context.Context) { sw.WriteBack(ctx) }},
+		{"mirror-reseed", cfg.MirrorReseedEvery, sw.Reseed},
+	}
+	for _, l := range loops {
+		w, err := worker.New(l.name, l.interval, l.run)
+		if err != nil {
+			return err
+		}
+		if l.name == "mirror-watcher" {
+			h.SetWake(w.Wake)
+		}
+		lc.Append(fx.Hook{OnStart: w.Start, OnStop: w.Stop})
+	}
+	return nil
+}

@@ -1,0 +1,231 @@
+// Package config reads the service's configuration from the environment
+// (CONTRACT §1) and validates it. A bad value is reported as one error naming
+// the variable, so the process can exit with one clear line.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Environments select the fx option set.
+const (
+	EnvDev  = "dev"
+	EnvTest = "test"
+	EnvProd = "prod"
+)
+
+// Store and cache backends.
+const (
+	StoreMemory   = "memory"
+	StorePostgres = "postgres"
+	CacheMemory   = "memory"
+	CacheValkey   = "valkey"
+	CacheNone     = "none"
+)
+
+// Config is the whole configuration of one process.
+type Config struct {
+	HTTPAddr       string
+	AppEnv         string
+	StoreBackend   string
+	DatabaseURL    string
+	MigrateOnStart bool
+	CacheBackend   string
+	ValkeyURL      string
+	ValkeyPrefix   string
+	ValkeyTimeout  time.Duration
+
+	JWTSecret       []byte
+	JWTSecretRandom bool // true when no JWT_SECRET was given and a random one was made
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+
+	AdminPhone    string
+	AdminPassword string
+
+	DefaultMitraCapacity int
+
+	HeartbeatStale       time.Duration
+	AutoOfflineSweep     time.Duration
+	HeartbeatMirrorEvery time.Duration
+	MirrorReseedEvery    time.Duration
+	AvailabilitySnapshot time.Duration
+	PairingTimeout       time.Duration
+	PaymentTimeout       time.Duration
+	SessionWarningLead   time.Duration
+	ShutdownTimeout      time.Duration
+	LogLevel             string
+}
+
+// Error is a configuration error about one variable.
+type Error struct {
+	Var    string
+	Reason string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("invalid configuration: %s %s", e.Var, e.Reason)
+}
+
+// Load reads the configuration from getenv (os.Getenv in production) and validates it.
+func Load(getenv func(string) string) (Config, error) {
+	r := reader{getenv: getenv}
+	c := Config{
+		HTTPAddr:     r.str("HTTP_ADDR", ":8080"),
+		AppEnv:       r.str("APP_ENV", EnvDev),
+		DatabaseURL:  r.str("DATABASE_URL", ""),
+		ValkeyURL:    r.str("VALKEY_URL", ""),
+		ValkeyPrefix: getenv("VALKEY_KEY_PREFIX"),
+		AdminPhone:   r.str("ADMIN_PHONE", ""),
+		LogLevel:     r.str("LOG_LEVEL", "info"),
+	}
+	c.AdminPassword = getenv("ADMIN_PASSWORD")
+	c.StoreBackend = r.str("STORE_BACKEND", defaultIf(c.DatabaseURL != "", StorePostgres, StoreMemory))
+	c.CacheBackend = r.str("CACHE_BACKEND", defaultIf(c.ValkeyURL != "", CacheValkey, CacheMemory))
+	c.MigrateOnStart = r.boolean("MIGRATE_ON_START", true)
+	c.ValkeyTimeout = r.duration("VALKEY_TIMEOUT", 200*time.Millisecond)
+	c.AccessTokenTTL = r.duration("ACCESS_TOKEN_TTL", 15*time.Minute)
+	c.RefreshTokenTTL = r.duration("REFRESH_TOKEN_TTL", 720*time.Hour)
+	c.ShutdownTimeout = r.duration("SHUTDOWN_TIMEOUT", 15*time.Second)
+	c.DefaultMitraCapacity = r.integer("DEFAULT_MITRA_CAPACITY", 1, 0, 100)
+	c.HeartbeatStale = r.seconds("HEARTBEAT_STALE_SECONDS", 90)
+	c.AutoOfflineSweep = r.seconds("MITRA_AUTO_OFFLINE_SWEEP_SECONDS", 30)
+	c.HeartbeatMirrorEvery = r.seconds("HEARTBEAT_MIRROR_INTERVAL_SECONDS", 60)
+	c.MirrorReseedEvery = r.seconds("VALKEY_ONLINE_MIRROR_SWEEP_SECONDS", 300)
+	c.AvailabilitySnapshot = r.seconds("AVAILABILITY_SNAPSHOT_TTL_SECONDS", 10)
+	c.PairingTimeout = r.seconds("PAIRING_TIMEOUT_SECONDS", 60)
+	c.PaymentTimeout = r.seconds("PAYMENT_TIMEOUT_SECONDS", 600)
+	c.SessionWarningLead = r.seconds("SESSION_WARNING_LEAD_SECONDS", 180)
+	if r.err != nil {
+		return Config{}, r.err
+	}
+
+	secret := getenv("JWT_SECRET")
+	if secret == "" && c.AppEnv != EnvProd {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return Config{}, fmt.Errorf("generating a JWT secret: %w", err)
+		}
+		secret = hex.EncodeToString(b)
+		c.JWTSecretRandom = true
+	}
+	c.JWTSecret = []byte(secret)
+	return c, c.Validate()
+}
+
+// Validate checks the relations between values; each failure names its variable.
+func (c Config) Validate() error {
+	switch {
+	case c.AppEnv != EnvDev && c.AppEnv != EnvTest && c.AppEnv != EnvProd:
+		return &Error{"APP_ENV", fmt.Sprintf("must be dev, test or prod, not %q", c.AppEnv)}
+	case c.StoreBackend != StoreMemory && c.StoreBackend != StorePostgres:
+		return &Error{"STORE_BACKEND", fmt.Sprintf("must be memory or postgres, not %q", c.StoreBackend)}
+	case c.StoreBackend == StorePostgres && c.DatabaseURL == "":
+		return &Error{"DATABASE_URL", "is required when STORE_BACKEND=postgres"}
+	case c.CacheBackend != CacheMemory && c.CacheBackend != CacheValkey && c.CacheBackend != CacheNone:
+		return &Error{"CACHE_BACKEND", fmt.Sprintf("must be memory, valkey or none, not %q", c.CacheBackend)}
+	case c.CacheBackend == CacheValkey && c.ValkeyURL == "":
+		return &Error{"VALKEY_URL", "is required when CACHE_BACKEND=valkey"}
+	case len(c.JWTSecret) == 0:
+		return &Error{"JWT_SECRET", "is required when APP_ENV=prod"}
+	case c.AppEnv == EnvProd && len(c.JWTSecret) < 32:
+		return &Error{"JWT_SECRET", "must be at least 32 bytes when APP_ENV=prod"}
+	case (c.AdminPhone == "") != (c.AdminPassword == ""):
+		return &Error{"ADMIN_PHONE", "and ADMIN_PASSWORD must be set together"}
+	case c.HTTPAddr == "":
+		return &Error{"HTTP_ADDR", "must not be empty"}
+	case strings.ContainsAny(c.ValkeyPrefix, "{}"):
+		return &Error{"VALKEY_KEY_PREFIX", "must not contain { or }: the service's keys carry their own hash tag"}
+	}
+	if c.DatabaseURL != "" {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return &Error{"DATABASE_URL", "must be a postgres:// URL"}
+		}
+	}
+	if c.ValkeyURL != "" {
+		for _, addr := range strings.Split(c.ValkeyURL, ",") {
+			addr = strings.TrimSpace(addr)
+			if strings.Contains(addr, "://") {
+				u, err := url.Parse(addr)
+				if err != nil || (u.Scheme != "redis" && u.Scheme != "valkey" && u.Scheme != "rediss" && u.Scheme != "valkeys") || u.Host == "" {
+					return &Error{"VALKEY_URL", "must be redis:// or valkey:// URLs (comma-separated for a cluster)"}
+				}
+			} else if addr == "" {
+				return &Error{"VALKEY_URL", "has an empty address"}
+			}
+		}
+	}
+	return nil
+}
+
+func defaultIf(cond bool, yes, no string) string {
+	if cond {
+		return yes
+	}
+	return no
+}
+
+// reader parses variables, keeping the first error.
+type reader struct {
+	getenv func(string) string
+	err    error
+}
+
+func (r *reader) fail(name, reason string) {
+	if r.err == nil {
+		r.err = &Error{name, reason}
+	}
+}
+
+func (r *reader) str(name, def string) string {
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) boolean(name string, def bool) bool {
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.fail(name, fmt.Sprintf("must be true or false, not %q", v))
+	}
+	return b
+}
+
+func (r *reader) integer(name string, def, min, max int) int {
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		r.fail(name, fmt.Sprintf("must be an integer from %d to %d, not %q", min, max, v))
+	}
+	return n
+}
+
+func (r *reader) seconds(name string, def int) time.Duration {
+	return time.Duration(r.integer(name, def, 1, 86400*30)) * time.Second
+}
+
+func (r *reader) duration(name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		r.fail(name, fmt.Sprintf("must be a positive duration such as 15m, not %q", v))
+	}
+	return d
+}

@@ -1,0 +1,100 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		HTTPAddr: ":8080", AppEnv: EnvDev, StoreBackend: StoreMemory, CacheBackend: CacheMemory,
+		MigrateOnStart: true, AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 720 * time.Hour,
+		DefaultMitraCapacity: 1, HeartbeatStale: 90 * time.Second, AutoOfflineSweep: 30 * time.Second,
+		HeartbeatMirrorEvery: 60 * time.Second, MirrorReseedEvery: 300 * time.Second,
+		AvailabilitySnapshot: 10 * time.Second, PairingTimeout: 60 * time.Second,
+		PaymentTimeout: 600 * time.Second, SessionWarningLead: 180 * time.Second,
+	}
+	got := c
+	got.JWTSecret, got.JWTSecretRandom, got.ValkeyTimeout, got.ShutdownTimeout, got.LogLevel = nil, false, 0, 0, ""
+	if got.HTTPAddr != want.HTTPAddr || got.AppEnv != want.AppEnv || got.StoreBackend != want.StoreBackend ||
+		got.CacheBackend != want.CacheBackend || got.MigrateOnStart != want.MigrateOnStart ||
+		got.AccessTokenTTL != want.AccessTokenTTL || got.RefreshTokenTTL != want.RefreshTokenTTL ||
+		got.DefaultMitraCapacity != want.DefaultMitraCapacity || got.HeartbeatStale != want.HeartbeatStale ||
+		got.AutoOfflineSweep != want.AutoOfflineSweep || got.HeartbeatMirrorEvery != want.HeartbeatMirrorEvery ||
+		got.MirrorReseedEvery != want.MirrorReseedEvery || got.AvailabilitySnapshot != want.AvailabilitySnapshot ||
+		got.PairingTimeout != want.PairingTimeout || got.PaymentTimeout != want.PaymentTimeout ||
+		got.SessionWarningLead != want.SessionWarningLead {
+		t.Fatalf("defaults:\n got %+v\nwant %+v", got, want)
+	}
+	if !c.JWTSecretRandom || len(c.JWTSecret) < 32 {
+		t.Fatal("dev must get a random JWT secret")
+	}
+	if c.ValkeyTimeout != 200*time.Millisecond {
+		t.Fatalf("VALKEY_TIMEOUT default = %v", c.ValkeyTimeout)
+	}
+}
+
+func TestBackendsFollowURLs(t *testing.T) {
+	c, err := Load(env(map[string]string{"DATABASE_URL": "postgres://u@h/db", "VALKEY_URL": "redis://127.0.0.1:6379"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StoreBackend != StorePostgres || c.CacheBackend != CacheValkey {
+		t.Fatalf("store %s cache %s", c.StoreBackend, c.CacheBackend)
+	}
+	c, err = Load(env(map[string]string{"VALKEY_URL": "127.0.0.1:7000,127.0.0.1:7001", "CACHE_BACKEND": "none"}))
+	if err != nil || c.CacheBackend != CacheNone {
+		t.Fatalf("explicit none: %+v %v", c.CacheBackend, err)
+	}
+}
+
+func TestBadValuesNameTheVariable(t *testing.T) {
+	cases := map[string]map[string]string{
+		"APP_ENV":                          {"APP_ENV": "staging"},
+		"STORE_BACKEND":                    {"STORE_BACKEND": "mysql"},
+		"CACHE_BACKEND":                    {"CACHE_BACKEND": "redis"},
+		"DATABASE_URL":                     {"STORE_BACKEND": "postgres"},
+		"VALKEY_URL":                       {"CACHE_BACKEND": "valkey"},
+		"JWT_SECRET":                       {"APP_ENV": "prod"},
+		"ACCESS_TOKEN_TTL":                 {"ACCESS_TOKEN_TTL": "15 minutes"},
+		"REFRESH_TOKEN_TTL":                {"REFRESH_TOKEN_TTL": "-1h"},
+		"HEARTBEAT_STALE_SECONDS":          {"HEARTBEAT_STALE_SECONDS": "ninety"},
+		"MITRA_AUTO_OFFLINE_SWEEP_SECONDS": {"MITRA_AUTO_OFFLINE_SWEEP_SECONDS": "0"},
+		"DEFAULT_MITRA_CAPACITY":           {"DEFAULT_MITRA_CAPACITY": "101"},
+		"MIGRATE_ON_START":                 {"MIGRATE_ON_START": "maybe"},
+		"ADMIN_PHONE":                      {"ADMIN_PHONE": "+628100000000"},
+		"VALKEY_KEY_PREFIX":                {"VALKEY_KEY_PREFIX": "app{1}:"},
+		"SESSION_WARNING_LEAD_SECONDS":     {"SESSION_WARNING_LEAD_SECONDS": "1.5"},
+	}
+	for name, vars := range cases {
+		_, err := Load(env(vars))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != name {
+			t.Errorf("%s: err = %v, want a config error naming %s", name, err, name)
+			continue
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: the error must be one line: %q", name, err)
+		}
+	}
+}
+
+func TestProdNeedsLongSecret(t *testing.T) {
+	if _, err := Load(env(map[string]string{"APP_ENV": "prod", "JWT_SECRET": "short"})); err == nil {
+		t.Fatal("prod with a short secret must fail")
+	}
+	c, err := Load(env(map[string]string{"APP_ENV": "prod", "JWT_SECRET": strings.Repeat("k", 32)}))
+	if err != nil || c.JWTSecretRandom {
+		t.Fatalf("prod with a good secret: %v", err)
+	}
+}

@@ -1,0 +1,243 @@
+// Package auth holds the account rules: signup, login, refresh-token rotation
+// with reuse detection, logout and access-token verification.
+//
+// Access tokens are short-lived signed tokens (ports.TokenSigner) that are
+// verified without a store lookup. Refresh tokens are opaque random strings;
+// only their SHA-256 hash is stored, and every refresh rotates them. A rotated
+// token presented again means it leaked: the store revokes the whole auth
+// session, so the thief and the victim both have to log in again.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/halobestie/mitra-availability/core"
+	"github.com/halobestie/mitra-availability/core/validate"
+	"github.com/halobestie/mitra-availability/ports"
+)
+
+// Config holds the token lifetimes.
+type Config struct {
+	AccessTTL  time.Duration
+	RefreshTTL time.Duration
+}
+
+// Principal is the authenticated caller of a request.
+type Principal struct {
+	UserID    string
+	Role      ports.Role
+	SessionID string
+}
+
+// Tokens is the answer to a login or a refresh.
+type Tokens struct {
+	AccessToken  string
+	RefreshToken string
+	ExpiresIn    time.Duration
+	User         ports.User
+}
+
+// Service implements the auth use cases.
+type Service struct {
+	users   ports.UserStore
+	mitras  ports.MitraStore
+	authDB  ports.AuthStore
+	hasher  ports.PasswordHasher
+	signer  ports.TokenSigner
+	clock   ports.Clock
+	cfg     Config
+	dummyPW string // hash compared against when the phone is unknown, to keep timing flat
+}
+
+// NewService builds the auth service.
+func NewService(users ports.UserStore, mitras ports.MitraStore, authDB ports.AuthStore,
+	hasher ports.PasswordHasher, signer ports.TokenSigner, clock ports.Clock, cfg Config) (*Service, error) {
+	if cfg.AccessTTL <= 0 || cfg.RefreshTTL <= 0 {
+		return nil, errors.New("auth: token lifetimes must be positive")
+	}
+	dummy, err := hasher.Hash("not-a-real-password")
+	if err != nil {
+		return nil, fmt.Errorf("auth: hashing the timing dummy: %w", err)
+	}
+	return &Service{users: users, mitras: mitras, authDB: authDB, hasher: hasher, signer: signer,
+		clock: clock, cfg: cfg, dummyPW: dummy}, nil
+}
+
+// NewAccount is the input of a signup or an account creation.
+type NewAccount struct {
+	Phone       string
+	Password    string
+	DisplayName string
+}
+
+// PrepareUser validates an account and hashes its password, ready for a store.
+func PrepareUser(hasher ports.PasswordHasher, role ports.Role, a NewAccount) (ports.NewUser, error) {
+	if err := validate.Phone("phone", a.Phone); err != nil {
+		return ports.NewUser{}, err
+	}
+	if err := validate.Password("password", a.Password); err != nil {
+		return ports.NewUser{}, err
+	}
+	name, err := validate.DisplayName("display_name", a.DisplayName)
+	if err != nil {
+		return ports.NewUser{}, err
+	}
+	hash, err := hasher.Hash(a.Password)
+	if err != nil {
+		return ports.NewUser{}, fmt.Errorf("hashing password: %w", err)
+	}
+	return ports.NewUser{Role: role, Phone: a.Phone, DisplayName: name, PasswordHash: hash}, nil
+}
+
+// SignupCustomer creates a customer account.
+func (s *Service) SignupCustomer(ctx context.Context, a NewAccount) (ports.User, error) {
+	nu, err := PrepareUser(s.hasher, ports.RoleCustomer, a)
+	if err != nil {
+		return ports.User{}, err
+	}
+	return s.users.CreateUser(ctx, nu)
+}
+
+// CreateAdmin creates an admin account; ports.ErrPhoneTaken when the phone is in use.
+func (s *Service) CreateAdmin(ctx context.Context, a NewAccount) (ports.User, error) {
+	nu, err := PrepareUser(s.hasher, ports.RoleAdmin, a)
+	if err != nil {
+		return ports.User{}, err
+	}
+	return s.users.CreateUser(ctx, nu)
+}
+
+// EnsureAdmin makes sure an admin with this phone exists, creating it when missing.
+// It reports whether it created one. A non-admin account with the phone is an error.
+func (s *Service) EnsureAdmin(ctx context.Context, a NewAccount) (ports.User, bool, error) {
+	u, err := s.users.UserByPhone(ctx, a.Phone)
+	switch {
+	case err == nil && u.Role == ports.RoleAdmin:
+		return u, false, nil
+	case err == nil:
+		return ports.User{}, false, fmt.Errorf("ensuring admin: phone %s belongs to a %s account", a.Phone, u.Role)
+	case !errors.Is(err, ports.ErrNotFound):
+		return ports.User{}, false, fmt.Errorf("ensuring admin: %w", err)
+	}
+	u, err = s.CreateAdmin(ctx, a)
+	if errors.Is(err, ports.ErrPhoneTaken) { // another instance won the race
+		u, err = s.users.UserByPhone(ctx, a.Phone)
+		return u, false, err
+	}
+	return u, err == nil, err
+}
+
+// Login checks credentials and starts an auth session.
+func (s *Service) Login(ctx context.Context, phone, password string) (Tokens, error) {
+	if phone == "" {
+		return Tokens{}, core.Invalid("phone", "is required")
+	}
+	if password == "" {
+		return Tokens{}, core.Invalid("password", "is required")
+	}
+	u, err := s.users.UserByPhone(ctx, phone)
+	if errors.Is(err, ports.ErrNotFound) {
+		_ = s.hasher.Compare(s.dummyPW, password)
+		return Tokens{}, core.ErrInvalidCredentials
+	}
+	if err != nil {
+		return Tokens{}, fmt.Errorf("login: %w", err)
+	}
+	if s.hasher.Compare(u.PasswordHash, password) != nil {
+		return Tokens{}, core.ErrInvalidCredentials
+	}
+	if u.Role == ports.RoleMitra {
+		m, err := s.mitras.Mitra(ctx, u.ID)
+		if err != nil {
+			return Tokens{}, fmt.Errorf("login: %w", err)
+		}
+		if !m.IsActive {
+			return Tokens{}, core.ErrAccountDeactivated
+		}
+	}
+	refresh, hash, err := newRefreshToken()
+	if err != nil {
+		return Tokens{}, err
+	}
+	now := s.clock.Now()
+	sess, err := s.authDB.CreateAuthSession(ctx, u.ID, hash, now, now.Add(s.cfg.RefreshTTL))
+	if err != nil {
+		return Tokens{}, fmt.Errorf("login: %w", err)
+	}
+	return s.issue(u, sess.ID, refresh, now)
+}
+
+// Refresh rotates a refresh token: the presented one stops working and a new
+// one, valid for the refresh lifetime from now, is returned with a new access token.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
+	if refreshToken == "" {
+		return Tokens{}, core.Invalid("refresh_token", "is required")
+	}
+	next, nextHash, err := newRefreshToken()
+	if err != nil {
+		return Tokens{}, err
+	}
+	now := s.clock.Now()
+	sess, err := s.authDB.RotateRefreshToken(ctx, hashToken(refreshToken), nextHash, now, now.Add(s.cfg.RefreshTTL))
+	if errors.Is(err, ports.ErrNotFound) || errors.Is(err, ports.ErrRefreshReused) {
+		return Tokens{}, fmt.Errorf("%w: refresh token is invalid, expired or revoked", core.ErrUnauthenticated)
+	}
+	if err != nil {
+		return Tokens{}, fmt.Errorf("refresh: %w", err)
+	}
+	u, err := s.users.UserByID(ctx, sess.UserID)
+	if err != nil {
+		return Tokens{}, fmt.Errorf("refresh: %w", err)
+	}
+	return s.issue(u, sess.ID, next, now)
+}
+
+// Logout revokes the auth session the caller's access token was issued for.
+func (s *Service) Logout(ctx context.Context, p Principal) error {
+	if err := s.authDB.RevokeAuthSession(ctx, p.SessionID, s.clock.Now()); err != nil && !errors.Is(err, ports.ErrNotFound) {
+		return fmt.Errorf("logout: %w", err)
+	}
+	return nil
+}
+
+// Authenticate verifies an access token. It needs no store: a heartbeat stays
+// free of Postgres statements.
+func (s *Service) Authenticate(token string) (Principal, error) {
+	c, err := s.signer.Verify(token, s.clock.Now())
+	if err != nil {
+		return Principal{}, fmt.Errorf("%w: %w", core.ErrUnauthenticated, err)
+	}
+	return Principal{UserID: c.UserID, Role: c.Role, SessionID: c.SessionID}, nil
+}
+
+func (s *Service) issue(u ports.User, sessionID, refresh string, now time.Time) (Tokens, error) {
+	access, err := s.signer.Sign(ports.AccessClaims{
+		UserID: u.ID, Role: u.Role, SessionID: sessionID,
+		IssuedAt: now, ExpiresAt: now.Add(s.cfg.AccessTTL),
+	})
+	if err != nil {
+		return Tokens{}, fmt.Errorf("signing access token: %w", err)
+	}
+	return Tokens{AccessToken: access, RefreshToken: refresh, ExpiresIn: s.cfg.AccessTTL, User: u}, nil
+}
+
+// newRefreshToken returns a random opaque token and the hash that is stored.
+func newRefreshToken() (string, []byte, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", nil, fmt.Errorf("generating refresh token: %w", err)
+	}
+	t := "rt_" + base64.RawURLEncoding.EncodeToString(b)
+	return t, hashToken(t), nil
+}
+
+func hashToken(t string) []byte {
+	h := sha256.Sum256([]byte(t))
+	return h[:]
+}

@@ -1,0 +1,41 @@
+package ports
+
+import (
+	"context"
+	"time"
+)
+
+// MitraStore persists mitras and their availability state.
+type MitraStore interface {
+	// CreateMitra inserts a user with role mitra and its mitra row in one transaction;
+	// ErrPhoneTaken when the phone is in use.
+	CreateMitra(ctx context.Context, u NewUser, capacity int) (Mitra, error)
+	// Mitra returns ErrNotFound when there is no such mitra.
+	Mitra(ctx context.Context, id string) (Mitra, error)
+	// PatchMitra applies the non-nil fields of p. Deactivating also sets
+	// is_online false. It returns the mitra as it is after the change.
+	PatchMitra(ctx context.Context, id string, p MitraPatch) (Mitra, error)
+	// SetOnline sets is_online; going online also records at as the heartbeat.
+	// It returns the mitra after the change.
+	SetOnline(ctx context.Context, id string, online bool, at time.Time) (Mitra, error)
+	// TouchHeartbeat records a heartbeat at `at` for an online mitra, never moving
+	// the timestamp backwards. It returns the mitra after the change.
+	TouchHeartbeat(ctx context.Context, id string, at time.Time) (Mitra, error)
+}
+
+// MitraCounts are the dashboard's mitra figures.
+type MitraCounts struct {
+	Online      int // active and is_online (whether or not the heartbeat is fresh)
+	Available   int // reachable and below capacity
+	Deactivated int // is_active false
+}
+
+// MitraQueries are the read-side questions the availability rules ask the store.
+// A mitra is reachable when active, online and its last heartbeat is not before
+// freshSince; available when reachable and ActiveSessions < Capacity.
+type MitraQueries interface {
+	// AvailableMitras lists the available mitras, ordered by ID.
+	AvailableMitras(ctx context.Context, freshSince time.Time) ([]Mitra, error)
+	// CountMitras answers the dashboard's mitra counts.
+	CountMitras(ctx context.Context, freshSince time.Time) (MitraCounts, error)
+}

@@ -1,0 +1,133 @@
+package ports
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// SessionStatus is the lifecycle state of a chat session.
+type SessionStatus string
+
+// Statuses: searching → pending_payment → active → ended; searching may end as
+// unmatched or cancelled, pending_payment as cancelled or ended.
+const (
+	StatusSearching      SessionStatus = "searching"
+	StatusPendingPayment SessionStatus = "pending_payment"
+	StatusActive         SessionStatus = "active"
+	StatusEnded          SessionStatus = "ended"
+	StatusUnmatched      SessionStatus = "unmatched"
+	StatusCancelled      SessionStatus = "cancelled"
+)
+
+// Open reports whether the status is searching, pending_payment or active.
+func (s SessionStatus) Open() bool {
+	return s == StatusSearching || s == StatusPendingPayment || s == StatusActive
+}
+
+// HoldsMitra reports whether a session in this status counts against its
+// mitra's capacity (pending_payment or active).
+func (s SessionStatus) HoldsMitra() bool {
+	return s == StatusPendingPayment || s == StatusActive
+}
+
+// EndReason says why a session ended.
+type EndReason string
+
+const (
+	EndUnmatched           EndReason = "unmatched"
+	EndPaymentTimeout      EndReason = "payment_timeout"
+	EndCancelledByCustomer EndReason = "cancelled_by_customer"
+	EndEndedByCustomer     EndReason = "ended_by_customer"
+	EndEndedByMitra        EndReason = "ended_by_mitra"
+	EndExpired             EndReason = "expired"
+)
+
+// ErrOpenSessionExists: the customer already has a searching, pending_payment
+// or active session (the store enforces one with a unique index).
+var ErrOpenSessionExists = errors.New("customer already has an open session")
+
+// Session is one chat session. Times are UTC; nil means "not yet".
+type Session struct {
+	ID              string
+	CustomerID      string
+	MitraID         *string
+	Status          SessionStatus
+	EndReason       *EndReason
+	DurationMinutes int
+	// Paid is set once payment was confirmed; a paid session that is rerouted
+	// keeps it, and its next accept makes it active at once.
+	Paid bool
+	// RemainingSeconds is the time that remained when a paid active session
+	// was rerouted (its clock stops); nil otherwise.
+	RemainingSeconds *int
+	CreatedAt        time.Time
+	// SearchingSince is when the current search began (creation or reroute).
+	SearchingSince time.Time
+	OfferExpiresAt *time.Time // searching: the pairing deadline
+	PaymentDueAt   *time.Time // pending_payment: the payment deadline
+	AcceptedAt     *time.Time
+	StartedAt      *time.Time
+	ExpiresAt      *time.Time // active: when it ends as expired
+	WarnAt         *time.Time // active: when the warning is due
+	WarningSentAt  *time.Time // set once, when the warning was claimed; never cleared
+	EndedAt        *time.Time
+	// OfferedMitraIDs are the mitras the current search was offered to;
+	// ExcludedMitraIDs those rerouted away from, never offered it again.
+	OfferedMitraIDs  []string
+	ExcludedMitraIDs []string
+	UpdatedAt        time.Time
+}
+
+// MitraLoad is a mitra's capacity state read inside a session transaction.
+type MitraLoad struct {
+	IsActive     bool
+	Capacity     int
+	OpenSessions int // sessions in pending_payment or active with it
+}
+
+// SessionTx is what a session update may read while it holds the session's lock.
+type SessionTx interface {
+	// LockMitraLoad locks the mitra's row until the transaction ends (so two
+	// sessions accepted by the same mitra at the same instant serialise) and
+	// returns its capacity state. ErrNotFound for an unknown mitra.
+	LockMitraLoad(ctx context.Context, mitraID string) (MitraLoad, error)
+}
+
+// TimerKind names a session deadline.
+type TimerKind string
+
+const (
+	TimerPairing TimerKind = "pairing" // searching past OfferExpiresAt
+	TimerPayment TimerKind = "payment" // pending_payment past PaymentDueAt
+	TimerWarning TimerKind = "warning" // active, WarnAt passed, WarningSentAt nil
+	TimerExpiry  TimerKind = "expiry"  // active past ExpiresAt
+)
+
+// DueTimer is a deadline that has passed.
+type DueTimer struct {
+	SessionID string
+	Kind      TimerKind
+	At        time.Time
+}
+
+// SessionStore persists chat sessions.
+type SessionStore interface {
+	// CreateSession inserts s (the store assigns ID, CreatedAt and UpdatedAt).
+	// ErrOpenSessionExists when the customer has an open session.
+	CreateSession(ctx context.Context, s Session) (Session, error)
+	// Session returns ErrNotFound when there is no such session.
+	Session(ctx context.Context, id string) (Session, error)
+	// SessionsOf lists the sessions where userID is the customer or the mitra,
+	// newest first, at most limit.
+	SessionsOf(ctx context.Context, userID string, limit int) ([]Session, error)
+	// UpdateSession runs fn on the session while holding its lock (SELECT … FOR
+	// UPDATE in Postgres, a mutex in memory) inside one transaction, then saves
+	// what fn changed. An error from fn aborts the transaction and is returned
+	// as is (wrapped with %w). ErrNotFound for an unknown session.
+	UpdateSession(ctx context.Context, id string, fn func(ctx context.Context, tx SessionTx, s *Session) error) (Session, error)
+	// DueTimers returns up to limit deadlines that are due at now, oldest first.
+	DueTimers(ctx context.Context, now time.Time, limit int) ([]DueTimer, error)
+	// NextTimer returns the earliest pending deadline; ok false when there is none.
+	NextTimer(ctx context.Context) (at time.Time, ok bool, err error)
+}
