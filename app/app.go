@@ -24,6 +24,7 @@ import (
 	"github.com/halobestie/mitra-availability/core/auth"
 	"github.com/halobestie/mitra-availability/core/mirror"
 	"github.com/halobestie/mitra-availability/core/mitras"
+	"github.com/halobestie/mitra-availability/core/sessions"
 	"github.com/halobestie/mitra-availability/ports"
 )
 
@@ -50,10 +51,45 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			newSigner,
 			newAuthService,
 			newMitraService,
+			newSessionService,
+			newScheduler,
+			newHub,
 			newHTTP,
 		),
-		fx.Invoke(ensureAdmin, startHTTP),
+		// One invoke, so the start order is explicit (stop runs in reverse):
+		// admin, session timers restored, mirror seeded, mirror workers,
+		// realtime hub, then the listener.
+		fx.Invoke(
+			ensureAdmin,
+			startScheduler,
+			seedBeforeServing,
+			runMirrorWorkers,
+			startHub,
+			startHTTP,
+		),
 	)
+}
+
+func newSessionService(s Stores, m *mitras.Service, bus ports.EventBus, c ports.Clock, log *slog.Logger, cfg config.Config) (*sessions.Service, error) {
+	return sessions.NewService(s.Sessions, m, bus, c, log, sessions.Config{
+		PairingTimeout: cfg.PairingTimeout,
+		PaymentTimeout: cfg.PaymentTimeout,
+		WarningLead:    cfg.SessionWarningLead,
+	})
+}
+
+func newScheduler(svc *sessions.Service) *sessions.Scheduler { return sessions.NewScheduler(svc) }
+
+func startScheduler(lc fx.Lifecycle, sc *sessions.Scheduler) {
+	lc.Append(fx.Hook{OnStart: sc.Start, OnStop: sc.Stop})
+}
+
+func newHub(bus ports.EventBus, log *slog.Logger, reg *prometheus.Registry) *httpapi.Hub {
+	return httpapi.NewHub(bus, log, httpapi.HubOptions{Registerer: reg})
+}
+
+func startHub(lc fx.Lifecycle, h *httpapi.Hub) {
+	lc.Append(fx.Hook{OnStart: h.Start, OnStop: h.Stop})
 }
 
 // envOptions is what differs between environments.
@@ -136,6 +172,8 @@ type httpParams struct {
 	Cache    ports.CacheHealth
 	Auth     *auth.Service
 	Mitras   *mitras.Service
+	Sessions *sessions.Service
+	Hub      *httpapi.Hub
 }
 
 func newHTTP(p httpParams) (*httpapi.HTTPServer, error) {
@@ -149,7 +187,7 @@ func newHTTP(p httpParams) (*httpapi.HTTPServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := httpapi.RegisterRoutes(e, httpapi.Services{Auth: p.Auth, Mitras: p.Mitras}); err != nil {
+	if err := httpapi.RegisterRoutes(e, httpapi.Services{Auth: p.Auth, Mitras: p.Mitras, Sessions: p.Sessions, Hub: p.Hub}); err != nil {
 		return nil, err
 	}
 	return httpapi.NewHTTPServer(p.Cfg.HTTPAddr, e), nil

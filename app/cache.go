@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/valkey-io/valkey-go"
 	"go.uber.org/fx"
 
+	"github.com/halobestie/mitra-availability/adapters/eventbus"
 	"github.com/halobestie/mitra-availability/adapters/memory"
 	"github.com/halobestie/mitra-availability/adapters/nocache"
 	valkeymirror "github.com/halobestie/mitra-availability/adapters/valkey"
@@ -23,14 +25,14 @@ func CacheModule(cfg config.Config) fx.Option {
 	var backend fx.Option
 	switch cfg.CacheBackend {
 	case config.CacheValkey:
-		backend = fx.Provide(newValkeyMirror)
+		backend = fx.Provide(newValkeyClient, newValkeyMirror, newValkeyBus)
 	case config.CacheNone:
-		backend = fx.Provide(func() (ports.AvailabilityMirror, *mirror.Health) {
-			return nocache.NewMirror(), mirror.NewHealth(config.CacheNone, false)
+		backend = fx.Provide(func() (ports.AvailabilityMirror, *mirror.Health, ports.EventBus) {
+			return nocache.NewMirror(), mirror.NewHealth(config.CacheNone, false), eventbus.NewMemory()
 		})
 	default:
-		backend = fx.Provide(func() (ports.AvailabilityMirror, *mirror.Health) {
-			return memory.NewMirror(), mirror.NewHealth(config.CacheMemory, true)
+		backend = fx.Provide(func() (ports.AvailabilityMirror, *mirror.Health, ports.EventBus) {
+			return memory.NewMirror(), mirror.NewHealth(config.CacheMemory, true), eventbus.NewMemory()
 		})
 	}
 	return fx.Module("cache."+cfg.CacheBackend,
@@ -40,13 +42,12 @@ func CacheModule(cfg config.Config) fx.Option {
 			newSeeder,
 			newSweeps,
 		),
-		fx.Invoke(seedBeforeServing, runMirrorWorkers),
 	)
 }
 
-// newValkeyMirror connects to Valkey. An unreachable server does not fail the
-// start: the service degrades to the store and reseeds when it answers.
-func newValkeyMirror(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (ports.AvailabilityMirror, *mirror.Health, error) {
+// newValkeyClient connects to Valkey; every new connection marks the mirror
+// for a reseed.
+func newValkeyClient(lc fx.Lifecycle, cfg config.Config) (valkey.Client, *mirror.Health, error) {
 	h := mirror.NewHealth(config.CacheValkey, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -58,7 +59,22 @@ func newValkeyMirror(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (port
 		return nil, nil, fmt.Errorf("VALKEY_URL: %w", err)
 	}
 	lc.Append(fx.StopHook(func() { client.Close() }))
-	return valkeymirror.NewMirror(client, cfg.ValkeyPrefix, cfg.ValkeyTimeout), h, nil
+	return client, h, nil
+}
+
+func newValkeyMirror(client valkey.Client, cfg config.Config) ports.AvailabilityMirror {
+	return valkeymirror.NewMirror(client, cfg.ValkeyPrefix, cfg.ValkeyTimeout)
+}
+
+// newValkeyBus carries realtime events between instances over Valkey pub/sub,
+// on a dedicated connection that re-subscribes after any server restart.
+func newValkeyBus(lc fx.Lifecycle, client valkey.Client, cfg config.Config, log *slog.Logger) (ports.EventBus, error) {
+	bus, err := eventbus.NewValkey(client, cfg.ValkeyPrefix+"events", log)
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.Hook{OnStart: bus.Start, OnStop: bus.Stop})
+	return bus, nil
 }
 
 func newSeeder(m ports.AvailabilityMirror, s Stores, h *mirror.Health, metrics ports.Metrics, log *slog.Logger) *mirror.Seeder {
@@ -69,9 +85,8 @@ func newSweeps(seeder *mirror.Seeder, clock ports.Clock, cfg config.Config) *mir
 	return mirror.NewSweeps(seeder, clock, cfg.HeartbeatStale)
 }
 
-// seedBeforeServing seeds the mirror at start; it is invoked before the HTTP
-// server so that its hook runs first. A cache outage only logs: the watcher
-// seeds when the cache answers.
+// seedBeforeServing seeds the mirror at start, before the HTTP server
+// listens. A cache outage only logs: the watcher seeds when the cache answers.
 func seedBeforeServing(lc fx.Lifecycle, h *mirror.Health, seeder *mirror.Seeder, log *slog.Logger) {
 	if !h.Enabled() {
 		return

@@ -18,13 +18,14 @@ import (
 
 // Stores are the store ports, all served by one backend.
 type Stores struct {
-	Users   ports.UserStore
-	Mitras  ports.MitraStore
-	Queries ports.MitraQueries
-	Auth    ports.AuthStore
-	Stats   ports.SessionStats
-	Truth   ports.AvailabilityTruth
-	Ping    func(context.Context) error
+	Users    ports.UserStore
+	Mitras   ports.MitraStore
+	Queries  ports.MitraQueries
+	Auth     ports.AuthStore
+	Stats    ports.SessionStats
+	Truth    ports.AvailabilityTruth
+	Sessions ports.SessionStore
+	Ping     func(context.Context) error
 }
 
 // StoreModule provides Stores from STORE_BACKEND.
@@ -40,7 +41,7 @@ func StoreModule(cfg config.Config) fx.Option {
 
 func newMemoryStores() Stores {
 	s := memory.NewStore()
-	return Stores{Users: s, Mitras: s, Queries: s, Auth: s, Stats: s, Truth: s, Ping: func(context.Context) error { return nil }}
+	return Stores{Users: s, Mitras: s, Queries: s, Auth: s, Stats: s, Truth: s, Sessions: s, Ping: func(context.Context) error { return nil }}
 }
 
 // openPostgres connects at construction, so an unreachable Postgres fails the start.
@@ -60,7 +61,7 @@ func newPostgresStores(db *bun.DB) (Stores, error) {
 	if err != nil {
 		return Stores{}, err
 	}
-	return Stores{Users: s, Mitras: s, Queries: s, Auth: s, Stats: s, Truth: s, Ping: s.Ping}, nil
+	return Stores{Users: s, Mitras: s, Queries: s, Auth: s, Stats: s, Truth: s, Sessions: s, Ping: s.Ping}, nil
 }
 
 func migrateOnStart(lc fx.Lifecycle, cfg config.Config, db *bun.DB, log *slog.Logger) {

@@ -69,8 +69,8 @@ func (r ReseedReport) Total() int { return r.Added + r.Removed + r.Updated + r.D
 // AvailabilityMirror mirrors the availability state of Postgres into a cache
 // (Valkey) so that the hot paths cost no store query. Postgres is the source
 // of truth: writes reach the mirror after the store committed, best-effort.
-// Every method honours ctx's deadline. Timestamps have millisecond precision
-// or better; a heartbeat never moves backwards.
+// Every method honours ctx's deadline. Heartbeat timestamps have 100 ms
+// precision (floored); a heartbeat never moves backwards.
 type AvailabilityMirror interface {
 	// PutOnline adds or updates an online mitra. Its heartbeat becomes the later
 	// of the stored one and m.LastHeartbeat.

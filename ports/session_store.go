@@ -124,7 +124,7 @@ type SessionStore interface {
 	// UpdateSession runs fn on the session while holding its lock (SELECT … FOR
 	// UPDATE in Postgres, a mutex in memory) inside one transaction, then saves
 	// what fn changed. An error from fn aborts the transaction and is returned
-	// as is (wrapped with %w). ErrNotFound for an unknown session.
+	// as is, unwrapped. ErrNotFound for an unknown session.
 	UpdateSession(ctx context.Context, id string, fn func(ctx context.Context, tx SessionTx, s *Session) error) (Session, error)
 	// DueTimers returns up to limit deadlines that are due at now, oldest first.
 	DueTimers(ctx context.Context, now time.Time, limit int) ([]DueTimer, error)

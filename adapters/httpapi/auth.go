@@ -10,6 +10,7 @@ import (
 
 	"github.com/halobestie/mitra-availability/core"
 	"github.com/halobestie/mitra-availability/core/auth"
+	"github.com/halobestie/mitra-availability/core/mitras"
 	"github.com/halobestie/mitra-availability/ports"
 )
 
@@ -116,4 +117,29 @@ func (h authHandlers) logout(c echo.Context) error {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// denyDeactivated refuses a deactivated mitra (403 account_deactivated); it
+// runs after authenticate and lets other roles through.
+func denyDeactivated(m *mitras.Service) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if p := principal(c); p.Role == ports.RoleMitra {
+				if err := m.EnsureActive(c.Request().Context(), p.UserID); err != nil {
+					return err
+				}
+			}
+			return next(c)
+		}
+	}
+}
+
+// chain composes middleware: the first runs first.
+func chain(mw ...echo.MiddlewareFunc) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		for i := len(mw) - 1; i >= 0; i-- {
+			next = mw[i](next)
+		}
+		return next
+	}
 }

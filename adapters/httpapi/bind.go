@@ -174,7 +174,13 @@ func jsonTypeName(t reflect.Type) string {
 // Only the 36-character hyphenated form is accepted (in either case); anything
 // else is a *core.ValidationError naming the parameter (400 invalid_request).
 func pathUUID(c echo.Context, name string) (string, error) {
-	raw := c.Param(name)
+	return parseUUID(name, c.Param(name))
+}
+
+// parseUUID checks that raw is a canonical 36-character UUID and returns it
+// in lower case; otherwise a 400 naming field.
+func parseUUID(field, raw string) (string, error) {
+	name := field
 	if len(raw) != 36 {
 		return "", core.Invalid(name, "must be a UUID")
 	}

@@ -10,12 +10,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/halobestie/mitra-availability/adapters/clock"
+	"github.com/halobestie/mitra-availability/adapters/eventbus"
 	"github.com/halobestie/mitra-availability/adapters/memory"
 	"github.com/halobestie/mitra-availability/adapters/password"
 	"github.com/halobestie/mitra-availability/adapters/token"
 	"github.com/halobestie/mitra-availability/core/auth"
 	"github.com/halobestie/mitra-availability/core/mirror"
 	"github.com/halobestie/mitra-availability/core/mitras"
+	"github.com/halobestie/mitra-availability/core/sessions"
 )
 
 // buildServerForTest builds the whole API on in-memory adapters: the server
@@ -52,7 +54,13 @@ func buildServerForTest(t *testing.T) *echo.Echo {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := RegisterRoutes(e, Services{Auth: as, Mitras: ms}); err != nil {
+	bus := eventbus.NewMemory()
+	ss, err := sessions.NewService(st, ms, bus, clk, log, sessions.Config{PairingTimeout: time.Minute, PaymentTimeout: time.Minute, WarningLead: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := NewHub(bus, log, HubOptions{})
+	if err := RegisterRoutes(e, Services{Auth: as, Mitras: ms, Sessions: ss, Hub: hub}); err != nil {
 		t.Fatal(err)
 	}
 	return e

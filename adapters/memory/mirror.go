@@ -242,7 +242,7 @@ func (m *Mirror) CountMitras(ctx context.Context, freshSince time.Time) (ports.M
 	}
 	defer m.mu.Unlock()
 	lo := mirrorDS(freshSince)
-	c := ports.MitraCounts{Deactivated: len(m.deactivated)}
+	c := ports.MitraCounts{Online: len(m.online), Deactivated: len(m.deactivated)}
 	for _, e := range m.online {
 		if e.ds >= lo && e.hasRoom() {
 			c.Available++

@@ -105,7 +105,7 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(ctx contex
 	}
 	work := copySession(cur)
 	if err := fn(ctx, sessionTx{s: s}, &work); err != nil {
-		return ports.Session{}, fmt.Errorf("memory: update session %s: %w", key, err)
+		return ports.Session{}, err // the caller's own error, unwrapped: its message reaches the client
 	}
 	sess, err := normalizeSession(work)
 	if err != nil {

@@ -197,19 +197,28 @@ func (s *Store) Session(ctx context.Context, id string) (ports.Session, error) {
 }
 
 // SessionsOf implements ports.SessionStore, newest first (ties broken by ID,
-// descending). Each side is read from its own history index
-// (chat_sessions_customer_created_idx, chat_sessions_mitra_created_idx).
+// descending). It is the same as WHERE customer_id = $1 OR mitra_id = $1, but
+// each side reads at most limit rows from its own history index
+// (chat_sessions_customer_created_idx, chat_sessions_mitra_created_idx) and the
+// two are merged, so a mitra with a long history costs no more than a new one
+// (the OR form bitmap-scans and sorts the whole history).
 func (s *Store) SessionsOf(ctx context.Context, userID string, limit int) ([]ports.Session, error) {
 	key, ok := parseID(userID)
 	if !ok || limit <= 0 {
 		return []ports.Session{}, nil
 	}
 	var rows []chatSessionRow
-	err := s.db.NewSelect().Model(&rows).
-		Where("customer_id = ? OR mitra_id = ?", key, key).
-		OrderExpr("created_at DESC, id DESC").
-		Limit(int64(limit)).
-		Scan(ctx)
+	err := s.db.NewRaw(`
+		SELECT * FROM (
+			(SELECT * FROM chat_sessions WHERE customer_id = ?0
+				ORDER BY created_at DESC, id DESC LIMIT ?1)
+			UNION ALL
+			(SELECT * FROM chat_sessions WHERE mitra_id = ?0 AND customer_id <> ?0
+				ORDER BY created_at DESC, id DESC LIMIT ?1)
+		) cs
+		ORDER BY created_at DESC, id DESC LIMIT ?1`,
+		key, limit,
+	).Scan(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: sessions of %s: %w", key, translate(err))
 	}
@@ -261,7 +270,7 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(ctx contex
 		return nil
 	})
 	if fnErr != nil {
-		return ports.Session{}, fmt.Errorf("postgres: update session %s: %w", key, fnErr)
+		return ports.Session{}, fnErr // the caller's own error, unwrapped: its message reaches the client
 	}
 	if err != nil {
 		return ports.Session{}, fmt.Errorf("postgres: update session %s: %w", key, translate(err))

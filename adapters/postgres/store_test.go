@@ -133,6 +133,24 @@ func TestStoreUnavailable(t *testing.T) {
 		},
 		"AuthSession":       func() error { _, err := s.AuthSession(ctx, id); return err },
 		"CountOpenSessions": func() error { _, err := s.CountOpenSessions(ctx); return err },
+		"MirrorTruth":       func() error { _, _, err := s.MirrorTruth(ctx); return err },
+		"SetOfflineIfStale": func() error { _, err := s.SetOfflineIfStale(ctx, []string{id}, now); return err },
+		"WriteBackHeartbeats": func() error {
+			_, err := s.WriteBackHeartbeats(ctx, []ports.MirrorMitra{{ID: id, LastHeartbeat: now}})
+			return err
+		},
+		"CreateSession": func() error {
+			_, err := s.CreateSession(ctx, ports.Session{CustomerID: id, Status: ports.StatusSearching, DurationMinutes: 1})
+			return err
+		},
+		"Session":    func() error { _, err := s.Session(ctx, id); return err },
+		"SessionsOf": func() error { _, err := s.SessionsOf(ctx, id, 10); return err },
+		"UpdateSession": func() error {
+			_, err := s.UpdateSession(ctx, id, func(context.Context, ports.SessionTx, *ports.Session) error { return nil })
+			return err
+		},
+		"DueTimers": func() error { _, err := s.DueTimers(ctx, now, 10); return err },
+		"NextTimer": func() error { _, _, err := s.NextTimer(ctx); return err },
 	}
 	for name, call := range calls {
 		if err := call(); !errors.Is(err, ports.ErrStoreUnavailable) {
@@ -185,5 +203,75 @@ func TestQueryCounter(t *testing.T) {
 	}
 	if qc.Count() != 0 {
 		t.Errorf("Mitra(malformed) ran %d statements, want 0", qc.Count())
+	}
+
+	// The availability truth: one statement per call, none for nothing to do.
+	statements := func(what string, want int64, call func() error) {
+		t.Helper()
+		qc.Reset()
+		if err := call(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if qc.Count() != want {
+			t.Errorf("%s ran %d statements, want %d", what, qc.Count(), want)
+		}
+	}
+	now := time.Now()
+	statements("MirrorTruth", 1, func() error { _, _, err := s.MirrorTruth(t.Context()); return err })
+	statements("SetOfflineIfStale", 1, func() error { _, err := s.SetOfflineIfStale(t.Context(), []string{m.ID}, now); return err })
+	statements("SetOfflineIfStale(none)", 0, func() error { _, err := s.SetOfflineIfStale(t.Context(), []string{"nope"}, now); return err })
+	beats := make([]ports.MirrorMitra, 500)
+	for i := range beats {
+		beats[i] = ports.MirrorMitra{ID: uuid.NewString(), LastHeartbeat: now}
+	}
+	beats[0].ID = m.ID
+	statements("WriteBackHeartbeats(500)", 1, func() error { _, err := s.WriteBackHeartbeats(t.Context(), beats); return err })
+	statements("WriteBackHeartbeats(none)", 0, func() error { _, err := s.WriteBackHeartbeats(t.Context(), nil); return err })
+
+	// A session update is BEGIN, SELECT … FOR UPDATE, UPDATE, COMMIT; locking a
+	// mitra's load adds two statements.
+	c, err := s.CreateUser(t.Context(), ports.NewUser{Role: ports.RoleCustomer, Phone: "+6202", DisplayName: "C", PasswordHash: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sess ports.Session
+	statements("CreateSession", 1, func() (err error) {
+		sess, err = s.CreateSession(t.Context(), ports.Session{CustomerID: c.ID, Status: ports.StatusSearching, DurationMinutes: 30, SearchingSince: now})
+		return err
+	})
+	statements("UpdateSession", 6, func() error {
+		_, err := s.UpdateSession(t.Context(), sess.ID, func(ctx context.Context, tx ports.SessionTx, _ *ports.Session) error {
+			_, err := tx.LockMitraLoad(ctx, m.ID)
+			return err
+		})
+		return err
+	})
+	statements("DueTimers", 1, func() error { _, err := s.DueTimers(t.Context(), now, 100); return err })
+	statements("NextTimer", 1, func() error { _, _, err := s.NextTimer(t.Context()); return err })
+}
+
+// An online mitra with no heartbeat (possible in the schema, not through the
+// ports) is in the mirror truth with a zero LastHeartbeat, and stale.
+func TestMirrorTruthNullHeartbeat(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDB(t)
+	s := newStore(t, db)
+	m, err := s.CreateMitra(t.Context(), ports.NewUser{Phone: "+6203", DisplayName: "M", PasswordHash: "h"}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.NewRaw(`UPDATE mitras SET is_online = true WHERE id = ?`, m.ID).Exec(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	online, _, err := s.MirrorTruth(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(online) != 1 || online[0] != (ports.MirrorMitra{ID: m.ID, Capacity: 2}) {
+		t.Errorf("MirrorTruth online = %+v, want [{ID: %s Capacity: 2}]", online, m.ID)
+	}
+	got, err := s.SetOfflineIfStale(t.Context(), []string{m.ID}, time.Now())
+	if err != nil || len(got) != 1 || got[0] != m.ID {
+		t.Errorf("SetOfflineIfStale = %v, %v; want [%s]", got, err, m.ID)
 	}
 }

@@ -2,12 +2,15 @@ package valkey
 
 import "github.com/valkey-io/valkey-go"
 
-// The Lua scripts of the mirror. Every script touches only keys of the
-// {avail} hash tag, so it runs on Valkey Cluster too. Scores are exact
-// integers below 2^53: the scripts split them with math.floor (the divisor
-// is a power of two, so the division is exact) and format them with
-// string.format('%.0f', n), because tostring would print them in exponent
-// form and lose digits.
+// The Lua scripts of the mirror. All but scriptRemoveStale are idempotent,
+// so the client may retry them after a network error (within the call's
+// deadline); a retried RemoveStale could lose the mitras it removed.
+//
+// Every script touches only keys of the {avail} hash tag, so it runs on
+// Valkey Cluster too. Scores are exact integers below 2^53: the scripts split
+// them with math.floor (the divisor is a power of two, so the division is
+// exact) and format them with string.format('%.0f', n), because tostring
+// would print them with 14 significant digits and lose the low ones.
 //
 // The load rule is the same everywhere: a mitra whose packed load has
 // open < capacity belongs in the free set, every other online mitra in the
@@ -17,7 +20,7 @@ import "github.com/valkey-io/valkey-go"
 //
 // KEYS: free, full, deactivated, seeded. ARGV: id, ds.
 // Returns 0 not seeded, 1 recorded, 2 not online, 3 deactivated.
-var scriptHeartbeat = valkey.NewLuaScript(`
+var scriptHeartbeat = valkey.NewLuaScriptRetryable(`
 if redis.call('EXISTS', KEYS[4]) == 0 then return 0 end
 if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return 3 end
 local key = KEYS[1]
@@ -40,7 +43,7 @@ return 1
 // and the stored heartbeat, in the set its load calls for.
 //
 // KEYS: free, full. ARGV: id, ds, low.
-var scriptPutOnline = valkey.NewLuaScript(`
+var scriptPutOnline = valkey.NewLuaScriptRetryable(`
 local id, ds, low = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local a = redis.call('ZSCORE', KEYS[1], id)
 local b = redis.call('ZSCORE', KEYS[2], id)
@@ -57,7 +60,7 @@ return 1
 // scriptPutOffline takes a mitra offline.
 //
 // KEYS: free, full. ARGV: id.
-var scriptPutOffline = valkey.NewLuaScript(`
+var scriptPutOffline = valkey.NewLuaScriptRetryable(`
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
@@ -66,7 +69,7 @@ return 1
 // scriptDeactivate adds a mitra to the deactivated set and takes it offline.
 //
 // KEYS: free, full, deactivated. ARGV: id.
-var scriptDeactivate = valkey.NewLuaScript(`
+var scriptDeactivate = valkey.NewLuaScriptRetryable(`
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -76,7 +79,7 @@ return 1
 // scriptSetLoad changes the load of an online mitra, keeping its heartbeat.
 //
 // KEYS: free, full. ARGV: id, low. Returns 1 when the mitra is online, else 0.
-var scriptSetLoad = valkey.NewLuaScript(`
+var scriptSetLoad = valkey.NewLuaScriptRetryable(`
 local src = KEYS[1]
 local s = redis.call('ZSCORE', src, ARGV[1])
 if not s then
@@ -138,7 +141,7 @@ return out
 // KEYS: free, full, deactivated. ARGV: nFree, nFull, nR, nD, nA, then nFree
 // pairs (id, score) for the free set, nFull pairs for the full set, nR ids to
 // take offline, nD ids to add to the deactivated set, nA ids to remove from it.
-var scriptReseedApply = valkey.NewLuaScript(`
+var scriptReseedApply = valkey.NewLuaScriptRetryable(`
 local nFree, nFull = tonumber(ARGV[1]), tonumber(ARGV[2])
 local nR, nD, nA = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local nP = nFree + nFull
@@ -188,7 +191,7 @@ return nP + nR + nD + nA
 // scriptUnlock deletes a lock only while it still holds our token.
 //
 // KEYS: lock. ARGV: token. Returns 1 when it deleted the lock.
-var scriptUnlock = valkey.NewLuaScript(`
+var scriptUnlock = valkey.NewLuaScriptRetryable(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end

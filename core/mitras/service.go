@@ -316,3 +316,21 @@ func (s *Service) Heartbeat(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// EnsureActive returns core.ErrAccountDeactivated for a deactivated mitra.
+// It asks the mirror's deactivated set when the mirror is trusted, the store
+// otherwise, so a deactivated mitra is refused also while the cache is down.
+func (s *Service) EnsureActive(ctx context.Context, id string) error {
+	if s.useMirror(ctx, "ensure_active") {
+		st, err := s.mirror.Status(ctx, id)
+		if err == nil {
+			if st.Deactivated {
+				return core.ErrAccountDeactivated
+			}
+			return nil
+		}
+		s.fallback(ctx, "ensure_active", err)
+	}
+	_, err := s.active(ctx, id)
+	return err
+}

@@ -613,6 +613,20 @@ func testCapacityZero(t *testing.T, s Subject) {
 	mustDo(t, "SetLoad", m.SetLoad(ctxT(t), ids[1], 0, 0))
 	checkMitras(t, "AvailableMitras", available(t, m, at(-time.Hour)), nil)
 	checkCounts(t, m, at(-time.Hour), ports.MitraCounts{Online: 2})
+
+	// With no load at all, a heartbeat at the very start of staleBefore's
+	// step is still not stale, and is in Heartbeats(since that step).
+	hbs, err := m.Heartbeats(ctxT(t), stored(t0))
+	mustDo(t, "Heartbeats", err)
+	checkMitras(t, "Heartbeats", hbs, []ports.MirrorMitra{want(ids[0], t0, 0, 0), want(ids[1], t0, 0, 0)})
+	got, err := m.RemoveStale(ctxT(t), stored(t0), 10)
+	mustDo(t, "RemoveStale", err)
+	checkMitras(t, "RemoveStale", got, nil)
+	got, err = m.RemoveStale(ctxT(t), stored(t0).Add(Precision), 1)
+	mustDo(t, "RemoveStale", err)
+	if len(got) != 1 || got[0].Capacity != 0 || !got[0].LastHeartbeat.Equal(stored(t0)) {
+		t.Errorf("RemoveStale(next step, 1) = %s, want one of the two", fmtMitras(got))
+	}
 }
 
 func testAvailableAndCounts(t *testing.T, s Subject) {

@@ -373,6 +373,9 @@ func RunSessionStoreSuite(t *testing.T, f Factory) {
 		for range 4 {
 			ofMitra = append(ofMitra, seedSession(t, st, m.ID, ports.StatusEnded))
 		}
+		// A mitra's account as its own customer: listed once.
+		self := createSession(t, st, m.ID, func(s *ports.Session) { s.MitraID = &m.ID; s.Status = ports.StatusEnded })
+		ofMitra = append(ofMitra, self)
 		seedSession(t, st, "", ports.StatusSearching)    // nobody's
 		seedSession(t, st, other.ID, ports.StatusActive) // the other mitra's
 
@@ -405,6 +408,7 @@ func RunSessionStoreSuite(t *testing.T, f Factory) {
 		check(strings.ToUpper(c.ID), 10, newestFirst(ofCustomer))
 		check(c.ID, 2, newestFirst(ofCustomer)[:2])
 		check(m.ID, 10, newestFirst(ofMitra))
+		check(m.ID, 6, newestFirst(ofMitra)[:6])
 		check(m.ID, 5, newestFirst(ofMitra)[:5])
 		check(m.ID, 1, newestFirst(ofMitra)[:1])
 		check(m.ID, 0, []string{})

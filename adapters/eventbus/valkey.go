@@ -1,0 +1,328 @@
+package eventbus
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/halobestie/mitra-availability/ports"
+)
+
+// Timings of the Valkey bus.
+const (
+	// PublishTimeout bounds the PUBLISH of one event (its retry included), so
+	// a hung or unreachable server delays a publisher by at most this long.
+	PublishTimeout = 500 * time.Millisecond
+	// minResubscribeDelay and maxResubscribeDelay bound the backoff between
+	// subscription attempts after an error.
+	minResubscribeDelay = 100 * time.Millisecond
+	maxResubscribeDelay = 2 * time.Second
+	// startWait bounds how long Start waits for the first subscription attempt.
+	startWait = 2 * time.Second
+)
+
+// Valkey is a ports.EventBus over a Valkey (or Redis) pub/sub channel, for
+// several instances of the service.
+//
+// Publish delivers the event to this instance's subscribers at once, then
+// PUBLISHes an envelope {origin, id, event} on the channel, where origin is
+// drawn at random for each Valkey value (each process) and id numbers its
+// envelopes. The subscription loop receives the envelopes of every instance
+// and delivers to local subscribers those of other origins only, once per
+// (origin, id): each subscriber gets each event exactly once, and a Valkey
+// outage never loses local delivery.
+//
+// Pub/sub is at-most-once: events published by other instances while this
+// one is not subscribed (during an outage, or before Start) are not received.
+//
+// Start runs the subscription loop on a dedicated connection; it re-subscribes
+// after any error (server killed or restarted, failover) with a backoff, until
+// Stop. The client belongs to the caller, who closes it after Stop.
+type Valkey struct {
+	client  valkey.Client
+	channel string
+	log     *slog.Logger
+	origin  string
+	local   *Memory
+
+	lastID     atomic.Uint64 // of the envelopes published
+	recent     recentSet     // envelopes received
+	subscribed atomic.Bool
+
+	mu     sync.Mutex
+	cancel context.CancelFunc // of the running loop; nil when not started
+	done   chan struct{}      // closed when the running loop returns
+}
+
+var _ ports.EventBus = (*Valkey)(nil)
+
+// envelope is what travels on the channel. ID numbers the events of one
+// origin, so that receivers drop the copy of a retried PUBLISH.
+type envelope struct {
+	Origin string      `json:"origin"`
+	ID     uint64      `json:"id"`
+	Event  ports.Event `json:"event"`
+}
+
+// dedupWindow is how many recent envelopes a receiver remembers to drop
+// duplicates; a retried PUBLISH arrives right after the first one.
+const dedupWindow = 1024
+
+// envelopeKey identifies one envelope.
+type envelopeKey struct {
+	origin string
+	id     uint64
+}
+
+// recentSet remembers the last dedupWindow envelope keys.
+type recentSet struct {
+	mu   sync.Mutex
+	seen map[envelopeKey]struct{}
+	ring [dedupWindow]envelopeKey
+	next int
+}
+
+// add records k and reports whether it is new.
+func (r *recentSet) add(k envelopeKey) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen == nil {
+		r.seen = make(map[envelopeKey]struct{}, dedupWindow)
+	}
+	if _, dup := r.seen[k]; dup {
+		return false
+	}
+	if len(r.seen) == dedupWindow {
+		delete(r.seen, r.ring[r.next])
+	}
+	r.seen[k] = struct{}{}
+	r.ring[r.next] = k
+	r.next = (r.next + 1) % dedupWindow
+	return true
+}
+
+// NewValkey returns a bus on channel (the app passes VALKEY_KEY_PREFIX +
+// "events") over client. log receives subscription errors and undecodable
+// messages; nil discards. Nothing is subscribed until Start.
+func NewValkey(client valkey.Client, channel string, log *slog.Logger) (*Valkey, error) {
+	if client == nil {
+		return nil, errors.New("eventbus: valkey client is nil")
+	}
+	if channel == "" {
+		return nil, errors.New("eventbus: valkey channel is empty")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Valkey{
+		client:  client,
+		channel: channel,
+		log:     log.With(slog.String("component", "eventbus"), slog.String("channel", channel)),
+		origin:  rand.Text(),
+		local:   NewMemory(),
+	}, nil
+}
+
+// Publish delivers e to this instance's subscribers, then publishes it to the
+// other instances under a deadline of PublishTimeout, independent of ctx's
+// cancellation (an event must not be lost because the request that caused it
+// went away; ctx only lends its values). A returned error means the PUBLISH
+// failed, after one retry for a connection error: local delivery has already
+// happened, and the caller should log it. A Payload that is not valid JSON is
+// an error before any delivery.
+func (v *Valkey) Publish(ctx context.Context, e ports.Event) error {
+	if err := validate(e); err != nil {
+		return err
+	}
+	msg, err := encodeEnvelope(envelope{Origin: v.origin, ID: v.lastID.Add(1), Event: e})
+	if err != nil {
+		return fmt.Errorf("eventbus: encoding event %q: %w", e.Type, err)
+	}
+	v.local.deliver(e)
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), PublishTimeout)
+	defer cancel()
+	err = v.publish(ctx, msg)
+	// The first command on a connection the server dropped (a restart, a
+	// failover) fails although a new connection would work: try once more.
+	// Should the first attempt have reached the server after all, receivers
+	// drop the copy by its envelope id.
+	var serverErr *valkey.ValkeyError
+	if err != nil && !errors.As(err, &serverErr) && ctx.Err() == nil {
+		err = v.publish(ctx, msg)
+	}
+	if err != nil {
+		return fmt.Errorf("eventbus: publishing event %q: %w", e.Type, err)
+	}
+	return nil
+}
+
+func (v *Valkey) publish(ctx context.Context, msg string) error {
+	return v.client.Do(ctx, v.client.B().Publish().Channel(v.channel).Message(msg).Build()).Error()
+}
+
+// encodeEnvelope marshals env without escaping <, > and &, so that payloads
+// reach other instances byte for byte (compacted).
+func encodeEnvelope(env envelope) (string, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(env); err != nil {
+		return "", err
+	}
+	return string(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), nil
+}
+
+// Subscribe registers handler for every event of every instance until the
+// returned function is called; see Memory.Subscribe for the guarantees.
+// handler must not block: it runs on the publisher's goroutine for local
+// events and on the subscription loop for remote ones.
+func (v *Valkey) Subscribe(handler func(ports.Event)) (unsubscribe func()) {
+	return v.local.Subscribe(handler)
+}
+
+// Subscribed reports whether the SUBSCRIBE is active now, for readiness
+// checks and tests.
+func (v *Valkey) Subscribed() bool { return v.subscribed.Load() }
+
+// Start starts the subscription loop. It waits (at most two seconds, and not
+// beyond ctx) for the first SUBSCRIBE to be confirmed or to fail, so that an
+// instance is normally subscribed when it starts serving; an unreachable
+// server is not an error (local delivery works, and the loop keeps trying).
+// It fails only when the bus is already started.
+func (v *Valkey) Start(ctx context.Context) error {
+	v.mu.Lock()
+	if v.cancel != nil {
+		v.mu.Unlock()
+		return errors.New("eventbus: valkey bus already started")
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	firstAttempt := make(chan struct{})
+	v.cancel, v.done = cancel, done
+	go v.run(runCtx, done, firstAttempt)
+	v.mu.Unlock()
+
+	timer := time.NewTimer(startWait)
+	defer timer.Stop()
+	select {
+	case <-firstAttempt:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	if !v.Subscribed() {
+		v.log.WarnContext(ctx, "event bus not subscribed yet; events of other instances are missed until it is")
+	}
+	return nil
+}
+
+// Stop ends the subscription loop and waits for it to return, or for ctx to
+// end (then it returns ctx's error and the loop finishes on its own shortly:
+// at worst after the client's dial timeout). Stopping a bus that is not
+// started is a no-op; a stopped bus may be started again.
+func (v *Valkey) Stop(ctx context.Context) error {
+	v.mu.Lock()
+	cancel, done := v.cancel, v.done
+	v.cancel, v.done = nil, nil
+	v.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("eventbus: stopping the subscription loop: %w", ctx.Err())
+	}
+}
+
+// run subscribes until ctx ends, re-subscribing after every error with a
+// backoff that restarts from the minimum after a subscription that worked.
+// firstAttempt is closed once the first attempt is confirmed or has failed.
+func (v *Valkey) run(ctx context.Context, done, firstAttempt chan struct{}) {
+	defer close(done)
+	var firstOnce sync.Once
+	first := func() { firstOnce.Do(func() { close(firstAttempt) }) }
+	defer first()
+
+	delay := minResubscribeDelay
+	for {
+		confirmed, err := v.receive(ctx, first)
+		v.subscribed.Store(false)
+		first()
+		if ctx.Err() != nil {
+			return
+		}
+		if confirmed {
+			delay = minResubscribeDelay
+		}
+		v.log.WarnContext(ctx, "event bus subscription lost; re-subscribing",
+			slog.Duration("retry_in", delay), slog.Any("error", err))
+
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(2*delay, maxResubscribeDelay)
+	}
+}
+
+// receive runs one SUBSCRIBE on a dedicated connection until it ends, and
+// reports whether the server confirmed it. onConfirm is called at the
+// confirmation (on the client's pipeline goroutine: it must be quick).
+func (v *Valkey) receive(ctx context.Context, onConfirm func()) (confirmed bool, err error) {
+	var ok atomic.Bool
+	hookCtx := valkey.WithOnSubscriptionHook(ctx, func(s valkey.PubSubSubscription) {
+		if s.Channel != v.channel {
+			return
+		}
+		switch s.Kind {
+		case "subscribe":
+			ok.Store(true)
+			v.subscribed.Store(true)
+			onConfirm()
+		case "unsubscribe":
+			v.subscribed.Store(false)
+		}
+	})
+	err = v.client.Dedicated(func(c valkey.DedicatedClient) error {
+		return c.Receive(hookCtx, c.B().Subscribe().Channel(v.channel).Build(), v.onMessage)
+	})
+	if err == nil {
+		err = errors.New("subscription ended by the server")
+	}
+	return ok.Load(), err
+}
+
+// onMessage delivers the event of another instance to local subscribers.
+func (v *Valkey) onMessage(m valkey.PubSubMessage) {
+	var env envelope
+	if err := json.Unmarshal([]byte(m.Message), &env); err != nil {
+		v.log.Warn("event bus: dropping an undecodable message", slog.Any("error", err))
+		return
+	}
+	if env.Origin == v.origin {
+		return // delivered locally by Publish already
+	}
+	if env.Origin == "" || !json.Valid(env.Event.Payload) {
+		v.log.Warn("event bus: dropping a malformed envelope", slog.String("type", env.Event.Type))
+		return
+	}
+	if !v.recent.add(envelopeKey{env.Origin, env.ID}) {
+		return // the copy of a retried PUBLISH
+	}
+	v.local.deliver(env.Event)
+}

@@ -1,0 +1,513 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/halobestie/mitra-availability/core"
+	"github.com/halobestie/mitra-availability/ports"
+)
+
+// Defaults of HubOptions.
+const (
+	DefaultPingInterval = 25 * time.Second
+	DefaultWriteTimeout = 5 * time.Second
+	DefaultSendBuffer   = 64
+)
+
+// wsReadLimit bounds a message from a client. Clients have nothing to say on
+// this socket; their messages are read (so that control frames are handled)
+// and dropped, and a larger one closes the connection (StatusMessageTooBig).
+const wsReadLimit = 4 << 10
+
+// HubOptions configure NewHub. Zero values take the defaults.
+type HubOptions struct {
+	// PingInterval is how often each connection is pinged; a missed pong
+	// closes it. It keeps idle connections open through proxies and NATs and
+	// finds dead peers. Default DefaultPingInterval.
+	PingInterval time.Duration
+	// WriteTimeout bounds each write of a message and each wait for a pong.
+	// Default DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// SendBuffer is how many messages may wait for one connection; a
+	// connection whose queue is full is a slow consumer and is closed.
+	// Default DefaultSendBuffer.
+	SendBuffer int
+	// Registerer receives the hub's metrics (websocket_connections,
+	// websocket_slow_consumers_total). Nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// Hub serves GET /ws (CONTRACT §8): it keeps this instance's WebSocket
+// connections, indexed by user, and writes to them the events of the bus.
+//
+// The bus handler only routes: for each user of an event it puts the payload
+// into the send queue of each of that user's connections without waiting,
+// and closes a connection whose queue is full, so one slow client never slows
+// the bus or anyone else. Each connection has a writer (its handler's
+// goroutine: queue → socket), a reader (which handles control frames and
+// drops client messages) and a pinger.
+type Hub struct {
+	bus  ports.EventBus
+	log  *slog.Logger
+	opts HubOptions
+
+	connections   prometheus.Gauge   // nil without a Registerer
+	slowConsumers prometheus.Counter // nil without a Registerer
+
+	mu          sync.RWMutex
+	conns       map[string]map[*wsClient]struct{} // by user id
+	started     bool
+	stopped     bool
+	unsubscribe func()
+	wg          sync.WaitGroup // one per connection being served
+}
+
+// wsClient is one connection of a user.
+type wsClient struct {
+	userID string
+	conn   *websocket.Conn
+	send   chan []byte
+
+	closeOnce sync.Once
+	closing   chan struct{}        // closed to ask the writer to close the connection
+	code      websocket.StatusCode // why; set before closing is closed
+	reason    string
+	cutWrite  context.CancelFunc // aborts a write in progress
+	kill      context.CancelFunc // ends the connection's context: closes it at once
+}
+
+// requestClose asks the writer to close the connection with code and reason;
+// with cut, a write in progress is aborted too (the connection then ends
+// without a close frame, which a peer that stopped reading would not get
+// anyway). It never blocks and reports whether this call was the first.
+func (c *wsClient) requestClose(code websocket.StatusCode, reason string, cut bool) bool {
+	first := false
+	c.closeOnce.Do(func() {
+		first = true
+		c.code, c.reason = code, reason
+		close(c.closing)
+		if cut {
+			c.cutWrite()
+		}
+	})
+	return first
+}
+
+// NewHub returns a hub that routes the events of bus. log receives
+// connection errors (nil discards). The hub does nothing until Start.
+func NewHub(bus ports.EventBus, log *slog.Logger, opts HubOptions) *Hub {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = DefaultPingInterval
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.SendBuffer <= 0 {
+		opts.SendBuffer = DefaultSendBuffer
+	}
+	h := &Hub{
+		bus:   bus,
+		log:   log.With(slog.String("component", "websocket")),
+		opts:  opts,
+		conns: make(map[string]map[*wsClient]struct{}),
+	}
+	if opts.Registerer != nil {
+		h.registerMetrics(opts.Registerer)
+	}
+	return h
+}
+
+// registerMetrics registers the hub's metrics, reusing identical ones that
+// are already registered (two hubs on one registry share them). A metric that
+// cannot be registered is logged and left out: metrics never stop the hub.
+func (h *Hub) registerMetrics(reg prometheus.Registerer) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "websocket_connections",
+		Help: "Open WebSocket connections on this instance.",
+	})
+	if g, err := registerOrReuse[prometheus.Gauge](reg, g); err == nil {
+		h.connections = g
+	} else {
+		h.log.Warn("registering websocket_connections", slog.Any("error", err))
+	}
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "websocket_slow_consumers_total",
+		Help: "WebSocket connections closed because their send queue was full.",
+	})
+	if c, err := registerOrReuse[prometheus.Counter](reg, c); err == nil {
+		h.slowConsumers = c
+	} else {
+		h.log.Warn("registering websocket_slow_consumers_total", slog.Any("error", err))
+	}
+}
+
+// Start subscribes the hub to the bus. It fails when the hub has no bus, is
+// already started, or was stopped.
+func (h *Hub) Start(context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.bus == nil:
+		return errors.New("httpapi: websocket hub has no event bus")
+	case h.stopped:
+		return errors.New("httpapi: websocket hub was stopped")
+	case h.started:
+		return errors.New("httpapi: websocket hub already started")
+	}
+	h.started = true
+	h.unsubscribe = h.bus.Subscribe(h.route)
+	return nil
+}
+
+// Stop unsubscribes from the bus, refuses new connections (503, as before
+// Start), closes every connection with StatusGoingAway and waits for their
+// goroutines to end. When ctx ends first, it cuts the remaining connections
+// at once and returns ctx's error. A stopped hub cannot be started again.
+//
+// http.Server.Shutdown does not wait for hijacked connections such as
+// these, so the app stops the hub when it stops the HTTP server.
+func (h *Hub) Stop(ctx context.Context) error {
+	h.mu.Lock()
+	if h.stopped {
+		h.mu.Unlock()
+		return nil
+	}
+	h.stopped = true
+	unsubscribe := h.unsubscribe
+	h.unsubscribe = nil
+	for _, set := range h.conns {
+		for c := range set {
+			c.requestClose(websocket.StatusGoingAway, "server shutting down", false)
+		}
+	}
+	h.mu.Unlock()
+	if unsubscribe != nil {
+		unsubscribe()
+	}
+
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	// Cancelling a connection's context closes its socket, which also ends a
+	// close handshake in progress (conn.CloseNow would wait for that).
+	h.mu.RLock()
+	for _, set := range h.conns {
+		for c := range set {
+			c.kill()
+		}
+	}
+	h.mu.RUnlock()
+	return fmt.Errorf("httpapi: closing websocket connections: %w", ctx.Err())
+}
+
+// route is the bus handler: it queues e's payload for every connection of
+// each of e's users, without blocking.
+func (h *Hub) route(e ports.Event) {
+	if len(e.UserIDs) == 0 {
+		return
+	}
+	msg := bytes.Clone(e.Payload) // shared, read-only, by every connection
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for i, userID := range e.UserIDs {
+		if slices.Contains(e.UserIDs[:i], userID) {
+			continue
+		}
+		for c := range h.conns[userID] {
+			select {
+			case c.send <- msg:
+			default:
+				if c.requestClose(websocket.StatusPolicyViolation, "slow consumer", true) {
+					h.log.Warn("closing a slow websocket consumer",
+						slog.String("user_id", userID), slog.Int("queued", len(c.send)))
+					if h.slowConsumers != nil {
+						h.slowConsumers.Inc()
+					}
+				}
+			}
+		}
+	}
+}
+
+// Handler returns the handler of GET /ws. authenticate turns an access token
+// into the user id it authenticates, or fails.
+//
+// The token comes from "Authorization: Bearer <token>" or, for clients that
+// cannot set headers on a WebSocket handshake (browsers), from the
+// access_token query parameter (the access log never records queries).
+// Without a valid token the handler fails with core.ErrUnauthenticated before
+// any upgrade, so the client gets the 401 envelope.
+//
+// Any Origin is accepted: the mobile apps send none, and authentication is a
+// bearer token, never a cookie, so a foreign web page cannot ride on a
+// user's session (the cross-site WebSocket hijacking that origin checks
+// prevent).
+func (h *Hub) Handler(authenticate func(token string) (userID string, err error)) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if authenticate == nil {
+			return errors.New("httpapi: websocket handler has no authenticator")
+		}
+		r := c.Request()
+		token, err := wsToken(r)
+		if err != nil {
+			return err
+		}
+		userID, err := authenticate(token)
+		if err != nil {
+			return wsAuthError(err)
+		}
+		if userID == "" {
+			return fmt.Errorf("%w: the access token names no user", core.ErrUnauthenticated)
+		}
+		if !isWebSocketUpgrade(r) {
+			c.Response().Header().Set("Upgrade", "websocket")
+			return echo.NewHTTPError(http.StatusUpgradeRequired, "GET /ws must be a WebSocket upgrade request")
+		}
+		if !h.beginConn() {
+			return echo.NewHTTPError(http.StatusServiceUnavailable)
+		}
+		defer h.wg.Done()
+
+		conn, err := websocket.Accept(c.Response(), r, &websocket.AcceptOptions{
+			InsecureSkipVerify: true, // any Origin: see above
+			CompressionMode:    websocket.CompressionDisabled,
+		})
+		if err != nil {
+			// Accept has answered the client (400 or 426) itself.
+			h.log.DebugContext(r.Context(), "websocket handshake failed", slog.Any("error", err))
+			return nil
+		}
+		h.serve(conn, userID)
+		return nil
+	}
+}
+
+// wsToken extracts the access token of a /ws request.
+func wsToken(r *http.Request) (string, error) {
+	if auth := r.Header.Get(echo.HeaderAuthorization); auth != "" {
+		scheme, token, ok := strings.Cut(auth, " ")
+		token = strings.TrimSpace(token)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			return "", fmt.Errorf("%w: Authorization must be \"Bearer <access_token>\"", core.ErrUnauthenticated)
+		}
+		return token, nil
+	}
+	if token := r.URL.Query().Get("access_token"); token != "" {
+		return token, nil
+	}
+	return "", fmt.Errorf("%w: missing access token (Authorization header or access_token query parameter)", core.ErrUnauthenticated)
+}
+
+// wsAuthError maps a failure of authenticate: the answers more precise than
+// 401 (store down, deactivated account) and core's own unauthenticated
+// errors pass through; anything else becomes a plain 401 that reveals no
+// detail.
+func wsAuthError(err error) error {
+	if errors.Is(err, ports.ErrStoreUnavailable) || errors.Is(err, core.ErrAccountDeactivated) ||
+		errors.Is(err, core.ErrUnauthenticated) {
+		return err
+	}
+	return fmt.Errorf("%w: invalid or expired access token", core.ErrUnauthenticated)
+}
+
+// isWebSocketUpgrade reports whether r asks for a WebSocket upgrade.
+func isWebSocketUpgrade(r *http.Request) bool {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		return false
+	}
+	for _, v := range r.Header.Values("Connection") {
+		for token := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(token), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// beginConn counts a connection about to be served, unless the hub is not
+// running (before Start it would get no events; after Stop it must close).
+func (h *Hub) beginConn() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.started || h.stopped {
+		return false
+	}
+	h.wg.Add(1)
+	return true
+}
+
+// register adds c under its user, unless the hub stopped meanwhile.
+func (h *Hub) register(c *wsClient) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return false
+	}
+	set := h.conns[c.userID]
+	if set == nil {
+		set = make(map[*wsClient]struct{})
+		h.conns[c.userID] = set
+	}
+	set[c] = struct{}{}
+	if h.connections != nil {
+		h.connections.Inc()
+	}
+	return true
+}
+
+func (h *Hub) unregister(c *wsClient) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	set := h.conns[c.userID]
+	if _, ok := set[c]; !ok {
+		return
+	}
+	delete(set, c)
+	if len(set) == 0 {
+		delete(h.conns, c.userID)
+	}
+	if h.connections != nil {
+		h.connections.Dec()
+	}
+}
+
+// serve runs one accepted connection until it closes.
+func (h *Hub) serve(conn *websocket.Conn, userID string) {
+	conn.SetReadLimit(wsReadLimit)
+	// life ends with serve; writeCtx also ends when a slow consumer is cut.
+	life, endLife := context.WithCancel(context.Background())
+	defer endLife()
+	writeCtx, cutWrite := context.WithCancel(life)
+	defer cutWrite()
+
+	c := &wsClient{
+		userID:   userID,
+		conn:     conn,
+		send:     make(chan []byte, h.opts.SendBuffer),
+		closing:  make(chan struct{}),
+		cutWrite: cutWrite,
+		kill:     endLife,
+	}
+	if !h.register(c) {
+		h.closeConn(conn, websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		h.readLoop(life, conn)
+	}()
+	pingerDone := make(chan struct{})
+	go func() {
+		defer close(pingerDone)
+		h.pingLoop(life, conn)
+	}()
+
+	h.writeLoop(writeCtx, c, readerDone)
+	// The connection is closed. Mark it closing first, so that events routed
+	// meanwhile do not count it as a slow consumer, then forget it.
+	c.requestClose(websocket.StatusNormalClosure, "", false)
+	h.unregister(c)
+	endLife() // stop the pinger (and the reader, if still reading)
+	<-readerDone
+	<-pingerDone
+}
+
+// writeLoop writes the queued messages until the connection ends or a close
+// is requested.
+func (h *Hub) writeLoop(ctx context.Context, c *wsClient, readerDone <-chan struct{}) {
+	for {
+		select {
+		case <-c.closing:
+			h.closeConn(c.conn, c.code, c.reason)
+			return
+		case <-readerDone:
+			// The peer closed the connection, or it broke.
+			_ = c.conn.CloseNow()
+			return
+		case msg := <-c.send:
+			select {
+			case <-c.closing:
+				h.closeConn(c.conn, c.code, c.reason)
+				return
+			default:
+			}
+			wctx, cancel := context.WithTimeout(ctx, h.opts.WriteTimeout)
+			err := c.conn.Write(wctx, websocket.MessageText, msg)
+			cancel()
+			if err != nil {
+				// A failed write leaves the connection unusable (the library closes it).
+				h.log.Debug("websocket write failed", slog.String("user_id", c.userID), slog.Any("error", err))
+				_ = c.conn.CloseNow()
+				return
+			}
+		}
+	}
+}
+
+// readLoop reads and drops the client's messages, which makes the library
+// answer pings and handle pongs and the close handshake, until the connection ends.
+func (h *Hub) readLoop(ctx context.Context, conn *websocket.Conn) {
+	for {
+		if _, _, err := conn.Read(ctx); err != nil {
+			return
+		}
+	}
+}
+
+// pingLoop pings every PingInterval and cuts the connection when a pong does
+// not come within WriteTimeout.
+func (h *Hub) pingLoop(ctx context.Context, conn *websocket.Conn) {
+	t := time.NewTicker(h.opts.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, h.opts.WriteTimeout)
+		err := conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				h.log.Debug("websocket ping failed; closing", slog.Any("error", err))
+			}
+			_ = conn.CloseNow()
+			return
+		}
+	}
+}
+
+// closeConn closes conn with a close handshake (bounded by the library to a
+// few seconds for a peer that does not answer).
+func (h *Hub) closeConn(conn *websocket.Conn, code websocket.StatusCode, reason string) {
+	if err := conn.Close(code, reason); err != nil {
+		h.log.Debug("websocket close", slog.Int("code", int(code)), slog.Any("error", err))
+	}
+}

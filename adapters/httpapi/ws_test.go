@@ -1,0 +1,594 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/halobestie/mitra-availability/adapters/eventbus"
+	"github.com/halobestie/mitra-availability/ports"
+)
+
+// wsTokens is the fake authenticator's table: token → user id.
+var wsTokens = map[string]string{"token-u": "user-u", "token-v": "user-v", "token-s": "user-s", "token-f": "user-f"}
+
+func wsFakeAuth(token string) (string, error) {
+	if id, ok := wsTokens[token]; ok {
+		return id, nil
+	}
+	return "", errors.New("token signature mismatch (detail that must not reach the client)")
+}
+
+// countingBus is a memory bus that counts its live subscriptions.
+type countingBus struct {
+	*eventbus.Memory
+	live atomic.Int32
+}
+
+func (b *countingBus) Subscribe(h func(ports.Event)) func() {
+	b.live.Add(1)
+	unsubscribe := b.Memory.Subscribe(h)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.live.Add(-1)
+			unsubscribe()
+		})
+	}
+}
+
+type wsFixture struct {
+	hub *Hub
+	bus *countingBus
+	url string // ws://…/ws
+	reg *prometheus.Registry
+}
+
+// newWSFixture serves New(…) plus GET /ws on an httptest server, with a
+// started hub over a memory bus.
+func newWSFixture(t *testing.T, opts HubOptions) wsFixture {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	opts.Registerer = reg
+	bus := &countingBus{Memory: eventbus.NewMemory()}
+	hub := NewHub(bus, nil, opts)
+	if err := hub.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Options{
+		Registry: reg,
+		Ready:    func(context.Context) ReadyStatus { return ReadyStatus{StoreOK: true, CacheOK: true} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.GET("/ws", hub.Handler(wsFakeAuth))
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { // runs before srv.Close
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := hub.Stop(ctx); err != nil {
+			t.Errorf("hub.Stop: %v", err)
+		}
+	})
+	return wsFixture{hub: hub, bus: bus, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", reg: reg}
+}
+
+// dial opens a client connection authenticated by "Authorization: Bearer token".
+func (f wsFixture) dial(t *testing.T, token string, opts *websocket.DialOptions) *websocket.Conn {
+	t.Helper()
+	if opts == nil {
+		opts = &websocket.DialOptions{}
+	}
+	opts.HTTPHeader = http.Header{"Authorization": {"Bearer " + token}}
+	return f.dialURL(t, f.url, opts)
+}
+
+func (f wsFixture) dialURL(t *testing.T, url string, opts *websocket.DialOptions) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, url, opts)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	c.SetReadLimit(1 << 20)
+	t.Cleanup(func() { _ = c.CloseNow() })
+	return c
+}
+
+func (f wsFixture) publish(t *testing.T, payload string, userIDs ...string) {
+	t.Helper()
+	e := ports.Event{Type: ports.EventSessionUpdate, UserIDs: userIDs, Payload: json.RawMessage(payload)}
+	if err := f.bus.Publish(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// conns counts the hub's connections of userID: open ones, and ones asked to close.
+func (f wsFixture) conns(userID string) (open, closing int) {
+	f.hub.mu.RLock()
+	defer f.hub.mu.RUnlock()
+	for c := range f.hub.conns[userID] {
+		select {
+		case <-c.closing:
+			closing++
+		default:
+			open++
+		}
+	}
+	return open, closing
+}
+
+// waitConns waits until userID has exactly n registered connections.
+func (f wsFixture) waitConns(t *testing.T, userID string, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		open, closing := f.conns(userID)
+		if open+closing == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has %d connections (%d closing) after %v, want %d", userID, open+closing, closing, within, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// wsReader reads a client connection in the background (which also answers
+// the server's pings).
+type wsReader struct {
+	msgs chan []byte
+	done chan struct{}
+	err  error // why reading ended; valid once done is closed
+}
+
+func startReading(t *testing.T, c *websocket.Conn) *wsReader {
+	r := &wsReader{msgs: make(chan []byte, 4096), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for {
+			typ, b, err := c.Read(context.Background())
+			if err != nil {
+				r.err = err
+				return
+			}
+			if typ != websocket.MessageText {
+				r.err = fmt.Errorf("got a %v message, want text", typ)
+				return
+			}
+			r.msgs <- b
+		}
+	}()
+	return r
+}
+
+// next returns the next message, failing t if none comes within d.
+func (r *wsReader) next(t *testing.T, d time.Duration) string {
+	t.Helper()
+	select {
+	case m := <-r.msgs:
+		return string(m)
+	case <-r.done:
+		t.Fatalf("connection ended while waiting for a message: %v", r.err)
+	case <-time.After(d):
+		t.Fatalf("no message within %v", d)
+	}
+	return ""
+}
+
+// none fails t if a message arrives within d.
+func (r *wsReader) none(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case m := <-r.msgs:
+		t.Fatalf("unexpected message %s", m)
+	case <-time.After(d):
+	}
+}
+
+// ended waits for the connection to end and returns why.
+func (r *wsReader) ended(t *testing.T, d time.Duration) error {
+	t.Helper()
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(d):
+		t.Fatalf("connection still open after %v", d)
+		return nil
+	}
+}
+
+// metricValue reads a gauge or counter.
+func metricValue(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var out dto.Metric
+	if err := m.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	if g := out.GetGauge(); g != nil {
+		return g.GetValue()
+	}
+	return out.GetCounter().GetValue()
+}
+
+func TestWSRejectsUnauthenticated(t *testing.T) {
+	f := newWSFixture(t, HubOptions{})
+	cases := []struct {
+		name, query string
+		header      http.Header
+	}{
+		{"no token", "", nil},
+		{"unknown token in header", "", http.Header{"Authorization": {"Bearer nope"}}},
+		{"unknown token in query", "?access_token=nope", nil},
+		{"not bearer", "", http.Header{"Authorization": {"Basic dXNlcjpwYXNz"}}},
+		{"empty bearer", "", http.Header{"Authorization": {"Bearer "}}},
+		// A bad header is not rescued by a good query token.
+		{"bad header, good query", "?access_token=token-u", http.Header{"Authorization": {"Bearer nope"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			c, resp, err := websocket.Dial(ctx, f.url+tc.query, &websocket.DialOptions{HTTPHeader: tc.header})
+			if err == nil {
+				_ = c.CloseNow()
+				t.Fatal("handshake succeeded")
+			}
+			if resp == nil {
+				t.Fatalf("no HTTP response: %v", err)
+			}
+			defer func() { _ = resp.Body.Close() }()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("status %d, want 401", resp.StatusCode)
+			}
+			if up := resp.Header.Get("Upgrade"); up != "" {
+				t.Fatalf("response carries Upgrade: %q", up)
+			}
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				t.Fatalf("Content-Type %q, want JSON", ct)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			var env errorEnvelope
+			if err := json.Unmarshal(body, &env); err != nil {
+				t.Fatalf("body %s: %v", body, err)
+			}
+			if env.Error.Code != codeUnauthenticated || env.Error.Message == "" {
+				t.Fatalf("envelope %s, want code %q", body, codeUnauthenticated)
+			}
+			if strings.Contains(string(body), "signature") {
+				t.Fatalf("envelope leaks the authenticator's error: %s", body)
+			}
+		})
+	}
+	if open, closing := f.conns("user-u"); open+closing != 0 {
+		t.Fatalf("rejected handshakes registered %d connections", open+closing)
+	}
+}
+
+// A plain GET with a valid token is not upgraded: 426 with the envelope.
+func TestWSRequiresUpgrade(t *testing.T) {
+	f := newWSFixture(t, HubOptions{})
+	req, err := http.NewRequest(http.MethodGet, "http"+strings.TrimPrefix(f.url, "ws"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer token-u")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, _ := io.ReadAll(resp.Body)
+	var env errorEnvelope
+	if resp.StatusCode != http.StatusUpgradeRequired || json.Unmarshal(body, &env) != nil || env.Error.Code != codeInvalidRequest {
+		t.Fatalf("got %d %s, want 426 with an invalid_request envelope", resp.StatusCode, body)
+	}
+}
+
+func TestWSAuthByHeaderAndQuery(t *testing.T) {
+	f := newWSFixture(t, HubOptions{})
+	byHeader := startReading(t, f.dial(t, "token-u", nil))
+	byQuery := startReading(t, f.dialURL(t, f.url+"?access_token=token-u", nil))
+	f.waitConns(t, "user-u", 2, 2*time.Second)
+
+	const payload = `{"type":"session_update","session":{"id":"s1","status":"active"}}`
+	f.publish(t, payload, "user-u")
+	for name, r := range map[string]*wsReader{"header": byHeader, "query": byQuery} {
+		if got := r.next(t, 2*time.Second); got != payload {
+			t.Fatalf("%s connection got %s, want %s", name, got, payload)
+		}
+	}
+}
+
+// Events reach every connection of their users, once, and nobody else's.
+func TestHubRoutesEventsToUsers(t *testing.T) {
+	f := newWSFixture(t, HubOptions{})
+	u1 := startReading(t, f.dial(t, "token-u", nil))
+	u2 := startReading(t, f.dial(t, "token-u", nil))
+	v1 := startReading(t, f.dial(t, "token-v", nil))
+	f.waitConns(t, "user-u", 2, 2*time.Second)
+	f.waitConns(t, "user-v", 1, 2*time.Second)
+
+	const forU = `{"type":"session_offer","session_id":"a"}`
+	const forV = `{"type":"session_taken","session_id":"b"}`
+	const forBoth = `{"type":"session_ended","session_id":"c","reason":"expired"}`
+	f.publish(t, forU, "user-u")
+	f.publish(t, forV, "user-v", "user-v", "user-nobody") // a repeated user gets it once
+	f.publish(t, forBoth, "user-u", "user-v")
+
+	for name, r := range map[string]*wsReader{"u1": u1, "u2": u2} {
+		for _, want := range []string{forU, forBoth} {
+			if got := r.next(t, 2*time.Second); got != want {
+				t.Fatalf("%s got %s, want %s", name, got, want)
+			}
+		}
+	}
+	for _, want := range []string{forV, forBoth} {
+		if got := v1.next(t, 2*time.Second); got != want {
+			t.Fatalf("v1 got %s, want %s", got, want)
+		}
+	}
+	for _, r := range []*wsReader{u1, u2, v1} {
+		r.none(t, 50*time.Millisecond)
+	}
+}
+
+// A client that stops reading is dropped once its queue is full, while a
+// fast client keeps getting every event promptly.
+func TestHubDropsSlowConsumer(t *testing.T) {
+	f := newWSFixture(t, HubOptions{SendBuffer: 2})
+	slow := f.dial(t, "token-s", nil) // never read
+	fast := startReading(t, f.dial(t, "token-f", nil))
+	f.waitConns(t, "user-s", 1, 2*time.Second)
+	f.waitConns(t, "user-f", 1, 2*time.Second)
+
+	pad := strings.Repeat("x", 128<<10) // large events fill the slow client's socket buffers quickly
+	event := func(seq int) string {
+		return fmt.Sprintf(`{"type":"session_update","seq":%d,"pad":%q}`, seq, pad)
+	}
+	const maxEvents = 2000 // 250 MiB: far beyond any socket buffer
+	seq := 0
+	for ; ; seq++ {
+		if seq == maxEvents {
+			t.Fatalf("slow consumer not dropped after %d events", maxEvents)
+		}
+		start := time.Now()
+		f.publish(t, event(seq), "user-s", "user-f")
+		if got := fast.next(t, time.Second); got != event(seq) {
+			t.Fatalf("fast client got the wrong event at seq %d", seq)
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Fatalf("event %d took %v to reach the fast client", seq, d)
+		}
+		if metricValue(t, f.hub.slowConsumers) == 1 {
+			break
+		}
+	}
+	t.Logf("slow consumer dropped after %d events", seq+1)
+	f.waitConns(t, "user-s", 0, 3*time.Second)
+
+	// The fast client is unaffected.
+	for i := 1; i <= 20; i++ {
+		f.publish(t, event(seq+i), "user-s", "user-f")
+		if got := fast.next(t, time.Second); got != event(seq+i) {
+			t.Fatalf("fast client got the wrong event after the drop")
+		}
+	}
+	if open, closing := f.conns("user-f"); open != 1 || closing != 0 {
+		t.Fatalf("fast client: %d open, %d closing", open, closing)
+	}
+	if got := metricValue(t, f.hub.slowConsumers); got != 1 {
+		t.Fatalf("websocket_slow_consumers_total = %v, want 1", got)
+	}
+	if got := metricValue(t, f.hub.connections); got != 1 {
+		t.Fatalf("websocket_connections = %v, want 1", got)
+	}
+
+	// The slow client finds its connection ended once it reads again.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		if _, _, err := slow.Read(ctx); err != nil {
+			if ctx.Err() != nil {
+				t.Fatal("the slow client's connection was not closed")
+			}
+			break
+		}
+	}
+}
+
+func TestHubPingKeepsIdleConnectionAlive(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	f := newWSFixture(t, HubOptions{PingInterval: interval, WriteTimeout: time.Second})
+	var pings atomic.Int32
+	c := f.dial(t, "token-u", &websocket.DialOptions{
+		OnPingReceived: func(context.Context, []byte) bool { pings.Add(1); return true },
+	})
+	r := startReading(t, c) // reading answers the pings
+	f.waitConns(t, "user-u", 1, 2*time.Second)
+
+	time.Sleep(10 * interval)
+	if n := pings.Load(); n < 4 {
+		t.Fatalf("%d pings in %v, want at least 4", n, 10*interval)
+	}
+	if open, _ := f.conns("user-u"); open != 1 {
+		t.Fatal("idle connection was closed")
+	}
+	const payload = `{"type":"session_warning","session_id":"s","kind":"three_minutes_left"}`
+	f.publish(t, payload, "user-u")
+	if got := r.next(t, 2*time.Second); got != payload {
+		t.Fatalf("got %s after idling", got)
+	}
+}
+
+// A client that does not answer pings is cut after one ping and WriteTimeout.
+func TestHubClosesConnectionThatMissesPongs(t *testing.T) {
+	f := newWSFixture(t, HubOptions{PingInterval: 50 * time.Millisecond, WriteTimeout: 100 * time.Millisecond})
+	_ = f.dial(t, "token-u", nil) // never reads, so never answers a ping
+	f.waitConns(t, "user-u", 1, 2*time.Second)
+	f.waitConns(t, "user-u", 0, 2*time.Second)
+}
+
+// Client messages are read and dropped; the connection stays usable. An
+// oversized one closes the connection.
+func TestWSClientMessages(t *testing.T) {
+	f := newWSFixture(t, HubOptions{})
+	c := f.dial(t, "token-u", nil)
+	r := startReading(t, c)
+	f.waitConns(t, "user-u", 1, 2*time.Second)
+	ctx := context.Background()
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"hello"}`)); err != nil {
+		t.Fatal(err)
+	}
+	const payload = `{"type":"session_taken","session_id":"s"}`
+	f.publish(t, payload, "user-u")
+	if got := r.next(t, 2*time.Second); got != payload {
+		t.Fatalf("got %s", got)
+	}
+
+	if err := c.Write(ctx, websocket.MessageText, []byte(strings.Repeat("x", wsReadLimit+1))); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ended(t, 5*time.Second); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Fatalf("oversized message: connection ended with %v, want StatusMessageTooBig", err)
+	}
+	f.waitConns(t, "user-u", 0, 2*time.Second)
+}
+
+func TestWSClientCloseUnregisters(t *testing.T) {
+	f := newWSFixture(t, HubOptions{})
+	c := f.dial(t, "token-u", nil)
+	f.waitConns(t, "user-u", 1, 2*time.Second)
+	if err := c.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	f.waitConns(t, "user-u", 0, 2*time.Second)
+	if got := metricValue(t, f.hub.connections); got != 0 {
+		t.Fatalf("websocket_connections = %v, want 0", got)
+	}
+}
+
+func TestHubStopClosesConnections(t *testing.T) {
+	f := newWSFixture(t, HubOptions{})
+	if got := f.bus.live.Load(); got != 1 {
+		t.Fatalf("%d bus subscriptions after Start, want 1", got)
+	}
+	if err := f.hub.Start(context.Background()); err == nil {
+		t.Fatal("second Start succeeded")
+	}
+	readers := []*wsReader{
+		startReading(t, f.dial(t, "token-u", nil)),
+		startReading(t, f.dial(t, "token-u", nil)),
+		startReading(t, f.dial(t, "token-v", nil)),
+	}
+	f.waitConns(t, "user-u", 2, 2*time.Second)
+	f.waitConns(t, "user-v", 1, 2*time.Second)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := f.hub.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Stop took %v", d)
+	}
+	for i, r := range readers {
+		if err := r.ended(t, time.Second); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+			t.Fatalf("connection %d ended with %v, want StatusGoingAway", i, err)
+		}
+	}
+	if open, closing := f.conns("user-u"); open+closing != 0 {
+		t.Fatalf("%d connections left after Stop", open+closing)
+	}
+	if got := f.bus.live.Load(); got != 0 {
+		t.Fatalf("%d bus subscriptions after Stop, want 0", got)
+	}
+	if got := metricValue(t, f.hub.connections); got != 0 {
+		t.Fatalf("websocket_connections = %v, want 0", got)
+	}
+
+	// New connections are refused, before any upgrade.
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	c, resp, err := websocket.Dial(dctx, f.url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer token-u"}}})
+	if err == nil {
+		_ = c.CloseNow()
+		t.Fatal("handshake succeeded after Stop")
+	}
+	if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("after Stop: %v, want 503", err)
+	}
+	_ = resp.Body.Close()
+
+	if err := f.hub.Stop(ctx); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if err := f.hub.Start(ctx); err == nil {
+		t.Fatal("Start after Stop succeeded")
+	}
+}
+
+// When the peers do not complete the close handshake, Stop cuts them at its
+// deadline and reports it.
+func TestHubStopDeadlineCutsConnections(t *testing.T) {
+	f := newWSFixture(t, HubOptions{})
+	_ = f.dial(t, "token-u", nil) // never reads, so never answers the close frame
+	f.waitConns(t, "user-u", 1, 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := f.hub.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stop: %v, want a deadline error", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Stop took %v past its deadline", d)
+	}
+	f.waitConns(t, "user-u", 0, time.Second)
+}
+
+// Before Start the hub would route nothing, so it refuses connections.
+func TestHubRefusesBeforeStart(t *testing.T) {
+	hub := NewHub(eventbus.NewMemory(), nil, HubOptions{})
+	e, err := New(Options{Ready: func(context.Context) ReadyStatus { return ReadyStatus{StoreOK: true, CacheOK: true} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.GET("/ws", hub.Handler(wsFakeAuth))
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer token-u"}}})
+	if err == nil {
+		_ = c.CloseNow()
+		t.Fatal("handshake succeeded before Start")
+	}
+	if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("before Start: %v, want 503", err)
+	}
+	_ = resp.Body.Close()
+}
+
+func TestHubStartNeedsBus(t *testing.T) {
+	if err := NewHub(nil, nil, HubOptions{}).Start(context.Background()); err == nil {
+		t.Fatal("Start without a bus succeeded")
+	}
+}

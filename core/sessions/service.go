@@ -1,0 +1,426 @@
+package sessions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/halobestie/mitra-availability/core"
+	"github.com/halobestie/mitra-availability/core/auth"
+	"github.com/halobestie/mitra-availability/core/mitras"
+	"github.com/halobestie/mitra-availability/ports"
+)
+
+// Limits of the request fields.
+const (
+	MinDurationMinutes = 1
+	MaxDurationMinutes = 240
+	MinExtendMinutes   = 1
+	MaxExtendMinutes   = 120
+	listLimit          = 100
+)
+
+// Availability is what the lifecycle asks of the availability rules
+// (implemented by *mitras.Service).
+type Availability interface {
+	AvailableMitras(ctx context.Context) ([]string, error)
+	AvailabilityOf(ctx context.Context, id string) (mitras.Availability, error)
+	RecomputeLoad(ctx context.Context, id string)
+}
+
+// Config holds the timer parameters.
+type Config struct {
+	PairingTimeout time.Duration
+	PaymentTimeout time.Duration
+	WarningLead    time.Duration
+}
+
+// Service implements the session use cases.
+type Service struct {
+	store ports.SessionStore
+	avail Availability
+	bus   ports.EventBus
+	clock ports.Clock
+	log   *slog.Logger
+	cfg   Config
+	wake  func() // wakes the scheduler after a transition moved a deadline
+}
+
+// NewService builds the session service.
+func NewService(store ports.SessionStore, avail Availability, bus ports.EventBus, clock ports.Clock, log *slog.Logger, cfg Config) (*Service, error) {
+	if store == nil || avail == nil || bus == nil || clock == nil {
+		return nil, errors.New("sessions: missing dependency")
+	}
+	if cfg.PairingTimeout <= 0 || cfg.PaymentTimeout <= 0 || cfg.WarningLead <= 0 {
+		return nil, errors.New("sessions: timeouts must be positive")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{store: store, avail: avail, bus: bus, clock: clock, log: log, cfg: cfg, wake: func() {}}, nil
+}
+
+// SetWake installs the scheduler's wake-up.
+func (s *Service) SetWake(f func()) { s.wake = f }
+
+// errNotApplicable aborts a timer claim whose deadline is no longer due.
+var errNotApplicable = errors.New("deadline no longer applies")
+
+// Request starts a search for a customer (CONTRACT §7 POST /api/sessions).
+func (s *Service) Request(ctx context.Context, customerID string, durationMinutes int, mitraID *string) (View, error) {
+	if durationMinutes < MinDurationMinutes || durationMinutes > MaxDurationMinutes {
+		return View{}, core.Invalid("duration_minutes", "must be an integer from 1 to 240")
+	}
+	var offered []string
+	if mitraID != nil {
+		a, err := s.avail.AvailabilityOf(ctx, *mitraID)
+		if err != nil {
+			return View{}, fmt.Errorf("checking mitra_id: %w", err)
+		}
+		if !a.Available {
+			return View{}, fmt.Errorf("%w: the requested mitra is not available", core.ErrNoMitraAvailable)
+		}
+		offered = []string{*mitraID}
+	} else {
+		ids, err := s.avail.AvailableMitras(ctx)
+		if err != nil {
+			return View{}, fmt.Errorf("finding available mitras: %w", err)
+		}
+		offered = ids
+	}
+	if len(offered) == 0 {
+		return View{}, core.ErrNoMitraAvailable
+	}
+	now := s.clock.Now()
+	deadline := now.Add(s.cfg.PairingTimeout)
+	sess, err := s.store.CreateSession(ctx, ports.Session{
+		CustomerID:       customerID,
+		Status:           ports.StatusSearching,
+		DurationMinutes:  durationMinutes,
+		SearchingSince:   now,
+		OfferExpiresAt:   &deadline,
+		OfferedMitraIDs:  offered,
+		ExcludedMitraIDs: []string{},
+	})
+	if errors.Is(err, ports.ErrOpenSessionExists) {
+		return View{}, core.ErrOpenSessionExists
+	}
+	if err != nil {
+		return View{}, fmt.Errorf("creating session: %w", err)
+	}
+	s.wake()
+	s.publishOffer(ctx, sess)
+	return ViewOf(sess, now), nil
+}
+
+// Accept lets an offered mitra take a searching session.
+func (s *Service) Accept(ctx context.Context, mitraID, sessionID string) (View, error) {
+	var others []string
+	now := s.clock.Now()
+	sess, err := s.store.UpdateSession(ctx, sessionID, func(ctx context.Context, tx ports.SessionTx, x *ports.Session) error {
+		if !slices.Contains(x.OfferedMitraIDs, mitraID) || slices.Contains(x.ExcludedMitraIDs, mitraID) {
+			return fmt.Errorf("%w: this session was not offered to you", core.ErrForbidden)
+		}
+		switch x.Status {
+		case ports.StatusSearching:
+		case ports.StatusPendingPayment, ports.StatusActive:
+			return core.ErrSessionTaken
+		default:
+			return fmt.Errorf("%w: the session is %s", core.ErrInvalidState, x.Status)
+		}
+		load, err := tx.LockMitraLoad(ctx, mitraID)
+		if err != nil {
+			return err
+		}
+		if !load.IsActive {
+			return core.ErrAccountDeactivated
+		}
+		if load.OpenSessions >= load.Capacity {
+			return core.ErrAtCapacity
+		}
+		others = slices.DeleteFunc(slices.Clone(x.OfferedMitraIDs), func(id string) bool { return id == mitraID })
+		x.MitraID = &mitraID
+		x.AcceptedAt = &now
+		x.OfferExpiresAt = nil
+		if x.Paid {
+			// Rerouted after payment: active at once with the time that remained.
+			remaining := x.DurationMinutes * 60
+			if x.RemainingSeconds != nil {
+				remaining = *x.RemainingSeconds
+			}
+			s.activate(x, now, time.Duration(remaining)*time.Second)
+			x.RemainingSeconds = nil
+		} else {
+			x.Status = ports.StatusPendingPayment
+			due := now.Add(s.cfg.PaymentTimeout)
+			x.PaymentDueAt = &due
+		}
+		return nil
+	})
+	if err != nil {
+		return View{}, err
+	}
+	s.avail.RecomputeLoad(ctx, mitraID)
+	s.wake()
+	s.publish(ctx, ports.EventSessionTaken, others, map[string]any{"type": ports.EventSessionTaken, "session_id": sess.ID})
+	s.publishUpdate(ctx, sess)
+	return ViewOf(sess, now), nil
+}
+
+// activate starts (or resumes) the paid clock of a session for d.
+func (s *Service) activate(x *ports.Session, now time.Time, d time.Duration) {
+	x.Status = ports.StatusActive
+	x.StartedAt = &now
+	x.PaymentDueAt = nil
+	exp := now.Add(d)
+	x.ExpiresAt = &exp
+	s.setWarnAt(x)
+}
+
+// setWarnAt schedules the warning WarningLead before expiry (never before the
+// start), unless it was already sent in this session's life.
+func (s *Service) setWarnAt(x *ports.Session) {
+	if x.WarningSentAt != nil || x.ExpiresAt == nil {
+		x.WarnAt = nil
+		return
+	}
+	w := x.ExpiresAt.Add(-s.cfg.WarningLead)
+	if x.StartedAt != nil && w.Before(*x.StartedAt) {
+		w = *x.StartedAt
+	}
+	x.WarnAt = &w
+}
+
+// Pay confirms the payment of a pending session (the payment provider's callback).
+func (s *Service) Pay(ctx context.Context, customerID, sessionID string) (View, error) {
+	now := s.clock.Now()
+	sess, err := s.store.UpdateSession(ctx, sessionID, func(ctx context.Context, _ ports.SessionTx, x *ports.Session) error {
+		if x.CustomerID != customerID {
+			return ports.ErrNotFound
+		}
+		if x.Status != ports.StatusPendingPayment {
+			return fmt.Errorf("%w: only a pending_payment session can be paid, this one is %s", core.ErrInvalidState, x.Status)
+		}
+		x.Paid = true
+		s.activate(x, now, time.Duration(x.DurationMinutes)*time.Minute)
+		return nil
+	})
+	if err != nil {
+		return View{}, err
+	}
+	s.wake()
+	s.publishUpdate(ctx, sess)
+	return ViewOf(sess, now), nil
+}
+
+// Extend adds paid minutes to an active session.
+func (s *Service) Extend(ctx context.Context, customerID, sessionID string, minutes int) (View, error) {
+	if minutes < MinExtendMinutes || minutes > MaxExtendMinutes {
+		return View{}, core.Invalid("minutes", "must be an integer from 1 to 120")
+	}
+	now := s.clock.Now()
+	sess, err := s.store.UpdateSession(ctx, sessionID, func(ctx context.Context, _ ports.SessionTx, x *ports.Session) error {
+		if x.CustomerID != customerID {
+			return ports.ErrNotFound
+		}
+		if x.Status != ports.StatusActive || x.ExpiresAt == nil {
+			return fmt.Errorf("%w: only an active session can be extended, this one is %s", core.ErrInvalidState, x.Status)
+		}
+		exp := x.ExpiresAt.Add(time.Duration(minutes) * time.Minute)
+		x.ExpiresAt = &exp
+		x.DurationMinutes += minutes
+		s.setWarnAt(x)
+		return nil
+	})
+	if err != nil {
+		return View{}, err
+	}
+	s.wake()
+	s.publishUpdate(ctx, sess)
+	return ViewOf(sess, now), nil
+}
+
+// End ends a session on behalf of its customer or its mitra.
+func (s *Service) End(ctx context.Context, p auth.Principal, sessionID string) (View, error) {
+	now := s.clock.Now()
+	var released string
+	sess, err := s.store.UpdateSession(ctx, sessionID, func(ctx context.Context, _ ports.SessionTx, x *ports.Session) error {
+		isCustomer := p.Role == ports.RoleCustomer && x.CustomerID == p.UserID
+		isMitra := p.Role == ports.RoleMitra && x.MitraID != nil && *x.MitraID == p.UserID
+		if !isCustomer && !isMitra {
+			return ports.ErrNotFound
+		}
+		switch x.Status {
+		case ports.StatusSearching:
+			if !isCustomer {
+				return ports.ErrNotFound
+			}
+			end(x, ports.StatusCancelled, ports.EndCancelledByCustomer, now)
+		case ports.StatusPendingPayment, ports.StatusActive:
+			reason := ports.EndEndedByCustomer
+			if isMitra {
+				reason = ports.EndEndedByMitra
+			}
+			released = *x.MitraID
+			end(x, ports.StatusEnded, reason, now)
+		default:
+			return fmt.Errorf("%w: the session is already %s", core.ErrInvalidState, x.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		return View{}, err
+	}
+	if released != "" {
+		s.avail.RecomputeLoad(ctx, released)
+	}
+	s.publishEnded(ctx, sess)
+	return ViewOf(sess, now), nil
+}
+
+// end moves x to a final status and clears its pending deadlines.
+func end(x *ports.Session, st ports.SessionStatus, reason ports.EndReason, now time.Time) {
+	x.Status = st
+	x.EndReason = &reason
+	x.EndedAt = &now
+	x.OfferExpiresAt, x.PaymentDueAt, x.WarnAt = nil, nil, nil
+}
+
+// Reroute releases the session's mitra and searches again among the available
+// mitras, never offering it to a mitra it was rerouted away from.
+func (s *Service) Reroute(ctx context.Context, customerID, sessionID string) (View, error) {
+	available, err := s.avail.AvailableMitras(ctx)
+	if err != nil {
+		return View{}, fmt.Errorf("finding available mitras: %w", err)
+	}
+	now := s.clock.Now()
+	var released string
+	sess, err := s.store.UpdateSession(ctx, sessionID, func(ctx context.Context, _ ports.SessionTx, x *ports.Session) error {
+		if x.CustomerID != customerID {
+			return ports.ErrNotFound
+		}
+		if x.Status != ports.StatusPendingPayment && x.Status != ports.StatusActive {
+			return fmt.Errorf("%w: only a pending_payment or active session can be rerouted, this one is %s", core.ErrInvalidState, x.Status)
+		}
+		released = *x.MitraID
+		if !slices.Contains(x.ExcludedMitraIDs, released) {
+			x.ExcludedMitraIDs = append(x.ExcludedMitraIDs, released)
+		}
+		if x.Status == ports.StatusActive && x.ExpiresAt != nil {
+			left := max(0, int(x.ExpiresAt.Sub(now).Seconds()))
+			x.RemainingSeconds = &left
+		}
+		x.Status = ports.StatusSearching
+		x.MitraID = nil
+		x.AcceptedAt, x.PaymentDueAt, x.ExpiresAt, x.WarnAt = nil, nil, nil, nil
+		x.StartedAt = nil
+		x.SearchingSince = now
+		deadline := now.Add(s.cfg.PairingTimeout)
+		x.OfferExpiresAt = &deadline
+		x.OfferedMitraIDs = slices.DeleteFunc(slices.Clone(available), func(id string) bool {
+			return slices.Contains(x.ExcludedMitraIDs, id)
+		})
+		return nil
+	})
+	if err != nil {
+		return View{}, err
+	}
+	s.avail.RecomputeLoad(ctx, released)
+	s.wake()
+	s.publishUpdate(ctx, sess, released)
+	s.publishOffer(ctx, sess)
+	return ViewOf(sess, now), nil
+}
+
+// Get returns a session to a participant or an admin; ports.ErrNotFound to anyone else.
+func (s *Service) Get(ctx context.Context, p auth.Principal, sessionID string) (View, error) {
+	sess, err := s.store.Session(ctx, sessionID)
+	if err != nil {
+		return View{}, err
+	}
+	if !participant(p, sess) {
+		return View{}, ports.ErrNotFound
+	}
+	return ViewOf(sess, s.clock.Now()), nil
+}
+
+// List returns the caller's sessions, newest first.
+func (s *Service) List(ctx context.Context, p auth.Principal) ([]View, error) {
+	list, err := s.store.SessionsOf(ctx, p.UserID, listLimit)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	out := make([]View, len(list))
+	for i, x := range list {
+		out[i] = ViewOf(x, now)
+	}
+	return out, nil
+}
+
+func participant(p auth.Principal, x ports.Session) bool {
+	switch p.Role {
+	case ports.RoleAdmin:
+		return true
+	case ports.RoleCustomer:
+		return x.CustomerID == p.UserID
+	case ports.RoleMitra:
+		return x.MitraID != nil && *x.MitraID == p.UserID
+	}
+	return false
+}
+
+// --- events ---
+
+func (s *Service) publish(ctx context.Context, typ string, to []string, payload any) {
+	if len(to) == 0 {
+		return
+	}
+	body, err := json.Marshal(payload)
+	if err != nil {
+		s.log.ErrorContext(ctx, "encoding event", "type", typ, "err", err)
+		return
+	}
+	if err := s.bus.Publish(context.WithoutCancel(ctx), ports.Event{Type: typ, UserIDs: to, Payload: body}); err != nil {
+		s.log.WarnContext(ctx, "publishing event to other instances failed", "type", typ, "err", err)
+	}
+}
+
+func (s *Service) publishOffer(ctx context.Context, x ports.Session) {
+	if x.OfferExpiresAt == nil {
+		return
+	}
+	s.publish(ctx, ports.EventSessionOffer, x.OfferedMitraIDs, map[string]any{
+		"type": ports.EventSessionOffer, "session_id": x.ID, "duration_minutes": x.DurationMinutes,
+		"offer_expires_at": x.OfferExpiresAt.UTC(),
+	})
+}
+
+// publishUpdate sends the session view to its customer, its mitra and any extra users.
+func (s *Service) publishUpdate(ctx context.Context, x ports.Session, extra ...string) {
+	to := append([]string{x.CustomerID}, extra...)
+	if x.MitraID != nil {
+		to = append(to, *x.MitraID)
+	}
+	s.publish(ctx, ports.EventSessionUpdate, to, map[string]any{
+		"type": ports.EventSessionUpdate, "session": ViewOf(x, s.clock.Now()),
+	})
+}
+
+func (s *Service) publishEnded(ctx context.Context, x ports.Session) {
+	to := []string{x.CustomerID}
+	if x.MitraID != nil {
+		to = append(to, *x.MitraID)
+	}
+	reason := ""
+	if x.EndReason != nil {
+		reason = string(*x.EndReason)
+	}
+	s.publish(ctx, ports.EventSessionEnded, to, map[string]any{
+		"type": ports.EventSessionEnded, "session_id": x.ID, "reason": reason,
+	})
+}

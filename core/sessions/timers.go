@@ -1,0 +1,201 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/halobestie/mitra-availability/ports"
+)
+
+// dueBatch bounds one DueTimers read.
+const dueBatch = 200
+
+// FireDue claims and fires every deadline due at the clock's now, and returns
+// how many it fired. Each claim re-checks its deadline under the session's
+// lock, so when several instances race for one deadline exactly one fires it.
+func (s *Service) FireDue(ctx context.Context) (int, error) {
+	fired := 0
+	for {
+		now := s.clock.Now()
+		due, err := s.store.DueTimers(ctx, now, dueBatch)
+		if err != nil {
+			return fired, err
+		}
+		for _, d := range due {
+			ok, err := s.fire(ctx, d, now)
+			if err != nil {
+				s.log.WarnContext(ctx, "firing session timer failed; retried on the next tick", "session_id", d.SessionID, "kind", d.Kind, "err", err)
+				continue
+			}
+			if ok {
+				fired++
+			}
+		}
+		if len(due) < dueBatch {
+			return fired, nil
+		}
+	}
+}
+
+// fire claims one deadline; false when another instance (or a transition) got there first.
+func (s *Service) fire(ctx context.Context, d ports.DueTimer, now time.Time) (bool, error) {
+	var released string
+	sess, err := s.store.UpdateSession(ctx, d.SessionID, func(ctx context.Context, _ ports.SessionTx, x *ports.Session) error {
+		switch d.Kind {
+		case ports.TimerPairing:
+			if x.Status != ports.StatusSearching || x.OfferExpiresAt == nil || x.OfferExpiresAt.After(now) {
+				return errNotApplicable
+			}
+			end(x, ports.StatusUnmatched, ports.EndUnmatched, now)
+		case ports.TimerPayment:
+			if x.Status != ports.StatusPendingPayment || x.PaymentDueAt == nil || x.PaymentDueAt.After(now) {
+				return errNotApplicable
+			}
+			released = *x.MitraID
+			end(x, ports.StatusCancelled, ports.EndPaymentTimeout, now)
+		case ports.TimerWarning:
+			if x.Status != ports.StatusActive || x.WarningSentAt != nil || x.WarnAt == nil || x.WarnAt.After(now) {
+				return errNotApplicable
+			}
+			if x.ExpiresAt != nil && !x.ExpiresAt.After(now) {
+				return errNotApplicable // overdue past expiry (no instance ran): the expiry ends it instead
+			}
+			x.WarningSentAt = &now
+			x.WarnAt = nil
+		case ports.TimerExpiry:
+			if x.Status != ports.StatusActive || x.ExpiresAt == nil || x.ExpiresAt.After(now) {
+				return errNotApplicable
+			}
+			released = *x.MitraID
+			end(x, ports.StatusEnded, ports.EndExpired, now)
+		default:
+			return errNotApplicable
+		}
+		return nil
+	})
+	if errors.Is(err, errNotApplicable) || errors.Is(err, ports.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if released != "" {
+		s.avail.RecomputeLoad(ctx, released)
+	}
+	if d.Kind == ports.TimerWarning {
+		s.publish(ctx, ports.EventSessionWarning, []string{sess.CustomerID}, map[string]any{
+			"type": ports.EventSessionWarning, "session_id": sess.ID, "kind": "three_minutes_left",
+			"expires_at": sess.ExpiresAt.UTC(),
+		})
+	} else {
+		s.publishEnded(ctx, sess)
+	}
+	s.log.InfoContext(ctx, "session timer fired", "session_id", sess.ID, "kind", d.Kind)
+	return true, nil
+}
+
+// maxSleep bounds the scheduler's sleep so deadlines of sessions created on
+// other instances are noticed within it.
+const maxSleep = time.Second
+
+// Scheduler fires the session deadlines on time. Start runs a loop that sleeps
+// until the earliest deadline in the store (at most maxSleep) or until woken by
+// a local transition; Stop ends it and waits.
+type Scheduler struct {
+	svc *Service
+	log interface {
+		WarnContext(context.Context, string, ...any)
+	}
+	wake chan struct{}
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewScheduler returns a stopped scheduler and connects svc's wake-up to it.
+func NewScheduler(svc *Service) *Scheduler {
+	sc := &Scheduler{svc: svc, log: svc.log, wake: make(chan struct{}, 1)}
+	svc.SetWake(sc.Wake)
+	return sc
+}
+
+// Wake asks the loop to look at the deadlines again; it never blocks.
+func (sc *Scheduler) Wake() {
+	select {
+	case sc.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start fires what is overdue (deadlines that passed while no instance ran),
+// then starts the loop.
+func (sc *Scheduler) Start(ctx context.Context) error {
+	if _, err := sc.svc.FireDue(ctx); err != nil {
+		sc.log.WarnContext(ctx, "restoring session timers: firing overdue deadlines failed; the loop retries", "err", err)
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.cancel != nil {
+		return errors.New("session scheduler already started")
+	}
+	loopCtx, cancel := context.WithCancel(context.Background())
+	sc.cancel, sc.done = cancel, make(chan struct{})
+	go sc.loop(loopCtx, sc.done)
+	return nil
+}
+
+// Stop ends the loop and waits for it, or for ctx.
+func (sc *Scheduler) Stop(ctx context.Context) error {
+	sc.mu.Lock()
+	cancel, done := sc.cancel, sc.done
+	sc.cancel, sc.done = nil, nil
+	sc.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return errors.New("session scheduler did not stop in time")
+	}
+}
+
+func (sc *Scheduler) loop(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-sc.wake:
+			t.Stop()
+		}
+		if _, err := sc.svc.FireDue(ctx); err != nil && ctx.Err() == nil {
+			sc.log.WarnContext(ctx, "firing session timers failed", "err", err)
+		}
+		t.Reset(sc.nextSleep(ctx))
+	}
+}
+
+// nextSleep is the time until the earliest pending deadline, within (0, maxSleep].
+func (sc *Scheduler) nextSleep(ctx context.Context) time.Duration {
+	at, ok, err := sc.svc.store.NextTimer(ctx)
+	if err != nil || !ok {
+		return maxSleep
+	}
+	d := at.Sub(sc.svc.clock.Now())
+	switch {
+	case d <= 0:
+		return time.Millisecond
+	case d > maxSleep:
+		return maxSleep
+	}
+	return d
+}
