@@ -510,3 +510,36 @@ func TestEndAndStateRules(t *testing.T) {
 		t.Fatalf("mitra's list: %+v %v", list, err)
 	}
 }
+
+func TestSchedulerFiresWithoutBeingCalled(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	c, _ := f.customer(t), f.onlineMitra(t, 1)
+	sc := sessions.NewScheduler(f.svc)
+	if err := sc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sc.Stop(ctx) }()
+	v, err := f.svc.Request(ctx, c.UserID, 30, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(pairing)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := f.svc.Get(ctx, c, v.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status == "unmatched" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the scheduler did not fire the pairing timeout: %s", got.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(f.bus.of(ports.EventSessionEnded, c.UserID)); n != 1 {
+		t.Fatalf("session_ended sent %d times", n)
+	}
+}

@@ -3,9 +3,9 @@ package sessions
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
+	"github.com/halobestie/mitra-availability/core/worker"
 	"github.com/halobestie/mitra-availability/ports"
 )
 
@@ -100,88 +100,39 @@ func (s *Service) fire(ctx context.Context, d ports.DueTimer, now time.Time) (bo
 // other instances are noticed within it.
 const maxSleep = time.Second
 
-// Scheduler fires the session deadlines on time. Start runs a loop that sleeps
-// until the earliest deadline in the store (at most maxSleep) or until woken by
-// a local transition; Stop ends it and waits.
+// Scheduler fires the session deadlines on time: a paced worker loop that
+// fires what is due, then sleeps until the earliest deadline in the store (at
+// most maxSleep) or until a local transition wakes it.
 type Scheduler struct {
-	svc *Service
-	log interface {
-		WarnContext(context.Context, string, ...any)
-	}
-	wake chan struct{}
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	svc  *Service
+	loop *worker.Loop
 }
 
 // NewScheduler returns a stopped scheduler and connects svc's wake-up to it.
 func NewScheduler(svc *Service) *Scheduler {
-	sc := &Scheduler{svc: svc, log: svc.log, wake: make(chan struct{}, 1)}
-	svc.SetWake(sc.Wake)
+	sc := &Scheduler{svc: svc}
+	sc.loop = worker.NewPaced("session-scheduler", sc.tick)
+	svc.SetWake(sc.loop.Wake)
 	return sc
-}
-
-// Wake asks the loop to look at the deadlines again; it never blocks.
-func (sc *Scheduler) Wake() {
-	select {
-	case sc.wake <- struct{}{}:
-	default:
-	}
 }
 
 // Start fires what is overdue (deadlines that passed while no instance ran),
 // then starts the loop.
 func (sc *Scheduler) Start(ctx context.Context) error {
 	if _, err := sc.svc.FireDue(ctx); err != nil {
-		sc.log.WarnContext(ctx, "restoring session timers: firing overdue deadlines failed; the loop retries", "err", err)
+		sc.svc.log.WarnContext(ctx, "restoring session timers: firing overdue deadlines failed; the loop retries", "err", err)
 	}
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	if sc.cancel != nil {
-		return errors.New("session scheduler already started")
-	}
-	loopCtx, cancel := context.WithCancel(context.Background())
-	sc.cancel, sc.done = cancel, make(chan struct{})
-	go sc.loop(loopCtx, sc.done)
-	return nil
+	return sc.loop.Start(ctx)
 }
 
 // Stop ends the loop and waits for it, or for ctx.
-func (sc *Scheduler) Stop(ctx context.Context) error {
-	sc.mu.Lock()
-	cancel, done := sc.cancel, sc.done
-	sc.cancel, sc.done = nil, nil
-	sc.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return errors.New("session scheduler did not stop in time")
-	}
-}
+func (sc *Scheduler) Stop(ctx context.Context) error { return sc.loop.Stop(ctx) }
 
-func (sc *Scheduler) loop(ctx context.Context, done chan struct{}) {
-	defer close(done)
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-sc.wake:
-			t.Stop()
-		}
-		if _, err := sc.svc.FireDue(ctx); err != nil && ctx.Err() == nil {
-			sc.log.WarnContext(ctx, "firing session timers failed", "err", err)
-		}
-		t.Reset(sc.nextSleep(ctx))
+func (sc *Scheduler) tick(ctx context.Context) time.Duration {
+	if _, err := sc.svc.FireDue(ctx); err != nil && ctx.Err() == nil {
+		sc.svc.log.WarnContext(ctx, "firing session timers failed", "err", err)
 	}
+	return sc.nextSleep(ctx)
 }
 
 // nextSleep is the time until the earliest pending deadline, within (0, maxSleep].
@@ -190,12 +141,5 @@ func (sc *Scheduler) nextSleep(ctx context.Context) time.Duration {
 	if err != nil || !ok {
 		return maxSleep
 	}
-	d := at.Sub(sc.svc.clock.Now())
-	switch {
-	case d <= 0:
-		return time.Millisecond
-	case d > maxSleep:
-		return maxSleep
-	}
-	return d
+	return min(max(at.Sub(sc.svc.clock.Now()), time.Millisecond), maxSleep)
 }

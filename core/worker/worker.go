@@ -15,30 +15,38 @@ import (
 	"time"
 )
 
-// Loop calls Run every Interval until stopped.
+// Loop calls its function repeatedly until stopped.
 type Loop struct {
-	name     string
-	interval time.Duration
-	run      func(ctx context.Context)
-	wake     chan struct{}
+	name  string
+	first time.Duration
+	run   func(ctx context.Context) (next time.Duration)
+	wake  chan struct{}
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// New returns a stopped loop.
+// New returns a stopped loop that calls run every interval, the first time
+// one interval after Start.
 func New(name string, interval time.Duration, run func(ctx context.Context)) (*Loop, error) {
 	if interval <= 0 {
 		return nil, errors.New("worker " + name + ": interval must be positive")
 	}
-	return &Loop{name: name, interval: interval, run: run, wake: make(chan struct{}, 1)}, nil
+	return &Loop{name: name, first: interval, wake: make(chan struct{}, 1),
+		run: func(ctx context.Context) time.Duration { run(ctx); return interval }}, nil
+}
+
+// NewPaced returns a stopped loop that calls run at once after Start and then
+// again after the delay each run returns (at least a millisecond).
+func NewPaced(name string, run func(ctx context.Context) (next time.Duration)) *Loop {
+	return &Loop{name: name, first: 0, run: run, wake: make(chan struct{}, 1)}
 }
 
 // Name is the loop's name.
 func (l *Loop) Name() string { return l.name }
 
-// Start launches the loop. The first run comes after one interval.
+// Start launches the loop.
 func (l *Loop) Start(context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -80,7 +88,7 @@ func (l *Loop) Stop(ctx context.Context) error {
 
 func (l *Loop) loop(ctx context.Context, done chan struct{}) {
 	defer close(done)
-	t := time.NewTimer(l.interval)
+	t := time.NewTimer(l.first)
 	defer t.Stop()
 	for {
 		select {
@@ -88,14 +96,12 @@ func (l *Loop) loop(ctx context.Context, done chan struct{}) {
 			return
 		case <-t.C:
 		case <-l.wake:
-			if !t.Stop() {
-				select {
-				case <-t.C:
-				default:
-				}
-			}
+			t.Stop() // Go ≥1.23 timers: no stale tick after Stop/Reset
 		}
-		l.run(ctx)
-		t.Reset(l.interval)
+		next := l.run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		t.Reset(max(next, time.Millisecond))
 	}
 }
