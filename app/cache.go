@@ -45,21 +45,22 @@ func CacheModule(cfg config.Config) fx.Option {
 	)
 }
 
-// newValkeyClient connects to Valkey; every new connection marks the mirror
-// for a reseed.
-func newValkeyClient(lc fx.Lifecycle, cfg config.Config) (valkey.Client, *mirror.Health, error) {
+// newValkeyClient returns the Valkey client, which connects in the
+// background: the service starts and serves while Valkey is unreachable (the
+// cache is degraded and reads fall back to the store), and picks it up when
+// it answers. Every new connection marks the mirror for a reseed. Only a
+// malformed VALKEY_URL fails the start.
+func newValkeyClient(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (valkey.Client, *mirror.Health, error) {
 	h := mirror.NewHealth(config.CacheValkey, true)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	client, err := valkeymirror.Open(ctx, valkeymirror.Config{
+	conn, err := valkeymirror.NewConnector(valkeymirror.Config{
 		URL:    cfg.ValkeyURL,
 		OnDial: h.Reconnected,
-	})
+	}, log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("VALKEY_URL: %w", err)
 	}
-	lc.Append(fx.StopHook(func() { client.Close() }))
-	return client, h, nil
+	lc.Append(fx.Hook{OnStart: conn.Start, OnStop: conn.Stop})
+	return conn.Lazy(), h, nil
 }
 
 func newValkeyMirror(client valkey.Client, cfg config.Config) ports.AvailabilityMirror {
@@ -67,7 +68,8 @@ func newValkeyMirror(client valkey.Client, cfg config.Config) ports.Availability
 }
 
 // newValkeyBus carries realtime events between instances over Valkey pub/sub,
-// on a dedicated connection that re-subscribes after any server restart.
+// on a dedicated connection that re-subscribes after any server restart; it
+// subscribes once the client has connected.
 func newValkeyBus(lc fx.Lifecycle, client valkey.Client, cfg config.Config, log *slog.Logger) (ports.EventBus, error) {
 	bus, err := eventbus.NewValkey(client, cfg.ValkeyPrefix+"events", log)
 	if err != nil {

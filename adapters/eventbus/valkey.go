@@ -46,7 +46,9 @@ const (
 //
 // Start runs the subscription loop on a dedicated connection; it re-subscribes
 // after any error (server killed or restarted, failover) with a backoff, until
-// Stop. The client belongs to the caller, who closes it after Stop.
+// Stop. The client belongs to the caller, who closes it after Stop. A client
+// that connects in the background (adapters/valkey.Connector's Lazy, which
+// has a Ready channel) is waited for before the first SUBSCRIBE.
 type Valkey struct {
 	client  valkey.Client
 	channel string
@@ -255,6 +257,9 @@ func (v *Valkey) run(ctx context.Context, done, firstAttempt chan struct{}) {
 	first := func() { firstOnce.Do(func() { close(firstAttempt) }) }
 	defer first()
 
+	if !v.awaitClient(ctx, first) {
+		return
+	}
 	delay := minResubscribeDelay
 	for {
 		confirmed, err := v.receive(ctx, first)
@@ -277,6 +282,35 @@ func (v *Valkey) run(ctx context.Context, done, firstAttempt chan struct{}) {
 		case <-t.C:
 		}
 		delay = min(2*delay, maxResubscribeDelay)
+	}
+}
+
+// connecting is implemented by a client that connects in the background
+// (the lazy client of adapters/valkey.Connector): Ready is closed once it is
+// connected.
+type connecting interface {
+	Ready() <-chan struct{}
+}
+
+// awaitClient waits until the client is connected, when it connects in the
+// background, and reports false if ctx ended first. Start does not wait for
+// it: firstAttempt is closed at once when the client is not connected yet.
+func (v *Valkey) awaitClient(ctx context.Context, firstAttempt func()) bool {
+	c, ok := v.client.(connecting)
+	if !ok {
+		return true
+	}
+	select {
+	case <-c.Ready():
+		return true
+	default:
+	}
+	firstAttempt()
+	select {
+	case <-c.Ready():
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

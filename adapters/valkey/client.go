@@ -127,11 +127,19 @@ func defaultDial(ctx context.Context, addr string, d *net.Dialer, tc *tls.Config
 // Open connects to Valkey as cfg says and checks that it answers within
 // ctx. Several addresses make a cluster client; one address of a cluster node
 // is detected as a cluster too. The caller owns the client and closes it.
+//
+// Open fails at once when Valkey does not answer; a service that must start
+// and serve without it uses a Connector instead.
 func Open(ctx context.Context, cfg Config) (valkey.Client, error) {
 	opt, err := Options(cfg)
 	if err != nil {
 		return nil, err
 	}
+	return open(ctx, opt)
+}
+
+// open builds a client from opt and checks that it answers within ctx.
+func open(ctx context.Context, opt valkey.ClientOption) (valkey.Client, error) {
 	client, err := valkey.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("valkey: connect: %w", err)

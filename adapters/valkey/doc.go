@@ -1,6 +1,10 @@
 // Package valkey holds the Valkey adapters: the availability mirror
-// (ports.AvailabilityMirror) over github.com/valkey-io/valkey-go, and Open,
-// which builds a client from VALKEY_URL for a standalone server or a cluster.
+// (ports.AvailabilityMirror) over github.com/valkey-io/valkey-go, Open,
+// which builds a client from VALKEY_URL for a standalone server or a cluster
+// and fails fast, and Connector, which the service uses: it connects in the
+// background (retrying with backoff until its Stop) and hands out a client
+// that fails fast until then, so the service starts and serves from the store
+// while Valkey is down and picks it up, reseeding, when it answers.
 //
 // The mirror keeps one sorted-set entry per online mitra. Its score packs the
 // heartbeat (100 ms precision) and the load, so every hot read is one score

@@ -54,11 +54,15 @@ func (h *Health) ReportError(err error) {
 	if err == nil || errors.Is(err, ports.ErrCacheDisabled) || !h.enabled {
 		return
 	}
-	if !errors.Is(err, ports.ErrMirrorNotSeeded) {
-		h.healthy.Store(false)
-	}
 	h.epoch.Add(1)
-	if h.wake != nil {
+	// Wake the watcher on the transition to unhealthy (or a lost marker), not
+	// on every error of an outage: the watcher's own failing check would
+	// otherwise wake it again at once.
+	wake := errors.Is(err, ports.ErrMirrorNotSeeded)
+	if !wake {
+		wake = h.healthy.CompareAndSwap(true, false)
+	}
+	if wake && h.wake != nil {
 		h.wake()
 	}
 }
