@@ -8,6 +8,12 @@
 // ends, asserting a clean exit. Without TEST_DATABASE_URL the tests that need
 // Postgres skip, or fail when REQUIRE_INTEGRATION=1 (scripts/with-services.sh
 // sets both). With -short nothing is built and every test skips.
+//
+// startCluster runs several instances as one deployment: one fresh database,
+// the Valkey at TEST_VALKEY_URL under a key prefix of the test's own, one
+// JWT_SECRET. A test may kill an instance with SIGKILL (Server.kill); the
+// cleanup then leaves it alone and stops the others as usual. Tests that
+// need Valkey skip without TEST_VALKEY_URL, or fail under REQUIRE_INTEGRATION=1.
 package e2e
 
 import (
@@ -30,11 +36,13 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/valkey-io/valkey-go"
 )
 
 // Environment variables the harness reads.
@@ -43,6 +51,7 @@ const (
 	envRequireIntegration = "REQUIRE_INTEGRATION"
 	envRace               = "E2E_RACE"
 	envServerBin          = "E2E_SERVER_BIN"
+	envValkeyURL          = "TEST_VALKEY_URL"
 )
 
 // Credentials of the admin every server is started with (ADMIN_PHONE, ADMIN_PASSWORD).
@@ -252,6 +261,7 @@ type Server struct {
 	out     *syncBuffer
 	done    chan struct{}
 	waitErr error
+	killed  atomic.Bool // set by kill: the process is meant to be dead
 }
 
 // startServer starts the binary on a fresh database with the standard test
@@ -279,6 +289,129 @@ func startServer(t *testing.T, env map[string]string) *Server {
 	s := startProcess(t, vars)
 	s.DSN = dsn
 	return s
+}
+
+// valkeyURL returns TEST_VALKEY_URL, skipping the test when it is unset (or
+// failing it when REQUIRE_INTEGRATION=1).
+func valkeyURL(t *testing.T) string {
+	t.Helper()
+	requireBinary(t)
+	u := os.Getenv(envValkeyURL)
+	if u != "" {
+		return u
+	}
+	if os.Getenv(envRequireIntegration) == "1" {
+		t.Fatalf("%s is not set but %s=1: this e2e test needs a Valkey (or Redis 7) server (run it through scripts/with-services.sh)",
+			envValkeyURL, envRequireIntegration)
+	}
+	t.Skipf("skipping e2e test: set %s to a Valkey URL, or run it through scripts/with-services.sh", envValkeyURL)
+	return ""
+}
+
+// Cluster is several server processes serving one deployment: one fresh
+// database, one Valkey server and key prefix (CACHE_BACKEND=valkey, so that
+// events cross instances over pub/sub), and one JWT_SECRET, so that a token
+// issued by any instance works on every one.
+type Cluster struct {
+	// Servers are the instances, in start order.
+	Servers []*Server
+	// DSN is the shared database; Prefix the shared VALKEY_KEY_PREFIX.
+	DSN, Prefix string
+
+	vars map[string]string
+}
+
+// startCluster starts n instances (n ≥ 1) one after another, the first one
+// applying the migrations. env overrides the standard test environment of
+// every instance (startServer's, plus the shared Valkey, prefix and secret).
+// Each instance is stopped with SIGTERM when the test ends (unless it was
+// killed), then the prefix's keys are deleted and the database is dropped.
+func startCluster(t *testing.T, n int, env map[string]string) *Cluster {
+	t.Helper()
+	if n < 1 {
+		t.Fatalf("startCluster: %d instances", n)
+	}
+	vurl := valkeyURL(t)
+	dsn := freshDatabase(t)
+	prefix := "e2e:" + randomHex(t, 8) + ":"
+	// Registered before any server starts, so it runs after they all stopped.
+	t.Cleanup(func() { deleteValkeyPrefix(t, vurl, prefix) })
+	vars := map[string]string{
+		"DATABASE_URL":      dsn,
+		"CACHE_BACKEND":     "valkey",
+		"VALKEY_URL":        vurl,
+		"VALKEY_KEY_PREFIX": prefix,
+		"JWT_SECRET":        randomHex(t, 32),
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	c := &Cluster{DSN: dsn, Prefix: prefix, vars: vars}
+	for range n {
+		c.add(t, nil)
+	}
+	return c
+}
+
+// add starts one more instance of the cluster, with env on top of the
+// cluster's environment, and returns it.
+func (c *Cluster) add(t *testing.T, env map[string]string) *Server {
+	t.Helper()
+	vars := make(map[string]string, len(c.vars)+len(env))
+	for k, v := range c.vars {
+		vars[k] = v
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	s := startServer(t, vars)
+	c.Servers = append(c.Servers, s)
+	return s
+}
+
+// startValkeyServer starts one instance with CACHE_BACKEND=valkey on its own
+// database and key prefix (a cluster of one).
+func startValkeyServer(t *testing.T, env map[string]string) *Server {
+	t.Helper()
+	return startCluster(t, 1, env).Servers[0]
+}
+
+// deleteValkeyPrefix deletes every key under prefix on the Valkey at url. A
+// failure is only logged: the keys of a test never disturb another one.
+func deleteValkeyPrefix(t *testing.T, url, prefix string) {
+	t.Helper()
+	opt, err := valkey.ParseURL(url)
+	if err != nil {
+		t.Logf("cleanup of Valkey prefix %s: %v", prefix, err)
+		return
+	}
+	opt.DisableCache = true
+	client, err := valkey.NewClient(opt)
+	if err != nil {
+		t.Logf("cleanup of Valkey prefix %s: %v", prefix, err)
+		return
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), dbSetupTimeout)
+	defer cancel()
+	var cursor uint64
+	for {
+		e, err := client.Do(ctx, client.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			t.Logf("cleanup of Valkey prefix %s: %v", prefix, err)
+			return
+		}
+		if len(e.Elements) > 0 {
+			if err := client.Do(ctx, client.B().Del().Key(e.Elements...).Build()).Error(); err != nil {
+				t.Logf("cleanup of Valkey prefix %s: %v", prefix, err)
+				return
+			}
+		}
+		if e.Cursor == 0 {
+			return
+		}
+		cursor = e.Cursor
+	}
 }
 
 // startProcess starts the binary with exactly vars (on top of the inherited
@@ -354,6 +487,9 @@ func (s *Server) stop(t *testing.T) {
 	t.Helper()
 	select {
 	case <-s.done:
+		if s.killed.Load() {
+			return // killed on purpose: nothing to stop
+		}
 		if !t.Failed() { // a failed start has said so already
 			t.Errorf("server exited before the test ended: %v", s.waitErr)
 		}
@@ -372,6 +508,35 @@ func (s *Server) stop(t *testing.T) {
 		_ = s.cmd.Process.Kill()
 		<-s.done
 		t.Errorf("server did not exit within %s of SIGTERM", stopTimeout)
+	}
+}
+
+// kill sends SIGKILL (no graceful stop: no deferred work, no close frames,
+// no unsubscribe) and waits until the process is gone. The test's cleanup then
+// leaves it alone; the other processes of the test and its database are
+// stopped and dropped as usual.
+func (s *Server) kill(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.done:
+		t.Fatalf("kill: the server had already exited: %v", s.waitErr)
+	default:
+	}
+	s.killed.Store(true)
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL: %v", err)
+	}
+	select {
+	case <-s.done:
+	case <-time.After(stopTimeout):
+		t.Fatalf("the server did not die within %s of SIGKILL", stopTimeout)
+	}
+	var exit *exec.ExitError
+	if !errors.As(s.waitErr, &exit) {
+		t.Fatalf("after SIGKILL the server exited with %v, want death by signal", s.waitErr)
+	}
+	if ws, ok := exit.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("after SIGKILL the server exited with %v, want death by SIGKILL", s.waitErr)
 	}
 }
 
