@@ -235,6 +235,22 @@ func (m *Mirror) AvailableMitras(ctx context.Context, freshSince time.Time) ([]p
 	return out, nil
 }
 
+// AvailableMitraIDs returns the ids of AvailableMitras, unordered.
+func (m *Mirror) AvailableMitraIDs(ctx context.Context, freshSince time.Time) ([]string, error) {
+	if err := m.beginRead(ctx, "available mitra ids"); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	lo := mirrorDS(freshSince)
+	var out []string
+	for id, e := range m.online {
+		if e.ds >= lo && e.hasRoom() {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
 // CountMitras answers the dashboard counts.
 func (m *Mirror) CountMitras(ctx context.Context, freshSince time.Time) (ports.MitraCounts, error) {
 	if err := m.beginRead(ctx, "count mitras"); err != nil {

@@ -44,6 +44,11 @@ func (*Mirror) Status(context.Context, string) (ports.MirrorStatus, error) {
 	return ports.MirrorStatus{}, ports.ErrCacheDisabled
 }
 
+// AvailableMitraIDs returns ports.ErrCacheDisabled.
+func (*Mirror) AvailableMitraIDs(context.Context, time.Time) ([]string, error) {
+	return nil, ports.ErrCacheDisabled
+}
+
 // AvailableMitras returns ports.ErrCacheDisabled.
 func (*Mirror) AvailableMitras(context.Context, time.Time) ([]ports.MirrorMitra, error) {
 	return nil, ports.ErrCacheDisabled

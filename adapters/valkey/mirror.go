@@ -273,6 +273,29 @@ func (m *Mirror) AvailableMitras(ctx context.Context, freshSince time.Time) ([]p
 	return out, nil
 }
 
+// AvailableMitraIDs is AvailableMitras without the scores and the sort: the
+// same range, one round trip, only the members.
+func (m *Mirror) AvailableMitraIDs(ctx context.Context, freshSince time.Time) ([]string, error) {
+	ctx, cancel := m.deadline(ctx)
+	defer cancel()
+	b := m.c.B()
+	r, err := m.tx(ctx,
+		b.Exists().Key(m.k.seeded).Build(),
+		b.Zrangebyscore().Key(m.k.free).Min(scoreArg(minScore(freshSince))).Max("+inf").Build(),
+	)
+	if err == nil {
+		err = seededReply(r[0])
+	}
+	if err != nil {
+		return nil, wrap("available mitra ids", err)
+	}
+	ids, err := r[1].AsStrSlice()
+	if err != nil {
+		return nil, wrap("available mitra ids", err)
+	}
+	return ids, nil
+}
+
 // CountMitras answers the dashboard counts in one atomic round trip; none of
 // its commands walks the online mitras.
 func (m *Mirror) CountMitras(ctx context.Context, freshSince time.Time) (ports.MitraCounts, error) {

@@ -11,9 +11,9 @@
 // Seeding. Seed reads the truth from the store and hands it to the mirror's
 // Reseed, which corrects only what differs and keeps a heartbeat of the
 // mirror that is later than the store's (the write-back runs only every
-// minute). It then re-reads from the store the few mitras it corrected and
-// applies them once more, closing the race with a write that committed while
-// the reseed ran. The mirror writes a marker key last; a read that finds the
+// minute). When it corrected anything, it reads the truth once more and
+// reseeds again (writing only what still differs), in one batch, closing the
+// race with a write that committed while the first pass ran. The mirror writes a marker key last; a read that finds the
 // marker missing (a server restarted empty, a FLUSHALL, a failover to an empty
 // replica) answers ErrMirrorNotSeeded, falls back to the store, and wakes the
 // watcher.

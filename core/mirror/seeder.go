@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -50,12 +49,17 @@ func (s *Seeder) Seed(ctx context.Context, reason string) (ports.ReseedReport, e
 		return ports.ReseedReport{}, fmt.Errorf("reseeding mirror: %w", err)
 	}
 	// A write may have committed to the store after MirrorTruth read it and
-	// reached the mirror before Reseed overwrote it: re-apply the store's
-	// current state of every mitra the reseed changed.
-	for _, id := range rep.IDs {
-		if err := s.reapply(ctx, id); err != nil {
+	// reached the mirror before Reseed overwrote it. A second pass over the
+	// truth, read now, corrects exactly those (Reseed writes only what
+	// differs), in one batch however many mitras the first pass changed.
+	if len(rep.IDs) > 0 {
+		online2, deactivated2, err := s.truth.MirrorTruth(ctx)
+		if err != nil {
+			return rep, fmt.Errorf("re-reading mirror truth: %w", err)
+		}
+		if _, err := s.mirror.Reseed(ctx, online2, deactivated2); err != nil {
 			s.health.ReportError(err)
-			return rep, fmt.Errorf("re-checking mitra %s after reseed: %w", id, err)
+			return rep, fmt.Errorf("re-checking the reseed: %w", err)
 		}
 	}
 	s.health.seeded(epoch)
@@ -67,31 +71,6 @@ func (s *Seeder) Seed(ctx context.Context, reason string) (ports.ReseedReport, e
 		"added", rep.Added, "removed", rep.Removed, "updated", rep.Updated, "deactivated_corrected", rep.Deactivated,
 		"took", time.Since(start).String())
 	return rep, nil
-}
-
-func (s *Seeder) reapply(ctx context.Context, id string) error {
-	m, err := s.store.Mitra(ctx, id)
-	if errors.Is(err, ports.ErrNotFound) {
-		return s.mirror.PutOffline(ctx, id)
-	}
-	if err != nil {
-		return nil // the store hiccuped: the next periodic reseed re-checks this mitra
-	}
-	return apply(ctx, s.mirror, m)
-}
-
-// apply writes one mitra's store state to the mirror.
-func apply(ctx context.Context, mr ports.AvailabilityMirror, m ports.Mitra) error {
-	if !m.IsActive {
-		return mr.Deactivate(ctx, m.ID)
-	}
-	if err := mr.Reactivate(ctx, m.ID); err != nil {
-		return err
-	}
-	if !m.IsOnline {
-		return mr.PutOffline(ctx, m.ID)
-	}
-	return mr.PutOnline(ctx, ToMirror(m))
 }
 
 // ToMirror converts a store mitra to its mirror entry.

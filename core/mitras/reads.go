@@ -3,7 +3,6 @@ package mitras
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/halobestie/mitra-availability/ports"
@@ -40,17 +39,12 @@ func (s *Service) AvailabilityOf(ctx context.Context, id string) (Availability, 
 }
 
 // AvailableMitras lists the ids of the mitras a session can be offered to
-// now, ordered by id.
+// now, in no particular order.
 func (s *Service) AvailableMitras(ctx context.Context) ([]string, error) {
 	fresh := s.clock.Now().Add(-s.cfg.HeartbeatStale)
 	if s.useMirror(ctx, "available_mitras") {
-		list, err := s.mirror.AvailableMitras(ctx, fresh)
+		ids, err := s.mirror.AvailableMitraIDs(ctx, fresh)
 		if err == nil {
-			ids := make([]string, len(list))
-			for i, m := range list {
-				ids[i] = m.ID
-			}
-			slices.Sort(ids)
 			return ids, nil
 		}
 		s.fallback(ctx, "available_mitras", err)
@@ -63,7 +57,6 @@ func (s *Service) AvailableMitras(ctx context.Context) ([]string, error) {
 	for i, m := range ms {
 		ids[i] = m.ID
 	}
-	slices.Sort(ids)
 	return ids, nil
 }
 
@@ -142,6 +135,11 @@ func (s *Service) refreshSharedBeacon(ctx context.Context) (Beacon, error) {
 		return s.computeBeacon(ctx)
 	}
 	defer func() { _ = release(context.WithoutCancel(ctx)) }()
+	// Another caller may have saved a fresh snapshot between our miss and our
+	// lock: use it rather than computing again.
+	if snap, found, err := s.mirror.LoadSnapshot(ctx); err == nil && found && s.clock.Now().Sub(snap.AsOf) < s.cfg.SnapshotTTL {
+		return Beacon(snap), nil
+	}
 	b, err := s.computeBeacon(ctx)
 	if err != nil {
 		return Beacon{}, err

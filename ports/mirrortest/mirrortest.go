@@ -214,6 +214,20 @@ func available(t *testing.T, m ports.AvailabilityMirror, freshSince time.Time) [
 	if err != nil {
 		t.Fatalf("AvailableMitras: %v", err)
 	}
+	// AvailableMitraIDs must name the same mitras, in any order.
+	ids, err := m.AvailableMitraIDs(ctxT(t), freshSince)
+	if err != nil {
+		t.Fatalf("AvailableMitraIDs: %v", err)
+	}
+	want := make([]string, len(got))
+	for i, x := range got {
+		want[i] = x.ID
+	}
+	slices.Sort(ids)
+	slices.Sort(want)
+	if !slices.Equal(ids, want) {
+		t.Fatalf("AvailableMitraIDs = %v, AvailableMitras names %v", ids, want)
+	}
 	return got
 }
 
@@ -278,6 +292,8 @@ func checkNotSeeded(t *testing.T, m ports.AvailabilityMirror, id string) {
 	check("Status", err)
 	_, err = m.AvailableMitras(ctx, at(-time.Hour))
 	check("AvailableMitras", err)
+	_, err = m.AvailableMitraIDs(ctx, at(-time.Hour))
+	check("AvailableMitraIDs", err)
 	_, err = m.CountMitras(ctx, at(-time.Hour))
 	check("CountMitras", err)
 	_, err = m.Heartbeat(ctx, id, at(time.Minute))
@@ -939,24 +955,25 @@ func testCanceledContext(t *testing.T, s Subject) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	calls := map[string]func() error{
-		"PutOnline":   func() error { return m.PutOnline(ctx, mitra(id, t0, 0, 1)) },
-		"PutOffline":  func() error { return m.PutOffline(ctx, id) },
-		"Deactivate":  func() error { return m.Deactivate(ctx, id) },
-		"Reactivate":  func() error { return m.Reactivate(ctx, id) },
-		"SetLoad":     func() error { return m.SetLoad(ctx, id, 0, 1) },
-		"Heartbeat":   func() error { _, err := m.Heartbeat(ctx, id, t0); return err },
-		"Status":      func() error { _, err := m.Status(ctx, id); return err },
-		"Available":   func() error { _, err := m.AvailableMitras(ctx, t0); return err },
-		"Count":       func() error { _, err := m.CountMitras(ctx, t0); return err },
-		"Load":        func() error { _, _, err := m.LoadSnapshot(ctx); return err },
-		"Save":        func() error { return m.SaveSnapshot(ctx, ports.Snapshot{AsOf: t0}, time.Minute) },
-		"TryLock":     func() error { _, _, err := m.TryLock(ctx, "other", time.Minute); return err },
-		"Release":     func() error { return release(ctx) },
-		"RemoveStale": func() error { _, err := m.RemoveStale(ctx, at(time.Hour), 10); return err },
-		"Heartbeats":  func() error { _, err := m.Heartbeats(ctx, t0); return err },
-		"Reseed":      func() error { _, err := m.Reseed(ctx, nil, nil); return err },
-		"Seeded":      func() error { _, err := m.Seeded(ctx); return err },
-		"Ping":        func() error { return m.Ping(ctx) },
+		"PutOnline":    func() error { return m.PutOnline(ctx, mitra(id, t0, 0, 1)) },
+		"PutOffline":   func() error { return m.PutOffline(ctx, id) },
+		"Deactivate":   func() error { return m.Deactivate(ctx, id) },
+		"Reactivate":   func() error { return m.Reactivate(ctx, id) },
+		"SetLoad":      func() error { return m.SetLoad(ctx, id, 0, 1) },
+		"Heartbeat":    func() error { _, err := m.Heartbeat(ctx, id, t0); return err },
+		"Status":       func() error { _, err := m.Status(ctx, id); return err },
+		"Available":    func() error { _, err := m.AvailableMitras(ctx, t0); return err },
+		"AvailableIDs": func() error { _, err := m.AvailableMitraIDs(ctx, t0); return err },
+		"Count":        func() error { _, err := m.CountMitras(ctx, t0); return err },
+		"Load":         func() error { _, _, err := m.LoadSnapshot(ctx); return err },
+		"Save":         func() error { return m.SaveSnapshot(ctx, ports.Snapshot{AsOf: t0}, time.Minute) },
+		"TryLock":      func() error { _, _, err := m.TryLock(ctx, "other", time.Minute); return err },
+		"Release":      func() error { return release(ctx) },
+		"RemoveStale":  func() error { _, err := m.RemoveStale(ctx, at(time.Hour), 10); return err },
+		"Heartbeats":   func() error { _, err := m.Heartbeats(ctx, t0); return err },
+		"Reseed":       func() error { _, err := m.Reseed(ctx, nil, nil); return err },
+		"Seeded":       func() error { _, err := m.Seeded(ctx); return err },
+		"Ping":         func() error { return m.Ping(ctx) },
 	}
 	for name, call := range calls {
 		if err := call(); err == nil {
