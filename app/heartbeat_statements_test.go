@@ -1,0 +1,68 @@
+package app_test
+
+// The heartbeat is the hot path: CONTRACT §5 says it costs no Postgres
+// statement while the cache is up. These tests count the statements that run
+// in the HTTP request goroutines (background workers, such as the session
+// scheduler, query on their own and are told apart by their stack).
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+// TestHeartbeatStatements: with Valkey up and seeded, heartbeats over HTTP
+// cost zero statements and the idle watcher queries nothing; with Valkey down
+// each heartbeat costs a small bounded number and is still answered 204.
+func TestHeartbeatStatements(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t, true)
+	in := s.start(opts{statements: true})
+	m := in.createMitra(nil)
+	in.online(m)
+	in.waitClean(5 * time.Second)
+
+	const n = 50
+	mark := in.Stmts.mark()
+	total := in.Stmts.Count()
+	for range n {
+		in.heartbeat(m)
+	}
+	if ran := in.Stmts.since(mark, stmt.onRequestPath); len(ran) != 0 {
+		t.Errorf("%d heartbeats with Valkey up ran %d statements on the request path, want 0:%s", n, len(ran), describe(ran))
+	}
+	// Every statement of the window came from the session scheduler's loop.
+	others := in.Stmts.since(mark, func(s stmt) bool { return !s.from("sessions.(*Scheduler)") })
+	if len(others) != 0 {
+		t.Errorf("%d statements besides the session scheduler's during the heartbeats:%s", len(others), describe(others))
+	}
+	t.Logf("QueryCounter delta over %d heartbeats: %d (the session scheduler polls on its own)", n, in.Stmts.Count()-total)
+
+	// The watcher checks Valkey every second; with nothing dirty it must not query Postgres.
+	mark = in.Stmts.mark()
+	time.Sleep(2200 * time.Millisecond)
+	if ran := in.Stmts.since(mark, func(s stmt) bool { return s.from("core/mirror.") }); len(ran) != 0 {
+		t.Errorf("the idle mirror workers ran %d statements:%s", len(ran), describe(ran))
+	}
+	if ran := in.Stmts.since(mark, func(s stmt) bool { return !s.from("sessions.(*Scheduler)") }); len(ran) != 0 {
+		t.Errorf("%d statements from idle workers other than the session scheduler:%s", len(ran), describe(ran))
+	}
+
+	// Valkey down: the heartbeat goes to the store, at a bounded cost.
+	s.redis.kill()
+	before := *s.row(m.ID).LastHeartbeatAt
+	for i := range 20 {
+		mark := in.Stmts.mark()
+		r, err := in.api.call(http.MethodPost, "/api/mitra/status/heartbeat", m.Access, nil)
+		if err != nil || r.Status != http.StatusNoContent {
+			t.Fatalf("heartbeat %d with Valkey down: %v %v", i, r, err)
+		}
+		ran := in.Stmts.since(mark, stmt.onRequestPath)
+		if len(ran) < 1 || len(ran) > 3 {
+			t.Errorf("heartbeat %d with Valkey down ran %d statements, want 1 to 3:%s", i, len(ran), describe(ran))
+		}
+	}
+	if after := *s.row(m.ID).LastHeartbeatAt; !after.After(before) {
+		t.Errorf("heartbeats with Valkey down did not reach Postgres: %v then %v", before, after)
+	}
+}
