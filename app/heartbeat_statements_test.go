@@ -22,30 +22,53 @@ func TestHeartbeatStatements(t *testing.T) {
 	in.online(m)
 	in.waitClean(5 * time.Second)
 
-	const n = 50
-	mark := in.Stmts.mark()
-	total := in.Stmts.Count()
-	for range n {
-		in.heartbeat(m)
+	// A window in which the cache reported an event (a timeout under a
+	// loaded machine, a new connection) rightly ends in a reseed; such a
+	// window is measured again. A clean window must cost what is asserted.
+	const n, attempts = 50, 3
+	for attempt := 1; ; attempt++ {
+		epoch := in.Health.Epoch()
+		mark := in.Stmts.mark()
+		total := in.Stmts.Count()
+		for range n {
+			in.heartbeat(m)
+		}
+		onPath := in.Stmts.since(mark, stmt.onRequestPath)
+		// Every statement of the window came from the session scheduler's loop.
+		others := in.Stmts.since(mark, func(s stmt) bool { return !s.from("sessions.(*Scheduler)") })
+		if moved := in.Health.Epoch() != epoch; moved && len(others) > 0 && attempt < attempts {
+			t.Logf("attempt %d: the cache reported an event during the heartbeats (a reseed is due); measuring again", attempt)
+			in.waitClean(5 * time.Second)
+			continue
+		}
+		if len(onPath) != 0 {
+			t.Errorf("%d heartbeats with Valkey up ran %d statements on the request path, want 0:%s", n, len(onPath), describe(onPath))
+		}
+		if len(others) != 0 {
+			t.Errorf("%d statements besides the session scheduler's during the heartbeats:%s", len(others), describe(others))
+		}
+		t.Logf("QueryCounter delta over %d heartbeats: %d (the session scheduler polls on its own)", n, in.Stmts.Count()-total)
+		break
 	}
-	if ran := in.Stmts.since(mark, stmt.onRequestPath); len(ran) != 0 {
-		t.Errorf("%d heartbeats with Valkey up ran %d statements on the request path, want 0:%s", n, len(ran), describe(ran))
-	}
-	// Every statement of the window came from the session scheduler's loop.
-	others := in.Stmts.since(mark, func(s stmt) bool { return !s.from("sessions.(*Scheduler)") })
-	if len(others) != 0 {
-		t.Errorf("%d statements besides the session scheduler's during the heartbeats:%s", len(others), describe(others))
-	}
-	t.Logf("QueryCounter delta over %d heartbeats: %d (the session scheduler polls on its own)", n, in.Stmts.Count()-total)
 
 	// The watcher checks Valkey every second; with nothing dirty it must not query Postgres.
-	mark = in.Stmts.mark()
-	time.Sleep(2200 * time.Millisecond)
-	if ran := in.Stmts.since(mark, func(s stmt) bool { return s.from("core/mirror.") }); len(ran) != 0 {
-		t.Errorf("the idle mirror workers ran %d statements:%s", len(ran), describe(ran))
-	}
-	if ran := in.Stmts.since(mark, func(s stmt) bool { return !s.from("sessions.(*Scheduler)") }); len(ran) != 0 {
-		t.Errorf("%d statements from idle workers other than the session scheduler:%s", len(ran), describe(ran))
+	for attempt := 1; ; attempt++ {
+		epoch := in.Health.Epoch()
+		mark := in.Stmts.mark()
+		time.Sleep(2200 * time.Millisecond)
+		mirrorRan := in.Stmts.since(mark, func(s stmt) bool { return s.from("core/mirror.") })
+		if in.Health.Epoch() != epoch && len(mirrorRan) > 0 && attempt < attempts {
+			t.Logf("attempt %d: the cache reported an event while idle (a reseed is due); measuring again", attempt)
+			in.waitClean(5 * time.Second)
+			continue
+		}
+		if len(mirrorRan) != 0 {
+			t.Errorf("the idle mirror workers ran %d statements:%s", len(mirrorRan), describe(mirrorRan))
+		}
+		if ran := in.Stmts.since(mark, func(s stmt) bool { return !s.from("sessions.(*Scheduler)") }); len(ran) != 0 {
+			t.Errorf("%d statements from idle workers other than the session scheduler:%s", len(ran), describe(ran))
+		}
+		break
 	}
 
 	// Valkey down: the heartbeat goes to the store, at a bounded cost.

@@ -79,11 +79,13 @@ func (h *Health) Reconnected() {
 	}
 }
 
+// Epoch moves on every event that may have made the mirror drift (an error,
+// a new connection); a seed that started at the current epoch makes the
+// mirror clean. For observability and tests.
+func (h *Health) Epoch() uint64 { return h.epoch.Load() }
+
 // reportOK records that the mirror answered.
 func (h *Health) reportOK() { h.healthy.Store(true) }
-
-// currentEpoch is read by a seed before it reads the truth.
-func (h *Health) currentEpoch() uint64 { return h.epoch.Load() }
 
 // seeded records a successful seed that started at epoch e; an event since
 // then leaves the mirror dirty.

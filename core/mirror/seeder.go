@@ -38,7 +38,7 @@ func (s *Seeder) Seed(ctx context.Context, reason string) (ports.ReseedReport, e
 		return ports.ReseedReport{}, nil
 	}
 	start := time.Now()
-	epoch := s.health.currentEpoch()
+	epoch := s.health.Epoch()
 	online, deactivated, err := s.truth.MirrorTruth(ctx)
 	if err != nil {
 		return ports.ReseedReport{}, fmt.Errorf("reading mirror truth: %w", err)
