@@ -168,6 +168,7 @@ var errRequestBudget = errors.New("loadgen: request budget spent")
 type Client struct {
 	hc         *http.Client
 	rec        atomic.Pointer[Recorder]
+	phase      atomic.Pointer[phase] // also records, when set
 	sent       atomic.Int64
 	limit      atomic.Int64 // sent may not exceed it; 0: no bound
 	budgetOnce sync.Once
@@ -245,7 +246,7 @@ func (c *Client) Do(ctx context.Context, base, method, route, path, token string
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() == nil {
-			c.record(method, route, StatusTransportError, "", time.Since(start))
+			c.record(base, method, route, StatusTransportError, "", time.Since(start))
 		}
 		return fmt.Errorf("%s %s: %w", method, route, err)
 	}
@@ -254,7 +255,7 @@ func (c *Client) Do(ctx context.Context, base, method, route, path, token string
 	latency := time.Since(start)
 	if err != nil {
 		if ctx.Err() == nil {
-			c.record(method, route, StatusTransportError, "", latency)
+			c.record(base, method, route, StatusTransportError, "", latency)
 		}
 		return fmt.Errorf("%s %s: reading the answer: %w", method, route, err)
 	}
@@ -269,10 +270,10 @@ func (c *Client) Do(ctx context.Context, base, method, route, path, token string
 		if json.Unmarshal(data, &env) == nil {
 			ae.Code, ae.Message = env.Error.Code, env.Error.Message
 		}
-		c.record(method, route, resp.StatusCode, ae.Code, latency)
+		c.record(base, method, route, resp.StatusCode, ae.Code, latency)
 		return ae
 	}
-	c.record(method, route, resp.StatusCode, "", latency)
+	c.record(base, method, route, resp.StatusCode, "", latency)
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
 			return fmt.Errorf("%s %s: decoding the answer: %w", method, route, err)
@@ -281,9 +282,12 @@ func (c *Client) Do(ctx context.Context, base, method, route, path, token string
 	return nil
 }
 
-func (c *Client) record(method, route string, status int, code string, latency time.Duration) {
+func (c *Client) record(base, method, route string, status int, code string, latency time.Duration) {
 	if rec := c.rec.Load(); rec != nil {
 		rec.Record(method, route, status, code, latency)
+	}
+	if p := c.phase.Load(); p != nil {
+		p.record(strings.TrimRight(base, "/"), method, route, status, code, latency)
 	}
 }
 

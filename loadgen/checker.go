@@ -274,10 +274,15 @@ type CheckStats struct {
 	WarningsSeen        int     `json:"warnings_seen"`
 	EndedSeen           int     `json:"ended_seen"`
 	EndedDelivered      int     `json:"ended_delivery_verified"`
-	HoldsObserved       int     `json:"holds_observed"`
-	MitraViewsChecked   int     `json:"mitra_views_checked"`
-	SessionsChecked     int     `json:"sessions_checked"`
-	Deactivations       int     `json:"deactivations"`
+	// EndedExcused counts the session_ended deliveries the check expected
+	// but excused (ExcuseDelivery), EndedMissedExcused those of them that
+	// did not arrive.
+	EndedExcused       int `json:"ended_delivery_excused"`
+	EndedMissedExcused int `json:"ended_delivery_missed_excused"`
+	HoldsObserved      int `json:"holds_observed"`
+	MitraViewsChecked  int `json:"mitra_views_checked"`
+	SessionsChecked    int `json:"sessions_checked"`
+	Deactivations      int `json:"deactivations"`
 }
 
 // Result is the outcome of Final.
@@ -306,6 +311,7 @@ type Checker struct {
 	finalViews  map[string]SessionView
 	checked     map[string]bool // sessions checked against (d) and (e)
 	drift       map[string]driftSeen
+	excused     []span // ExcuseDelivery
 	violations  []Violation
 	seen        map[string]bool
 	stats       CheckStats
@@ -329,6 +335,8 @@ type holdKey struct{ mitra, session string }
 
 // hold is the span over which a mitra certainly held a session.
 type hold struct{ start, last time.Time }
+
+type span struct{ start, end time.Time }
 
 type driftSeen struct {
 	first time.Time
@@ -594,6 +602,9 @@ func (c *Checker) Sample(ctx context.Context) error {
 	c.stats.Passes++
 	if c.cfg.Mirror != nil && !mirrorOK {
 		c.stats.MirrorErrors++
+		// A drift counts only while observed without a gap: what was seen
+		// before the mirror became unreadable (an outage) starts over.
+		clear(c.drift)
 	}
 	if !storeOK || !openOK {
 		c.stats.StoreErrors++
@@ -830,8 +841,19 @@ func (c *Checker) checkDelivery(records map[string]SessionRecord, now time.Time)
 			continue
 		}
 		got := c.frames[frameKey{r.CustomerID, r.ID, EventSessionEnded}]
+		excused := slices.ContainsFunc(c.excused, func(s span) bool {
+			return !end.Before(s.start.Add(-c.cfg.Grace)) && !end.After(s.end.Add(c.cfg.Grace))
+		})
 		for _, id := range covering {
-			if slices.ContainsFunc(got, func(f frameSeen) bool { return f.conn == id }) {
+			delivered := slices.ContainsFunc(got, func(f frameSeen) bool { return f.conn == id })
+			if excused {
+				c.stats.EndedExcused++
+				if !delivered {
+					c.stats.EndedMissedExcused++
+				}
+				continue
+			}
+			if delivered {
 				c.stats.EndedDelivered++
 				continue
 			}
@@ -842,6 +864,17 @@ func (c *Checker) checkDelivery(records map[string]SessionRecord, now time.Time)
 			})
 		}
 	}
+}
+
+// ExcuseDelivery excuses the delivery check of Final for the sessions that
+// end from start to end, give or take the grace: the events of that span may
+// not cross instances (a Valkey outage stops the pub/sub that carries them,
+// which is at-most-once). They are counted apart instead (EndedExcused,
+// EndedMissedExcused). Every other check still holds in the span.
+func (c *Checker) ExcuseDelivery(start, end time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.excused = append(c.excused, span{start, end})
 }
 
 // checkHolds verifies that no mitra certainly held more sessions at once

@@ -278,6 +278,51 @@ func TestMirrorDriftNeedsAReseedCycle(t *testing.T) {
 	}
 }
 
+// A drift seen before the mirror became unreadable (an outage) and again
+// after it is aged from after the gap: only continuous observation counts.
+func TestMirrorDriftAgeRestartsAfterAnUnreadableMirror(t *testing.T) {
+	store, m := agreeing()
+	fs := &fakeStore{mitras: store}
+	drifted := m
+	drifted.Free = map[string]MirrorEntry{"m6": m.Free["m6"]} // m1 missing
+	fm := &flakyMirror{fakeMirror: fakeMirror{st: drifted}}
+	c, clk := newTestChecker(t, CheckerConfig{Store: fs, Mirror: fm, Grace: 5 * time.Second, ReseedInterval: 30 * time.Second})
+	ctx := context.Background()
+
+	if err := c.Sample(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fm.err = errors.New("i/o timeout")
+	clk.Advance(30 * time.Second)
+	if err := c.Sample(ctx); err == nil {
+		t.Fatal("Sample hid the mirror error")
+	}
+	fm.err = nil
+	clk.Advance(10 * time.Second) // 40 s after it was first seen
+	if err := c.Sample(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantViolations(t, c.Violations())
+	clk.Advance(36 * time.Second) // observed for 36 s without a gap
+	if err := c.Sample(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantViolations(t, c.Violations(), InvariantMirror+"/"+DriftMissingOnline)
+}
+
+// flakyMirror fails its reads while err is set.
+type flakyMirror struct {
+	fakeMirror
+	err error
+}
+
+func (f *flakyMirror) MirrorState(ctx context.Context) (MirrorState, error) {
+	if f.err != nil {
+		return MirrorState{}, f.err
+	}
+	return f.fakeMirror.MirrorState(ctx)
+}
+
 // Final re-checks a remaining drift until it heals.
 func TestFinalWaitsForDriftToHeal(t *testing.T) {
 	store, m := agreeing()
@@ -536,6 +581,33 @@ func TestSessionEndedDelivery(t *testing.T) {
 	}
 	if res.Stats.EndedDelivered != 1 {
 		t.Fatalf("deliveries verified = %d", res.Stats.EndedDelivered)
+	}
+}
+
+func TestSessionEndedDeliveryExcusedInFaultWindows(t *testing.T) {
+	outage := t0.Add(-2 * time.Minute)
+	views := []SessionView{
+		// Ended during the outage and lost: excused, counted.
+		{ID: "lost-in-outage", Status: StatusEnded, CustomerID: "c1", CreatedAt: t0.Add(-5 * time.Minute), EndedAt: ptr(outage.Add(10 * time.Second)), EndReason: ptr("ended_by_mitra")},
+		// Ended within the grace after the outage and delivered: excused, counted.
+		{ID: "delivered-after", Status: StatusEnded, CustomerID: "c2", CreatedAt: t0.Add(-5 * time.Minute), EndedAt: ptr(outage.Add(32 * time.Second)), EndReason: ptr("ended_by_mitra")},
+		// Ended well after the outage and lost: a violation still.
+		{ID: "lost-later", Status: StatusEnded, CustomerID: "c3", CreatedAt: t0.Add(-5 * time.Minute), EndedAt: ptr(t0.Add(-time.Minute)), EndReason: ptr("ended_by_mitra")},
+	}
+	c, _ := newTestChecker(t, CheckerConfig{Grace: 5 * time.Second})
+	c.ExcuseDelivery(outage, outage.Add(30*time.Second))
+	c.ConnOpened("c1", "customer", t0.Add(-10*time.Minute))
+	c2 := c.ConnOpened("c2", "customer", t0.Add(-10*time.Minute))
+	c.ConnOpened("c3", "customer", t0.Add(-10*time.Minute))
+	c.Frame(c2, Frame{Type: EventSessionEnded, SessionID: "delivered-after", Reason: "ended_by_mitra"}, outage.Add(32*time.Second))
+	c.FinalViews(views)
+	res := final(t, c)
+	wantViolations(t, res.Violations, InvariantEndedOnce+"/session_ended_not_delivered")
+	if res.Violations[0].Subject != "lost-later" {
+		t.Fatalf("violation = %+v", res.Violations[0])
+	}
+	if res.Stats.EndedExcused != 2 || res.Stats.EndedMissedExcused != 1 || res.Stats.EndedDelivered != 0 {
+		t.Fatalf("excused %d, missed excused %d, verified %d; want 2, 1, 0", res.Stats.EndedExcused, res.Stats.EndedMissedExcused, res.Stats.EndedDelivered)
 	}
 }
 

@@ -12,13 +12,15 @@ import (
 
 // Report is the outcome of a run, written as text and as JSON.
 type Report struct {
-	RunID      int              `json:"run_id"`
-	URLs       []string         `json:"urls"`
-	StartedAt  time.Time        `json:"started_at"`
-	Settings   ReportConfig     `json:"settings"`
-	Setup      SetupReport      `json:"setup"`
-	Run        PhaseReport      `json:"run"`
-	Final      PhaseReport      `json:"final_and_cleanup"`
+	RunID     int          `json:"run_id"`
+	URLs      []string     `json:"urls"`
+	StartedAt time.Time    `json:"started_at"`
+	Settings  ReportConfig `json:"settings"`
+	Setup     SetupReport  `json:"setup"`
+	Run       PhaseReport  `json:"run"`
+	Final     PhaseReport  `json:"final_and_cleanup"`
+	// Phases are the named spans of the simulation (StartPhase), if any.
+	Phases     []PhaseFigures   `json:"phases"`
 	WebSocket  WSReport         `json:"websocket"`
 	Simulation map[string]int64 `json:"simulation"`
 	Checks     CheckStats       `json:"checks"`
@@ -182,6 +184,14 @@ func WriteText(w io.Writer, rep *Report) error {
 		strings.Join(rep.Sources, "+"), c.Passes, c.MirrorComparisons, c.MirrorDriftSeen, c.MirrorDriftResolved, len(c.UnresolvedDrift),
 		c.SessionsChecked, c.HoldsObserved, c.MitraViewsChecked, c.OffersSeen, c.WarningsSeen, c.EndedSeen, c.EndedDelivered,
 		c.Deactivations, c.StoreErrors, c.MirrorErrors)
+	if c.EndedExcused > 0 {
+		fmt.Fprintf(&b, "session_ended deliveries excused in fault windows: %d, of which %d did not arrive\n", c.EndedExcused, c.EndedMissedExcused)
+	}
+	if len(rep.Phases) > 0 {
+		b.WriteString("\n")
+		WritePhases(&b, rep.Phases)
+		b.WriteString("\n")
+	}
 	if rep.CheckError != "" {
 		fmt.Fprintf(&b, "check error: %s\n", rep.CheckError)
 	}
@@ -209,6 +219,33 @@ func WriteText(w io.Writer, rep *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// WritePhases writes one line per phase: its requests, latency, 5xx and
+// unanswered requests by instance, and violations.
+func WritePhases(w io.Writer, phases []PhaseFigures) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "phase\tseconds\trequests\treq/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\t5xx\tno answer\tviolations\t")
+	for _, p := range phases {
+		fmt.Fprintf(tw, "%s\t%.1f\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%s\t%d\t\n", p.Name, p.Seconds, p.Requests, p.PerSecond,
+			p.Latency.P50, p.Latency.P95, p.Latency.P99, p.Latency.Max, p.Status5xx, byURLList(p), p.Violations)
+	}
+	tw.Flush()
+}
+
+// byURLList is "N" or, when some went unanswered, "N (url: n, …)".
+func byURLList(p PhaseFigures) string {
+	if p.TransportErrors == 0 {
+		return "0"
+	}
+	urls := make([]string, 0, len(p.ByURL))
+	for u, c := range p.ByURL {
+		if c.TransportErrors > 0 {
+			urls = append(urls, fmt.Sprintf("%s: %d", u, c.TransportErrors))
+		}
+	}
+	sort.Strings(urls)
+	return fmt.Sprintf("%d (%s)", p.TransportErrors, strings.Join(urls, ", "))
 }
 
 func statusList(rs RouteStats) string {

@@ -40,6 +40,16 @@ type Runner struct {
 
 	budget     context.CancelFunc // ends the simulation when the request budget is spent
 	budgetOnce sync.Once
+
+	simulating chan struct{} // closed when the simulation starts
+
+	urlMu sync.Mutex
+	down  map[string]bool          // URLs out of the rotation (SetDown)
+	up    atomic.Pointer[[]string] // the URLs in the rotation
+
+	phaseMu sync.Mutex
+	current *phase         // nil before the first StartPhase
+	phases  []PhaseFigures // of the ended phases
 }
 
 // NewRunner validates cfg and prepares a run; progress receives the
@@ -62,7 +72,11 @@ func NewRunner(cfg Config, progress io.Writer) (*Runner, error) {
 		setupRec: NewRecorder(0),
 		runRec:   NewRecorder(0),
 		endRec:   NewRecorder(0),
+
+		simulating: make(chan struct{}),
+		down:       map[string]bool{},
 	}
+	r.up.Store(&urls)
 	r.client = NewClient(cfg.RequestTimeout, r.setupRec, r.onBudget)
 	return r, nil
 }
@@ -75,8 +89,6 @@ func (r *Runner) onBudget() {
 		}
 	})
 }
-
-func (r *Runner) randomURL() string { return r.cfg.URLs[rand.IntN(len(r.cfg.URLs))] }
 
 func (r *Runner) logf(format string, args ...any) {
 	fmt.Fprintf(r.progress, "loadgen: "+format+"\n", args...)
@@ -140,13 +152,16 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		actorWG.Go(func() { a.run(simCtx) })
 	}
 	simStart := time.Now()
+	close(r.simulating)
 	bgWG.Go(func() { r.progressLoop(simCtx, simStart) })
 	bgWG.Go(func() { r.checkLoop(simCtx) })
 	bgWG.Go(func() { r.deactivationPlan(simCtx) })
 	<-simCtx.Done()
 	actorWG.Wait()
 	bgWG.Wait()
-	simSeconds := time.Since(simStart).Seconds()
+	simEnd := time.Now()
+	simSeconds := simEnd.Sub(simStart).Seconds()
+	phases := r.endPhases(simEnd)
 	r.logf("simulation stopped after %.1fs; settling for %s", simSeconds, r.cfg.Settle)
 
 	// Final checks and cleanup: a bounded number of requests, one or two per user.
@@ -166,7 +181,9 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	if r.cfg.Cleanup {
 		r.cleanup(finalCtx)
 	}
-	return r.report(simStart, simSeconds, res, checkErr), nil
+	rep := r.report(simStart, simSeconds, res, checkErr)
+	rep.Phases = phases
+	return rep, nil
 }
 
 func (r *Runner) finalBudget() time.Duration {

@@ -60,7 +60,7 @@ func (r *Runner) wsSession(ctx context.Context, u *User, deliver func(Frame)) (r
 		if resp != nil {
 			status = resp.StatusCode
 		}
-		r.client.record(http.MethodGet, routeWebSocket, status, "", time.Since(start))
+		r.client.record(base, http.MethodGet, routeWebSocket, status, "", time.Since(start))
 		r.ws.Inc("dial_errors")
 		switch status {
 		case http.StatusUnauthorized:
@@ -70,7 +70,7 @@ func (r *Runner) wsSession(ctx context.Context, u *User, deliver func(Frame)) (r
 		}
 		return false
 	}
-	r.client.record(http.MethodGet, routeWebSocket, http.StatusSwitchingProtocols, "", time.Since(start))
+	r.client.record(base, http.MethodGet, routeWebSocket, http.StatusSwitchingProtocols, "", time.Since(start))
 	conn.SetReadLimit(wsReadLimit)
 	r.ws.Inc("connects")
 	r.wsOpen.Add(1)
