@@ -99,6 +99,13 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 // outlives the request's cancellation (the adapter bounds it with its own
 // deadline), so a client hanging up cannot leave the mirror behind.
 func (s *Service) mirrorWrite(ctx context.Context, op string, write func(context.Context) error) {
+	if !s.health.Healthy(ctx) {
+		// Valkey is known to be unreachable: do not wait out another
+		// deadline. The mirror is dirty already, and the reseed that follows
+		// Valkey's return reads this write from the store, where it committed.
+		s.metrics.CacheWriteFailed(op)
+		return
+	}
 	err := write(context.WithoutCancel(ctx))
 	if err == nil || errors.Is(err, ports.ErrCacheDisabled) {
 		return

@@ -237,3 +237,44 @@ func TestUnknownMitra(t *testing.T) {
 		t.Fatalf("status of a vanished mitra: %v", err)
 	}
 }
+
+// While the cache is known to be unreachable, a write skips it (no deadline
+// is waited out) and counts as a failed mirror write; the answers come from
+// the store, and the reseed after the cache's return carries the write.
+func TestMirrorWritesSkipAnUnreachableCache(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	m := f.newMitra(t, nil)
+	f.health.ReportError(errors.New("i/o timeout"))
+	if f.health.Healthy(ctx) {
+		t.Fatal("the cache is still healthy after an error")
+	}
+
+	v, err := f.svc.GoOnline(ctx, m.ID)
+	if err != nil || !v.IsOnline || !v.Available {
+		t.Fatalf("online with the cache down: %+v %v", v, err)
+	}
+	if n := f.metrics.WriteFailures("put_online"); n != 1 {
+		t.Fatalf("put_online write failures = %d, want 1 (the skipped write)", n)
+	}
+	if st, err := f.mirror.Status(ctx, m.ID); err != nil || st.Online {
+		t.Fatalf("the mirror was written while the cache was down: %+v %v", st, err)
+	}
+	if ids, err := f.svc.AvailableMitras(ctx); err != nil || len(ids) != 1 || ids[0] != m.ID {
+		t.Fatalf("available mitras from the store: %v %v", ids, err)
+	}
+
+	// The cache answers again: the watcher's reseed brings the write in.
+	if _, err := f.seeder.Seed(ctx, mirror.ReasonReconnect); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := f.mirror.Status(ctx, m.ID); err != nil || !st.Online {
+		t.Fatalf("the reseed did not carry the write: %+v %v", st, err)
+	}
+	if _, err := f.svc.GoOffline(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := f.mirror.Status(ctx, m.ID); err != nil || st.Online || f.metrics.WriteFailures("put_offline") != 0 {
+		t.Fatalf("a write with the cache healthy did not reach it: %+v %v", st, err)
+	}
+}

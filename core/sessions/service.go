@@ -118,19 +118,25 @@ func (s *Service) Request(ctx context.Context, customerID string, durationMinute
 }
 
 // Accept lets an offered mitra take a searching session.
+//
+// A blast offers a session to every available mitra and many of them accept
+// within moments; all but one lose. The rules are checked first on a plain
+// read, so that an accept bound to lose (the session is already taken)
+// answers at once instead of queuing on the session's row lock behind the
+// others; the transaction checks them again under the lock.
 func (s *Service) Accept(ctx context.Context, mitraID, sessionID string) (View, error) {
+	cur, err := s.store.Session(ctx, sessionID)
+	if err != nil {
+		return View{}, err
+	}
+	if err := mayAccept(&cur, mitraID); err != nil {
+		return View{}, err
+	}
 	var others []string
 	now := s.clock.Now()
 	sess, err := s.store.UpdateSession(ctx, sessionID, func(ctx context.Context, tx ports.SessionTx, x *ports.Session) error {
-		if !slices.Contains(x.OfferedMitraIDs, mitraID) || slices.Contains(x.ExcludedMitraIDs, mitraID) {
-			return fmt.Errorf("%w: this session was not offered to you", core.ErrForbidden)
-		}
-		switch x.Status {
-		case ports.StatusSearching:
-		case ports.StatusPendingPayment, ports.StatusActive:
-			return core.ErrSessionTaken
-		default:
-			return fmt.Errorf("%w: the session is %s", core.ErrInvalidState, x.Status)
+		if err := mayAccept(x, mitraID); err != nil {
+			return err
 		}
 		load, err := tx.LockMitraLoad(ctx, mitraID)
 		if err != nil {
@@ -169,6 +175,22 @@ func (s *Service) Accept(ctx context.Context, mitraID, sessionID string) (View, 
 	s.publish(ctx, ports.EventSessionTaken, others, map[string]any{"type": ports.EventSessionTaken, "session_id": sess.ID})
 	s.publishUpdate(ctx, sess)
 	return ViewOf(sess, now), nil
+}
+
+// mayAccept checks that mitraID may accept x as it stands: x was offered to
+// it, it was not rerouted away from x, and x is still searching.
+func mayAccept(x *ports.Session, mitraID string) error {
+	if !slices.Contains(x.OfferedMitraIDs, mitraID) || slices.Contains(x.ExcludedMitraIDs, mitraID) {
+		return fmt.Errorf("%w: this session was not offered to you", core.ErrForbidden)
+	}
+	switch x.Status {
+	case ports.StatusSearching:
+		return nil
+	case ports.StatusPendingPayment, ports.StatusActive:
+		return core.ErrSessionTaken
+	default:
+		return fmt.Errorf("%w: the session is %s", core.ErrInvalidState, x.Status)
+	}
 }
 
 // activate starts (or resumes) the paid clock of a session for d.
