@@ -157,6 +157,9 @@ type Config struct {
 	// Failure thresholds: more 5xx answers or transport errors than these fail the run.
 	Max5xx             int64
 	MaxTransportErrors int64
+	// FirstPhase, when set, names a phase (StartPhase) that starts with the
+	// simulation, so that every request of it falls in a named phase.
+	FirstPhase string
 }
 
 // DefaultConfig returns the defaults of every setting (URLs and admin

@@ -61,6 +61,7 @@ func NewRunner(cfg Config, progress io.Writer) (*Runner, error) {
 	if progress == nil {
 		progress = io.Discard
 	}
+	progress = SyncWriter(progress) // the progress, check and actor goroutines all log
 	urls := make([]string, len(cfg.URLs))
 	for i, u := range cfg.URLs {
 		urls[i] = strings.TrimRight(u, "/")
@@ -90,6 +91,26 @@ func (r *Runner) onBudget() {
 	})
 }
 
+// SyncWriter returns a writer that passes each Write to w under a lock, so
+// that goroutines sharing it do not interleave or race.
+func SyncWriter(w io.Writer) io.Writer {
+	if s, ok := w.(*syncWriter); ok {
+		return s
+	}
+	return &syncWriter{w: w}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
 func (r *Runner) logf(format string, args ...any) {
 	fmt.Fprintf(r.progress, "loadgen: "+format+"\n", args...)
 }
@@ -100,9 +121,6 @@ func (r *Runner) logf(format string, args ...any) {
 // could not run or check.
 func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	defer r.client.Close()
-	// The final checks and the cleanup run even when ctx ends the simulation early.
-	finalCtx, cancelFinal := context.WithTimeout(context.WithoutCancel(ctx), r.finalBudget())
-	defer cancelFinal()
 
 	if err := r.waitReady(ctx); err != nil {
 		return nil, err
@@ -140,6 +158,9 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	defer stopSim()
 	r.budget = stopSim
 	r.client.SetBudget(r.cfg.MaxRequests)
+	if r.cfg.FirstPhase != "" {
+		r.StartPhase(r.cfg.FirstPhase)
+	}
 	wsCtx, closeWS := context.WithCancel(context.WithoutCancel(ctx))
 	defer closeWS()
 	var wsWG, actorWG, bgWG sync.WaitGroup
@@ -164,7 +185,11 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	phases := r.endPhases(simEnd)
 	r.logf("simulation stopped after %.1fs; settling for %s", simSeconds, r.cfg.Settle)
 
-	// Final checks and cleanup: a bounded number of requests, one or two per user.
+	// Final checks and cleanup: a bounded number of requests, one or two per
+	// user, in a time budget that starts now; they run even when ctx ended
+	// the simulation early.
+	finalCtx, cancelFinal := context.WithTimeout(context.WithoutCancel(ctx), r.finalBudget())
+	defer cancelFinal()
 	r.client.SetBudget(0)
 	r.client.SetRecorder(r.endRec)
 	select {
