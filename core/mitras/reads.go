@@ -91,8 +91,15 @@ const snapshotLock = "beacon"
 // (singleflight) and, through a short lock, one instance computes it; the
 // others wait briefly for its result. While the mirror is down the snapshot
 // lives in the process.
+//
+// The process keeps the newest snapshot it read or computed, stamped with
+// its own as_of, and answers from it until that is SnapshotTTL old: most
+// beacon requests cost no I/O at all.
 func (s *Service) Beacon(ctx context.Context) (Beacon, error) {
 	now := s.clock.Now()
+	if b, ok := s.beacon.peek(now, s.cfg.SnapshotTTL); ok {
+		return b, nil
+	}
 	if !s.useMirror(ctx, "beacon") {
 		return s.beacon.get(ctx, now, s.cfg.SnapshotTTL, s.computeBeacon)
 	}
@@ -102,9 +109,14 @@ func (s *Service) Beacon(ctx context.Context) (Beacon, error) {
 		return s.beacon.get(ctx, now, s.cfg.SnapshotTTL, s.computeBeacon)
 	}
 	if ok && now.Sub(snap.AsOf) < s.cfg.SnapshotTTL {
+		s.beacon.keep(Beacon(snap), snap.AsOf)
 		return Beacon(snap), nil
 	}
-	return s.beacon.do(ctx, func(ctx context.Context) (Beacon, error) { return s.refreshSharedBeacon(ctx) })
+	b, err := s.beacon.do(ctx, func(ctx context.Context) (Beacon, error) { return s.refreshSharedBeacon(ctx) })
+	if err == nil {
+		s.beacon.keep(b, b.AsOf)
+	}
+	return b, err
 }
 
 // refreshSharedBeacon computes the beacon under the cross-instance lock and

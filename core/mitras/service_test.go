@@ -278,3 +278,31 @@ func TestMirrorWritesSkipAnUnreachableCache(t *testing.T) {
 		t.Fatalf("a write with the cache healthy did not reach it: %+v %v", st, err)
 	}
 }
+
+// A snapshot another instance shared is read from the mirror once, then
+// answered from the process until it is SnapshotTTL old by its own as_of.
+func TestBeaconKeepsTheSharedSnapshotUntilItsTTL(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	shared := ports.Snapshot{AvailableMitras: 7, AsOf: f.clock.Now().Add(-4 * time.Second)}
+	if err := f.mirror.SaveSnapshot(ctx, shared, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if bc, err := f.svc.Beacon(ctx); err != nil || bc != mitras.Beacon(shared) {
+		t.Fatalf("beacon = %+v %v, want the shared snapshot %+v", bc, err, shared)
+	}
+	// Another instance replaces the shared snapshot: this process keeps
+	// answering the one it holds while that is younger than the TTL.
+	newer := ports.Snapshot{AvailableMitras: 9, AsOf: f.clock.Now()}
+	if err := f.mirror.SaveSnapshot(ctx, newer, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(5 * time.Second) // the held one is 9 s old
+	if bc, _ := f.svc.Beacon(ctx); bc != mitras.Beacon(shared) {
+		t.Fatalf("within its TTL: %+v, want the held %+v", bc, shared)
+	}
+	f.clock.Advance(time.Second) // 10 s: the held one expired, the newer is 6 s old
+	if bc, _ := f.svc.Beacon(ctx); bc != mitras.Beacon(newer) {
+		t.Fatalf("after its TTL: %+v, want the newer shared %+v", bc, newer)
+	}
+}

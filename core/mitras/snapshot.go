@@ -25,13 +25,9 @@ func newSnapshotCache[T any]() *snapshotCache[T] { return &snapshotCache[T]{} }
 
 // get returns the cached value while younger than ttl, otherwise computes it once.
 func (c *snapshotCache[T]) get(ctx context.Context, now time.Time, ttl time.Duration, compute func(context.Context) (T, error)) (T, error) {
-	c.mu.Lock()
-	if !c.at.IsZero() && now.Sub(c.at) < ttl && !now.Before(c.at) {
-		v := c.val
-		c.mu.Unlock()
+	if v, ok := c.peek(now, ttl); ok {
 		return v, nil
 	}
-	c.mu.Unlock()
 	return c.do(ctx, func(ctx context.Context) (T, error) {
 		v, err := compute(ctx)
 		if err == nil {
@@ -41,6 +37,26 @@ func (c *snapshotCache[T]) get(ctx context.Context, now time.Time, ttl time.Dura
 		}
 		return v, err
 	})
+}
+
+// peek returns the held value while younger than ttl.
+func (c *snapshotCache[T]) peek(now time.Time, ttl time.Duration) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && now.Sub(c.at) < ttl && !now.Before(c.at) {
+		return c.val, true
+	}
+	var zero T
+	return zero, false
+}
+
+// keep holds v, stamped at, unless a value stamped later is held already.
+func (c *snapshotCache[T]) keep(v T, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if at.After(c.at) {
+		c.val, c.at = v, at
+	}
 }
 
 // do runs compute once for all concurrent callers.
