@@ -80,7 +80,7 @@ func newValkeyBus(lc fx.Lifecycle, client valkey.Client, cfg config.Config, log 
 }
 
 func newSeeder(m ports.AvailabilityMirror, s Stores, h *mirror.Health, metrics ports.Metrics, log *slog.Logger) *mirror.Seeder {
-	return mirror.NewSeeder(m, s.Truth, s.Mitras, h, metrics, log)
+	return mirror.NewSeeder(m, s.Truth, h, metrics, log)
 }
 
 func newSweeps(seeder *mirror.Seeder, clock ports.Clock, cfg config.Config) *mirror.Sweeps {

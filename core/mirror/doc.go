@@ -13,10 +13,10 @@
 // mirror that is later than the store's (the write-back runs only every
 // minute). When it corrected anything, it reads the truth once more and
 // reseeds again (writing only what still differs), in one batch, closing the
-// race with a write that committed while the first pass ran. The mirror writes a marker key last; a read that finds the
-// marker missing (a server restarted empty, a FLUSHALL, a failover to an empty
-// replica) answers ErrMirrorNotSeeded, falls back to the store, and wakes the
-// watcher.
+// race with a write that committed while the first pass ran. The mirror
+// writes a marker key last; a read that finds the marker missing (a server
+// restarted empty, a FLUSHALL, a failover to an empty replica) answers
+// ErrMirrorNotSeeded, falls back to the store, and wakes the watcher.
 //
 // Watcher. valkey-go has no "ready" event, so the watcher polls: every second
 // (and at once when the client dials a new connection) it asks the mirror

@@ -56,7 +56,7 @@ func newFixture(t *testing.T) *fixture {
 	m := memory.NewMetrics()
 	log := slog.New(slog.DiscardHandler)
 	clk := clock.NewManual(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	seeder := mirror.NewSeeder(mr, st, st, h, m, log)
+	seeder := mirror.NewSeeder(mr, st, h, m, log)
 	return &fixture{store: st, mirror: mr, inner: inner, health: h, metrics: m, seeder: seeder,
 		sweeps: mirror.NewSweeps(seeder, clk, 90*time.Second), watcher: mirror.NewWatcher(seeder, log), clock: clk}
 }

@@ -21,15 +21,14 @@ const (
 type Seeder struct {
 	mirror  ports.AvailabilityMirror
 	truth   ports.AvailabilityTruth
-	store   ports.MitraStore
 	health  *Health
 	metrics ports.Metrics
 	log     *slog.Logger
 }
 
 // NewSeeder builds a seeder.
-func NewSeeder(m ports.AvailabilityMirror, truth ports.AvailabilityTruth, store ports.MitraStore, h *Health, metrics ports.Metrics, log *slog.Logger) *Seeder {
-	return &Seeder{mirror: m, truth: truth, store: store, health: h, metrics: metrics, log: log}
+func NewSeeder(m ports.AvailabilityMirror, truth ports.AvailabilityTruth, h *Health, metrics ports.Metrics, log *slog.Logger) *Seeder {
+	return &Seeder{mirror: m, truth: truth, health: h, metrics: metrics, log: log}
 }
 
 // Seed makes the mirror equal to the store's truth and reports what it corrected.

@@ -45,7 +45,7 @@ func newFixture(t *testing.T) fixture {
 	health := mirror.NewHealth("memory", true)
 	metrics := memory.NewMetrics()
 	log := slog.New(slog.DiscardHandler)
-	seeder := mirror.NewSeeder(mr, st, st, health, metrics, log)
+	seeder := mirror.NewSeeder(mr, st, health, metrics, log)
 	svc, err := mitras.NewService(mitras.Deps{Store: st, Queries: st, AuthDB: st, Stats: st,
 		Mirror: mr, Health: health, Metrics: metrics, Hasher: h, Clock: clk, Log: log},
 		mitras.Config{DefaultCapacity: 1, HeartbeatStale: 90 * time.Second, SnapshotTTL: 10 * time.Second})

@@ -89,7 +89,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mirror.NewSeeder(mr, st, st, health, metrics, log).Seed(context.Background(), mirror.ReasonStart); err != nil {
+	if _, err := mirror.NewSeeder(mr, st, health, metrics, log).Seed(context.Background(), mirror.ReasonStart); err != nil {
 		t.Fatal(err)
 	}
 	bus := &recorder{}
