@@ -30,7 +30,7 @@ func NewPrometheus(reg prometheus.Registerer) (*Prometheus, error) {
 		}, []string{"op"}),
 		writeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cache_write_failures_total",
-			Help: "Best-effort mirror writes that failed after the store committed, by operation.",
+			Help: "Best-effort mirror writes that failed after the store committed, or were skipped while the cache was known to be unreachable, by operation.",
 		}, []string{"op"}),
 		sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sweep_runs_total",
