@@ -1,6 +1,6 @@
 package app_test
 
-// The heartbeat is the hot path: CONTRACT §5 says it costs no Postgres
+// The heartbeat is the hot path: docs/contract.md §5 says it costs no Postgres
 // statement while the cache is up. These tests count the statements that run
 // in the HTTP request goroutines (background workers, such as the session
 // scheduler, query on their own and are told apart by their stack).

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// CONTRACT §1: `server admin create --phone P --password X [--name N]` creates
+// docs/contract.md §1: `server admin create --phone P --password X [--name N]` creates
 // an admin that can then log in; a second create with the same phone fails,
 // and bad input fails with a message naming the field.
 func TestAdminCreateCommand(t *testing.T) {

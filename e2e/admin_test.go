@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// CONTRACT §4 and §5: an admin creates, reads and patches a mitra; deactivation
+// docs/contract.md §4 and §5: an admin creates, reads and patches a mitra; deactivation
 // takes it offline, revokes its sessions and locks every mitra endpoint with
 // 403 account_deactivated; reactivation lets it log in again, still offline.
 func TestAdminMitraLifecycle(t *testing.T) {
@@ -148,7 +148,7 @@ func TestAdminMitraLifecycle(t *testing.T) {
 	expectFields(t, "online after reactivation", r.Body, map[string]any{"is_active": true, "is_online": true, "reachable": true})
 }
 
-// CONTRACT §2: the wrong role is 403 forbidden; no or bad credentials 401.
+// docs/contract.md §2: the wrong role is 403 forbidden; no or bad credentials 401.
 func TestRoleChecks(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil)
@@ -233,7 +233,7 @@ func waitDashboard(t *testing.T, s *Server, admin string, ok func(map[string]any
 	}
 }
 
-// checkDashboard asserts the dashboard's shape (CONTRACT §4) with CACHE_BACKEND=memory.
+// checkDashboard asserts the dashboard's shape (docs/contract.md §4) with CACHE_BACKEND=memory.
 func checkDashboard(t *testing.T, d map[string]any) {
 	t.Helper()
 	for _, k := range []string{"online_mitras", "available_mitras", "deactivated_mitras"} {

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// CONTRACT §3: POST /api/customers creates a customer and answers its user view;
+// docs/contract.md §3: POST /api/customers creates a customer and answers its user view;
 // a phone in use is 409 phone_taken.
 func TestCustomerSignup(t *testing.T) {
 	t.Parallel()
@@ -43,7 +43,7 @@ func TestCustomerSignup(t *testing.T) {
 	wantError(t, "login with the rejected signup's password", r, http.StatusUnauthorized, "invalid_credentials")
 }
 
-// CONTRACT §3: login answers {access_token, refresh_token, token_type "Bearer",
+// docs/contract.md §3: login answers {access_token, refresh_token, token_type "Bearer",
 // expires_in, user}; bad credentials are 401 invalid_credentials.
 func TestLogin(t *testing.T) {
 	t.Parallel()
@@ -78,7 +78,7 @@ func TestLogin(t *testing.T) {
 	}
 }
 
-// CONTRACT §3: a refresh answers new tokens and retires the old refresh token;
+// docs/contract.md §3: a refresh answers new tokens and retires the old refresh token;
 // presenting a rotated token again revokes that auth session (its newest token
 // fails too) but not the user's other sessions.
 func TestRefreshRotation(t *testing.T) {
@@ -121,7 +121,7 @@ func TestRefreshRotation(t *testing.T) {
 	}
 }
 
-// CONTRACT §3: a refresh token lives REFRESH_TOKEN_TTL from its issue; each
+// docs/contract.md §3: a refresh token lives REFRESH_TOKEN_TTL from its issue; each
 // refresh issues one valid for REFRESH_TOKEN_TTL from then. An expired access
 // token is 401 unauthenticated.
 func TestTokenExpiry(t *testing.T) {
@@ -154,7 +154,7 @@ func TestTokenExpiry(t *testing.T) {
 		http.StatusUnauthorized, "unauthenticated")
 }
 
-// CONTRACT §3: a refresh token is never accepted as an access token, nor the reverse.
+// docs/contract.md §3: a refresh token is never accepted as an access token, nor the reverse.
 func TestTokenKinds(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil)
@@ -199,7 +199,7 @@ func TestTokenKinds(t *testing.T) {
 	}
 }
 
-// CONTRACT §3: logout (Bearer, no body) answers 204 and revokes the auth
+// docs/contract.md §3: logout (Bearer, no body) answers 204 and revokes the auth
 // session the token was issued for; the user's other sessions stay.
 func TestLogout(t *testing.T) {
 	t.Parallel()

@@ -18,7 +18,7 @@ type badBody struct {
 	field string
 }
 
-// CONTRACT §2: malformed JSON, an empty body, unknown fields, wrong types,
+// docs/contract.md §2: malformed JSON, an empty body, unknown fields, wrong types,
 // out-of-range values and trailing data are 400 invalid_request naming the
 // field, never a 500; and a refused request changes nothing.
 func TestBadInputSignup(t *testing.T) {
@@ -82,7 +82,7 @@ func TestBadInputSignup(t *testing.T) {
 	s.refresh(t, tok.Refresh)
 }
 
-// CONTRACT §2 on the admin's mitra endpoints: a bad body or a malformed id is
+// docs/contract.md §2 on the admin's mitra endpoints: a bad body or a malformed id is
 // 400 invalid_request and the mitra view stays exactly as it was.
 func TestBadInputMitraAdmin(t *testing.T) {
 	t.Parallel()
@@ -159,7 +159,7 @@ func TestBadInputMitraAdmin(t *testing.T) {
 	})
 }
 
-// CONTRACT §2: unknown routes are 404 not_found, bodies over 1 MiB 413
+// docs/contract.md §2: unknown routes are 404 not_found, bodies over 1 MiB 413
 // payload_too_large (with or without a Content-Length).
 func TestBadInputRoutesAndLimits(t *testing.T) {
 	t.Parallel()

@@ -1,5 +1,5 @@
 // Package e2e runs the real server binary against a real Postgres and talks to
-// it over HTTP, as the mobile apps and the admin console do (CONTRACT.md).
+// it over HTTP, as the mobile apps and the admin console do (docs/contract.md).
 //
 // TestMain builds ./app/cmd/server once (with -race when the tests themselves
 // run with -race, unless E2E_RACE=0), or uses the prebuilt binary that
@@ -835,7 +835,7 @@ func (s *Server) mitraView(t *testing.T, admin, id string) map[string]any {
 	return r.Body
 }
 
-// tokensOf checks the shape of a login or refresh answer (CONTRACT §3).
+// tokensOf checks the shape of a login or refresh answer (docs/contract.md §3).
 func tokensOf(t *testing.T, what string, r Response) Tokens {
 	t.Helper()
 	b := r.Body
@@ -888,7 +888,7 @@ func checkUserView(t *testing.T, what string, v map[string]any) {
 	}
 }
 
-// mitraViewFields are the fields of a mitra view (CONTRACT §4).
+// mitraViewFields are the fields of a mitra view (docs/contract.md §4).
 var mitraViewFields = []string{
 	"id", "display_name", "phone", "is_active", "is_online", "capacity",
 	"active_sessions", "last_heartbeat_at", "reachable", "available",

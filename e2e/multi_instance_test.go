@@ -16,7 +16,7 @@ const (
 	earlySlack = 250 * time.Millisecond
 )
 
-// CONTRACT §8 across two instances A and B on one Postgres and one Valkey:
+// docs/contract.md §8 across two instances A and B on one Postgres and one Valkey:
 // the offer, session_taken and session_update reach a client connected to the
 // other instance than the one that caused them; the warning and the expiry
 // fire exactly once in total, so each of the customer's connections (one on
@@ -122,7 +122,7 @@ func TestMultiInstanceRealtime(t *testing.T) {
 	wm2.wantCount(t, "any frame", 2, anyFrame)
 }
 
-// CONTRACT §7 timers survive an instance's death: instance A handles the
+// docs/contract.md §7 timers survive an instance's death: instance A handles the
 // request, accept and payment and is then killed with SIGKILL before the
 // warning is due; instance B fires the warning and the expiry on time, once,
 // to the clients connected to it.
@@ -194,7 +194,7 @@ func TestMultiInstanceKill(t *testing.T) {
 	}
 }
 
-// CONTRACT §7: with PAIRING_TIMEOUT_SECONDS=2 and two instances, a search
+// docs/contract.md §7: with PAIRING_TIMEOUT_SECONDS=2 and two instances, a search
 // nobody accepts ends as unmatched once, at offer_expires_at.
 func TestMultiInstancePairingTimeout(t *testing.T) {
 	t.Parallel()
@@ -246,7 +246,7 @@ func TestMultiInstancePairingTimeout(t *testing.T) {
 	}
 }
 
-// CONTRACT §7: with PAYMENT_TIMEOUT_SECONDS=2 and two instances, an accepted
+// docs/contract.md §7: with PAYMENT_TIMEOUT_SECONDS=2 and two instances, an accepted
 // session left unpaid is cancelled with payment_timeout once, and the mitra
 // is released.
 func TestMultiInstancePaymentTimeout(t *testing.T) {

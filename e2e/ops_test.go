@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// CONTRACT §9: /healthz, /readyz, /metrics and /docs answer without a token.
+// docs/contract.md §9: /healthz, /readyz, /metrics and /docs answer without a token.
 func TestOperationalEndpoints(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil)
@@ -56,7 +56,7 @@ func TestOperationalEndpoints(t *testing.T) {
 	}
 }
 
-// CONTRACT §1: with nothing but HTTP_ADDR set, the server serves on the
+// docs/contract.md §1: with nothing but HTTP_ADDR set, the server serves on the
 // in-memory store and cache.
 func TestServesWithoutConfiguration(t *testing.T) {
 	t.Parallel()
@@ -72,7 +72,7 @@ func TestServesWithoutConfiguration(t *testing.T) {
 	s.refresh(t, a.Refresh)
 }
 
-// CONTRACT §1: `server migrate` applies the migrations to a fresh database and
+// docs/contract.md §1: `server migrate` applies the migrations to a fresh database and
 // exits 0 (again 0 when there is nothing to do); a server started with
 // MIGRATE_ON_START=false then serves on that database.
 func TestMigrateCommand(t *testing.T) {
@@ -106,7 +106,7 @@ func TestMigrateCommand(t *testing.T) {
 	s.login(t, adminPhone, adminPassword)
 }
 
-// CONTRACT §1: a bad configuration exits non-zero with one clear line naming
+// docs/contract.md §1: a bad configuration exits non-zero with one clear line naming
 // the variable.
 func TestBadConfiguration(t *testing.T) {
 	t.Parallel()

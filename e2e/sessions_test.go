@@ -17,7 +17,7 @@ import (
 // distance between a request's start and the server's clock reading.
 const clockSlack = 2 * time.Second
 
-// CONTRACT §7 and §8, one instance with CACHE_BACKEND=valkey: a request is
+// docs/contract.md §7 and §8, one instance with CACHE_BACKEND=valkey: a request is
 // blasted to the available mitras (and to no offline one), the first accept
 // wins and the others are told the session is taken, payment starts the
 // clock, an extension moves expires_at, the mitra ends it; every step reaches
@@ -225,7 +225,7 @@ func TestSessionLifecycle(t *testing.T) {
 	wOffline.wantCount(t, "any frame (it was offline)", 0, anyFrame)
 }
 
-// CONTRACT §7 reroute: a paid session keeps its remaining time (the clock
+// docs/contract.md §7 reroute: a paid session keeps its remaining time (the clock
 // stops at the reroute), the released mitra is never offered it again and is
 // refused with 403 when it tries to accept; the next accept makes it active
 // at once.
@@ -355,7 +355,7 @@ func (s *Server) reroute(t *testing.T, id, token string, expires time.Time) Resp
 	return r
 }
 
-// CONTRACT §7: of twenty concurrent accepts by twenty offered mitras exactly
+// docs/contract.md §7: of twenty concurrent accepts by twenty offered mitras exactly
 // one wins and nineteen get 409 session_taken; a mitra of capacity 1 that
 // accepts two sessions at the same instant gets one, and 409 at_capacity.
 func TestSessionAcceptRace(t *testing.T) {
@@ -463,7 +463,7 @@ func TestSessionAcceptRace(t *testing.T) {
 	}
 }
 
-// CONTRACT §2 and §7: bad input, unknown and foreign sessions, the wrong role
+// docs/contract.md §2 and §7: bad input, unknown and foreign sessions, the wrong role
 // and the wrong state get the documented errors, and none of them changes
 // the session.
 func TestSessionBadInput(t *testing.T) {
@@ -498,7 +498,7 @@ func TestSessionBadInput(t *testing.T) {
 	r := s.post(t, "/api/sessions", cust.Token, map[string]any{"duration_minutes": 30, "mitra_id": m3.ID})
 	wantError(t, "request of an offline mitra", r, http.StatusConflict, "no_mitra_available")
 	// A well-formed mitra_id that is no mitra: not found, or nobody available
-	// (CONTRACT §2 and §7 both fit); never a 500, and nothing is created.
+	// (docs/contract.md §2 and §7 both fit); never a 500, and nothing is created.
 	for _, ghost := range []string{"7d0c0f1e-3b5a-4c1d-9e2f-0a1b2c3d4e5f", cust.ID} {
 		r := s.post(t, "/api/sessions", cust.Token, map[string]any{"duration_minutes": 30, "mitra_id": ghost})
 		if r.Status == http.StatusNotFound {
@@ -649,7 +649,7 @@ func TestSessionBadInput(t *testing.T) {
 	}
 }
 
-// CONTRACT §8: GET /ws without a valid access token is refused with 401 and
+// docs/contract.md §8: GET /ws without a valid access token is refused with 401 and
 // not upgraded, whether the token comes in the header or the query; a valid
 // one connects either way and receives its events.
 func TestWebSocketAuth(t *testing.T) {
@@ -869,7 +869,7 @@ func race(t *testing.T, n int, f func(i int) (int, string, error)) []raceResult 
 	return results
 }
 
-// sessionViewFields are the fields of a session view (CONTRACT §7).
+// sessionViewFields are the fields of a session view (docs/contract.md §7).
 var sessionViewFields = []string{
 	"id", "status", "customer_id", "mitra_id", "duration_minutes", "remaining_seconds",
 	"created_at", "accepted_at", "started_at", "expires_at", "ended_at", "end_reason",

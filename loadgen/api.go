@@ -14,10 +14,10 @@ import (
 	"time"
 )
 
-// The views and events of the service's API (CONTRACT §3–§8), as the load
+// The views and events of the service's API (docs/contract.md §3–§8), as the load
 // generator reads them.
 
-// SessionView is the session view of CONTRACT §7.
+// SessionView is the session view of docs/contract.md §7.
 type SessionView struct {
 	ID               string     `json:"id"`
 	Status           string     `json:"status"`
@@ -33,7 +33,7 @@ type SessionView struct {
 	EndReason        *string    `json:"end_reason"`
 }
 
-// Session statuses and end reasons of CONTRACT §7.
+// Session statuses and end reasons of docs/contract.md §7.
 const (
 	StatusSearching      = "searching"
 	StatusPendingPayment = "pending_payment"
@@ -60,7 +60,7 @@ func (v SessionView) Held() bool {
 	return v.MitraID != nil && (v.Status == StatusPendingPayment || v.Status == StatusActive)
 }
 
-// MitraView is the mitra view of CONTRACT §4.
+// MitraView is the mitra view of docs/contract.md §4.
 type MitraView struct {
 	ID              string     `json:"id"`
 	DisplayName     string     `json:"display_name"`
@@ -74,7 +74,7 @@ type MitraView struct {
 	Available       bool       `json:"available"`
 }
 
-// UserView is the user view of CONTRACT §3.
+// UserView is the user view of docs/contract.md §3.
 type UserView struct {
 	ID          string `json:"id"`
 	Role        string `json:"role"`
@@ -97,7 +97,7 @@ type Beacon struct {
 	AsOf            time.Time `json:"as_of"`
 }
 
-// WebSocket event types of CONTRACT §8.
+// WebSocket event types of docs/contract.md §8.
 const (
 	EventSessionOffer   = "session_offer"
 	EventSessionTaken   = "session_taken"
@@ -106,7 +106,7 @@ const (
 	EventSessionEnded   = "session_ended"
 )
 
-// Frame is one WebSocket event of CONTRACT §8 (the fields of every type).
+// Frame is one WebSocket event of docs/contract.md §8 (the fields of every type).
 type Frame struct {
 	Type            string       `json:"type"`
 	SessionID       string       `json:"session_id"`

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 )
 
-// Event types sent to WebSocket clients (CONTRACT §8).
+// Event types sent to WebSocket clients (docs/contract.md §8).
 const (
 	EventSessionOffer   = "session_offer"
 	EventSessionTaken   = "session_taken"

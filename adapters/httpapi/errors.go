@@ -12,7 +12,7 @@ import (
 	"github.com/halobestie/mitra-availability/ports"
 )
 
-// Error codes of the envelope (CONTRACT §2).
+// Error codes of the envelope (docs/contract.md §2).
 const (
 	codeInvalidRequest     = "invalid_request"
 	codeUnauthenticated    = "unauthenticated"

@@ -64,7 +64,7 @@ func saneRequestID(id string) bool {
 	return true
 }
 
-// httpMetrics are the request metrics of CONTRACT §9.
+// httpMetrics are the request metrics of docs/contract.md §9.
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec

@@ -27,7 +27,7 @@ type readyResponse struct {
 	Cache string `json:"cache"`
 }
 
-// registerOpsRoutes adds the operational routes of CONTRACT §9.
+// registerOpsRoutes adds the operational routes of docs/contract.md §9.
 func registerOpsRoutes(e *echo.Echo, reg *prometheus.Registry, ready func(context.Context) ReadyStatus) {
 	e.GET("/healthz", healthz)
 	e.GET("/readyz", readyz(ready))

@@ -20,7 +20,7 @@ type Services struct {
 	Hub      *Hub
 }
 
-// RegisterRoutes adds the API routes of CONTRACT §3–§6 to e.
+// RegisterRoutes adds the API routes of docs/contract.md §3–§6 to e.
 func RegisterRoutes(e *echo.Echo, s Services) error {
 	if s.Auth == nil || s.Mitras == nil || s.Sessions == nil || s.Hub == nil {
 		return errors.New("httpapi: missing service")

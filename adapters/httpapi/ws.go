@@ -50,7 +50,7 @@ type HubOptions struct {
 	Registerer prometheus.Registerer
 }
 
-// Hub serves GET /ws (CONTRACT §8): it keeps this instance's WebSocket
+// Hub serves GET /ws (docs/contract.md §8): it keeps this instance's WebSocket
 // connections, indexed by user, and writes to them the events of the bus.
 //
 // The bus handler only routes: for each user of an event it puts the payload

@@ -1,5 +1,5 @@
 // Package config reads the service's configuration from the environment
-// (CONTRACT §1) and validates it. A bad value is reported as one error naming
+// (docs/contract.md §1) and validates it. A bad value is reported as one error naming
 // the variable, so the process can exit with one clear line.
 package config
 

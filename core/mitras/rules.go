@@ -6,7 +6,7 @@ import (
 	"github.com/halobestie/mitra-availability/ports"
 )
 
-// Reachable: active, online, and a heartbeat at most stale old (CONTRACT §5).
+// Reachable: active, online, and a heartbeat at most stale old (docs/contract.md §5).
 func Reachable(m ports.Mitra, now time.Time, stale time.Duration) bool {
 	return m.IsActive && m.IsOnline && m.LastHeartbeatAt != nil && !m.LastHeartbeatAt.Before(now.Add(-stale))
 }

@@ -70,7 +70,7 @@ func (s *Service) SetWake(f func()) { s.wake = f }
 // errNotApplicable aborts a timer claim whose deadline is no longer due.
 var errNotApplicable = errors.New("deadline no longer applies")
 
-// Request starts a search for a customer (CONTRACT §7 POST /api/sessions).
+// Request starts a search for a customer (docs/contract.md §7 POST /api/sessions).
 func (s *Service) Request(ctx context.Context, customerID string, durationMinutes int, mitraID *string) (View, error) {
 	if durationMinutes < MinDurationMinutes || durationMinutes > MaxDurationMinutes {
 		return View{}, core.Invalid("duration_minutes", "must be an integer from 1 to 240")

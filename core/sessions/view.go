@@ -6,7 +6,7 @@ import (
 	"github.com/halobestie/mitra-availability/ports"
 )
 
-// View is the session as the API and the realtime events show it (CONTRACT §7).
+// View is the session as the API and the realtime events show it (docs/contract.md §7).
 type View struct {
 	ID               string     `json:"id"`
 	Status           string     `json:"status"`

@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// api sends the setup requests (CONTRACT §3–§5).
+// api sends the setup requests (docs/contract.md §3–§5).
 type api struct {
 	hc   *http.Client
 	base string
