@@ -1,25 +1,35 @@
 #!/usr/bin/env bash
-# bench-http.sh: HTTP throughput of the real server binary in three
-# configurations, measured by a separate load process (app/cmd/httpbench).
+# bench-http.sh: HTTP throughput of the real server binary, measured by a
+# separate load process (app/cmd/httpbench, which drives wrk when it is
+# installed and its own Go generator otherwise, and says which).
 #
 # Run it through scripts/with-services.sh (task bench:http does), which
 # provides TEST_DATABASE_URL (an admin DSN) and TEST_VALKEY_URL. It builds the
-# server and httpbench into a temporary directory, then runs the server three
-# times in turn on a free loopback port, each time on a fresh Postgres
-# database (and its own VALKEY_KEY_PREFIX):
+# server and httpbench into a temporary directory, then runs the server in
+# each configuration in turn on a free loopback port, each time on a fresh
+# Postgres database (and its own VALKEY_KEY_PREFIX):
 #
 #   postgres+valkey  STORE_BACKEND=postgres CACHE_BACKEND=valkey  (production)
-#   postgres+none    STORE_BACKEND=postgres CACHE_BACKEND=none    (the Postgres-only path)
-#   memory+memory    STORE_BACKEND=memory   CACHE_BACKEND=memory
+#   postgres+none    STORE_BACKEND=postgres CACHE_BACKEND=none    (the Postgres fallback)
+#   memory+memory    STORE_BACKEND=memory   CACHE_BACKEND=memory  (BENCH_CONFIGS=all only)
 #
-# and each time runs httpbench against it with the same settings, then stops
-# the server with SIGTERM and checks that it exits 0. At the end it prints
-# the results as Markdown: every target's req/s per configuration, its ratio
-# to GET /healthz in the same configuration, and postgres+valkey ÷
-# postgres+none per target.
+# Next to each server it starts the floor, a plain net/http server answering
+# 204 (httpbench -serve-floor), and runs httpbench against both with the same
+# settings: the floor first, then GET /healthz (the service's own floor, at
+# the default LOG_LEVEL, so the access log is written), then every target,
+# each with the server's CPU time per request read from /proc, and with
+# Valkey the commands it processed (INFO commandstats). Then it stops the
+# server with SIGTERM and checks that it exits 0. At the end it prints the
+# results as Markdown: every target's req/s per configuration, its ratios to
+# the floor and to GET /healthz of the same run, the server CPU per request,
+# the latencies and the Valkey commands per request.
 #
-# Knobs: BENCH_MITRAS (1000), BENCH_CONCURRENCY (32), BENCH_DURATION (10s per
-# target), BENCH_WARMUP (2s), BENCH_JSON_DIR (keep the JSON reports there).
+# Knobs: BENCH_MITRAS (1000), BENCH_CONCURRENCY (64), BENCH_DURATION (10s per
+# target), BENCH_WARMUP (2s), BENCH_RATE (2000: the fixed rate of the
+# status and availability latency targets), BENCH_CONFIGS (default: the two
+# Postgres ones; all: also memory+memory), BENCH_LOG_LEVEL (the server's
+# LOG_LEVEL; default unset, i.e. info), BENCH_WRK (auto, off or a path),
+# BENCH_JSON_DIR (keep the JSON reports there).
 # Exit 0 when every run passed, 1 when one failed, 2 on a bad knob or a
 # missing tool. Everything it starts or creates
 # (servers, databases, Valkey keys, the temporary directory) is removed on exit.
@@ -33,7 +43,11 @@ die() { log "error: $*"; exit 2; }
 	die "TEST_DATABASE_URL and TEST_VALKEY_URL are not set: run this through scripts/with-services.sh"
 
 mitras=${BENCH_MITRAS:-1000}
-concurrency=${BENCH_CONCURRENCY:-32}
+concurrency=${BENCH_CONCURRENCY:-64}
+rate=${BENCH_RATE:-2000}
+configs_knob=${BENCH_CONFIGS:-postgres}
+log_level=${BENCH_LOG_LEVEL:-}
+wrk=${BENCH_WRK:-auto}
 duration=${BENCH_DURATION:-10s}
 warmup=${BENCH_WARMUP:-2s}
 [[ $mitras =~ ^[1-9][0-9]*$ ]] || die "BENCH_MITRAS must be a positive integer, not '$mitras'"
@@ -41,6 +55,9 @@ warmup=${BENCH_WARMUP:-2s}
 duration_re='^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$'
 [[ $duration =~ $duration_re ]] || die "BENCH_DURATION must be a Go duration such as 10s, not '$duration'"
 [[ $warmup =~ $duration_re || $warmup == 0 ]] || die "BENCH_WARMUP must be a Go duration such as 2s, not '$warmup'"
+[[ $rate =~ ^[0-9]+$ ]] || die "BENCH_RATE must be a whole number of requests/s (0 skips the fixed-rate targets), not '$rate'"
+[[ $configs_knob == postgres || $configs_knob == all ]] || die "BENCH_CONFIGS must be postgres or all, not '$configs_knob'"
+[[ -z $log_level || $log_level =~ ^(debug|info|warn|error)$ ]] || die "BENCH_LOG_LEVEL must be debug, info, warn or error, not '$log_level'"
 if [[ -n ${BENCH_JSON_DIR:-} && ! -d $BENCH_JSON_DIR ]]; then
 	die "BENCH_JSON_DIR=$BENCH_JSON_DIR is not a directory"
 fi
@@ -66,6 +83,7 @@ run_tag="benchhttp_$(date +%s)_$RANDOM"
 
 dir=$(mktemp -d /tmp/bench-http.XXXXXX)
 pid=""      # the running server
+floor_pid="" # the running floor server
 db=""       # its database
 prefix=""   # its Valkey key prefix
 
@@ -87,6 +105,11 @@ delete_prefix() {
 }
 
 stop_server() {
+	if [[ -n $floor_pid ]]; then
+		kill -TERM "$floor_pid" 2>/dev/null || true
+		wait "$floor_pid" 2>/dev/null || true
+		floor_pid=""
+	fi
 	[[ -n $pid ]] || return 0
 	kill -TERM "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
@@ -123,8 +146,8 @@ go build -o "$dir/httpbench" ./app/cmd/httpbench
 # It is called as `bench … || status=1`, where bash ignores set -e inside it:
 # every step checks its own failure.
 bench() {
-	local name=$1 store=$2 cache=$3 port i rc=0
-	local vars=(APP_ENV=test JWT_SECRET="$secret" LOG_LEVEL=warn
+	local name=$1 store=$2 cache=$3 port floor_port i rc=0
+	local vars=(APP_ENV=test JWT_SECRET="$secret"
 		ADMIN_PHONE="$admin_phone" ADMIN_PASSWORD="$admin_password"
 		STORE_BACKEND="$store" CACHE_BACKEND="$cache")
 	if [[ $store == postgres ]]; then
@@ -138,9 +161,12 @@ bench() {
 		[[ $TEST_DATABASE_URL == *\?* ]] && query="?${TEST_DATABASE_URL#*\?}"
 		vars+=(DATABASE_URL="${base%/*}/$db$query")
 	fi
+	[[ -n $log_level ]] && vars+=(LOG_LEVEL="$log_level")
+	local valkey_args=()
 	if [[ $cache == valkey ]]; then
 		prefix="${run_tag}_${name//[^a-z]/_}:"
 		vars+=(VALKEY_URL="$TEST_VALKEY_URL" VALKEY_KEY_PREFIX="$prefix")
+		valkey_args=(-valkey-url "$TEST_VALKEY_URL")
 	fi
 	port=$(free_port) || { log "$name: no free loopback port"; return 1; }
 	vars+=(HTTP_ADDR="127.0.0.1:$port")
@@ -161,9 +187,22 @@ bench() {
 		sleep 0.1
 	done
 
+	floor_port=$(free_port) || { log "$name: no free loopback port for the floor"; return 1; }
+	"$dir/httpbench" -serve-floor "127.0.0.1:$floor_port" </dev/null >"$dir/$name.floor.log" 2>&1 &
+	floor_pid=$!
+
 	"$dir/httpbench" -url "http://127.0.0.1:$port" -admin-phone "$admin_phone" -admin-password "$admin_password" \
+		-floor-url "http://127.0.0.1:$floor_port" -floor-pid "$floor_pid" -server-pid "$pid" \
 		-mitras "$mitras" -concurrency "$concurrency" -duration "$duration" -warmup "$warmup" \
+		-rate "$rate" -wrk "$wrk" "${valkey_args[@]}" \
 		-label "$name" -json "$dir/$name.json" </dev/null || rc=$?
+
+	kill -TERM "$floor_pid" 2>/dev/null || true
+	if ! wait "$floor_pid"; then
+		log "$name: the floor server did not exit 0 on SIGTERM"
+		rc=1
+	fi
+	floor_pid=""
 
 	kill -TERM "$pid" 2>/dev/null || true
 	if ! wait "$pid"; then
@@ -180,7 +219,8 @@ bench() {
 	return "$rc"
 }
 
-configs=("postgres+valkey postgres valkey" "postgres+none postgres none" "memory+memory memory memory")
+configs=("postgres+valkey postgres valkey" "postgres+none postgres none")
+[[ $configs_knob == all ]] && configs+=("memory+memory memory memory")
 status=0
 reports=()
 for c in "${configs[@]}"; do
@@ -193,7 +233,7 @@ done
 
 if ((${#reports[@]} > 0)); then
 	echo
-	echo "HTTP throughput: $mitras mitras, $concurrency workers, $duration per target after $warmup of warm-up, $(nproc 2>/dev/null || echo '?') cores"
+	echo "HTTP throughput: $mitras mitras, $concurrency connections, $duration per target after $warmup of warm-up, fixed rate $rate/s, LOG_LEVEL ${log_level:-info (default)}, $(nproc 2>/dev/null || echo '?') cores"
 	echo
 	"$dir/httpbench" -compare "$(IFS=,; echo "${reports[*]}")" || status=1
 	if [[ -n ${BENCH_JSON_DIR:-} ]]; then

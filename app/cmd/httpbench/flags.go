@@ -32,6 +32,16 @@ type options struct {
 	label            string
 	jsonPath         string
 	compare          []string // -compare: JSON reports to tabulate; nothing is measured
+
+	floorURL   string  // the plain net/http server measured as the floor
+	floorPID   int     // its pid, for its CPU time
+	serverPID  int     // the service's pid, for its CPU time
+	rate       float64 // fixed rate of the open-loop targets (0: none)
+	sessions   bool    // measure the session cycle
+	wrk        string  // "auto", "off" or the path of wrk
+	wrkThreads int
+	valkeyURL  string // the service's Valkey, for INFO commandstats
+	serveFloor string // -serve-floor: run the floor server on this address; nothing is measured
 }
 
 // parseFlags reads and checks the flags. The admin credentials default to
@@ -44,9 +54,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		fmt.Fprint(stderr, `usage: httpbench -url URL -admin-phone P -admin-password X [flags]
        httpbench -compare A.json,B.json[,…]
 
-Measures the requests/s and latency of GET /healthz (the baseline), GET /api/availability,
+       httpbench -serve-floor ADDR
+
+Measures the requests/s, latency and server CPU per request of a plain net/http 204 server
+(-floor-url, the floor), GET /healthz (the service's own floor), GET /api/availability,
 POST /api/mitra/status/heartbeat, GET /api/mitras/{id}/availability and GET /api/mitra/status
-of one running server with closed-loop workers, after creating its fixtures over the API.
+of one running server with closed-loop workers (wrk when installed), then the last two at a
+fixed -rate and the session cycle, after creating its fixtures over the API.
+-serve-floor runs the floor server itself until interrupted.
 Exit 0: every measured request got a 2xx; 1: some did not; 2: bad flags or could not run.
 
 `)
@@ -65,6 +80,15 @@ Exit 0: every measured request got a 2xx; 1: some did not; 2: bad flags or could
 	fs.DurationVar(&o.wait, "wait", 30*time.Second, "how long to wait for GET /readyz to answer 200")
 	fs.StringVar(&o.label, "label", "", "name of the server's configuration, printed and kept in the JSON")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the report as JSON to this file")
+	fs.StringVar(&o.floorURL, "floor-url", "", "base URL of a plain net/http server answering 204 (httpbench -serve-floor), measured first as the floor")
+	fs.IntVar(&o.floorPID, "floor-pid", 0, "pid of the floor server, for its CPU time per request (/proc)")
+	fs.IntVar(&o.serverPID, "server-pid", 0, "pid of the server, for its CPU time per request (/proc)")
+	fs.Float64Var(&o.rate, "rate", 2000, "requests/s of the fixed-rate (open-loop) status and availability targets; 0 skips them")
+	fs.BoolVar(&o.sessions, "sessions", true, "measure the session cycle (create to one mitra, accept, end); needs -mitras >= -concurrency")
+	fs.StringVar(&o.wrk, "wrk", "auto", "wrk for the closed-loop targets: auto (when on PATH), off, or the path of the binary")
+	fs.IntVar(&o.wrkThreads, "wrk-threads", 1, "wrk threads")
+	fs.StringVar(&o.valkeyURL, "valkey-url", "", "the server's Valkey: report INFO commandstats per target")
+	fs.StringVar(&o.serveFloor, "serve-floor", "", "measure nothing: serve the plain net/http 204 floor on this address until interrupted")
 	compare := fs.String("compare", "", "measure nothing: print the JSON reports FILE[,FILE…] of earlier runs as one Markdown table,\n"+
 		"with each target's req/s per report, its ratio to /healthz in that report and the ratio of the first report's req/s to the second's")
 
@@ -86,6 +110,9 @@ Exit 0: every measured request got a 2xx; 1: some did not; 2: bad flags or could
 		if len(o.compare) == 0 {
 			return o, errors.New("-compare needs at least one file")
 		}
+		return o, nil
+	}
+	if o.serveFloor != "" {
 		return o, nil
 	}
 	// Taken from the environment after parsing, so that -h never prints them.
@@ -116,6 +143,18 @@ Exit 0: every measured request got a 2xx; 1: some did not; 2: bad flags or could
 		return o, fmt.Errorf("-timeout must be positive, not %s", o.timeout)
 	case o.wait < 0:
 		return o, fmt.Errorf("-wait must not be negative, not %s", o.wait)
+	case o.floorPID < 0 || o.serverPID < 0:
+		return o, errors.New("-floor-pid and -server-pid must not be negative")
+	case o.rate < 0 || o.rate > 1e6:
+		return o, fmt.Errorf("-rate must be 0..1000000, not %v", o.rate)
+	case o.wrkThreads < 1 || o.wrkThreads > 64:
+		return o, fmt.Errorf("-wrk-threads must be 1..64, not %d", o.wrkThreads)
+	}
+	if o.floorURL != "" {
+		o.floorURL = strings.TrimRight(strings.TrimSpace(o.floorURL), "/")
+		if err := checkURL(o.floorURL, o.allowRemote); err != nil {
+			return o, fmt.Errorf("-floor-url: %w", err)
+		}
 	}
 	return o, nil
 }

@@ -1,31 +1,39 @@
 // Command httpbench measures the HTTP throughput of one running server, as a
-// separate closed-loop load process (docs/benchmarks.md, "HTTP throughput").
+// separate load process (docs/benchmarks.md, "HTTP throughput").
 //
 //	go run ./app/cmd/httpbench -url http://127.0.0.1:8080 \
 //	    -admin-phone +620000000001 -admin-password X \
-//	    [-mitras 1000 -concurrency 32 -duration 10s -warmup 2s -json out.json]
+//	    [-floor-url http://127.0.0.1:9090 -floor-pid P -server-pid S -valkey-url redis://…] \
+//	    [-mitras 1000 -concurrency 32 -duration 10s -warmup 2s -rate 2000 -json out.json]
+//	go run ./app/cmd/httpbench -serve-floor 127.0.0.1:9090
 //
 // It waits for GET /readyz, then sets up its fixtures over the public API:
 // the admin logs in and creates -mitras mitras, each mitra logs in and goes
-// online, and one customer signs up and logs in. It then measures, one after
-// the other, each for -warmup (not counted) and then -duration, with
-// -concurrency workers that each send one request, wait for the whole answer
-// and send the next:
+// online, and -concurrency customers sign up and log in. It then measures,
+// one after the other, each for -warmup (not counted) and then -duration:
 //
-//	GET  /healthz                      the bare endpoint: the baseline, 1.0x
+//	plain net/http 204                 the floor (-floor-url), a server that does nothing
+//	GET  /healthz                      the service's own floor
 //	GET  /api/availability             the beacon
 //	POST /api/mitra/status/heartbeat   rotating over the mitras' tokens (204)
 //	GET  /api/mitras/{id}/availability the customer's token, rotating over the mitras
 //	GET  /api/mitra/status             rotating over the mitras' tokens
+//	the last two again at -rate requests/s (open loop)
+//	session create+accept+end          worker w: customer w requests mitra w, who accepts; the customer ends it
 //
-// Before the heartbeat target every mitra goes online again (not measured), so
-// that no auto-offline sweep in between turns heartbeats into 409s. At the
-// end the mitras go offline. Per target it prints requests/s, the p50, p95
-// and p99 latency, the non-2xx answers, the transport errors and the ratio of
-// its requests/s to those of /healthz in the same run.
+// The closed-loop targets run on wrk when it is installed (-wrk), else on
+// this program's own closed-loop workers; the fixed-rate and session targets
+// always on its own. Before the heartbeat and session targets every mitra
+// goes online again (not measured), so that no auto-offline sweep in between
+// turns heartbeats into 409s. At the end the mitras go offline. Per target it
+// prints the tool, requests/s, the p50, p95 and p99 latency, the non-2xx
+// answers, the transport errors, the server's CPU time per request (from
+// /proc/<pid>/stat of -server-pid, or -floor-pid for the floor), the ratios
+// of its requests/s to those of the floor and of /healthz in the same run,
+// and with -valkey-url what Valkey processed meanwhile (INFO commandstats).
 //
 // The access tokens live ACCESS_TOKEN_TTL (15 min by default): the whole run
-// (setup, five targets of -warmup + -duration) must fit in it.
+// (setup, every target's -warmup + -duration) must fit in it.
 //
 // With -compare A.json,B.json,… it measures nothing and prints the JSON
 // reports of earlier runs (of the same targets against differently configured
@@ -85,6 +93,14 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	if opts.serveFloor != "" {
+		if err := serveFloor(ctx, opts.serveFloor, stdout); err != nil {
+			fmt.Fprintf(stderr, "httpbench: %v\n", err)
+			return exitCannot
+		}
+		return exitPass
+	}
 
 	rep, err := bench(ctx, opts, stderr)
 	if err != nil {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -156,7 +159,7 @@ func TestMeasureCountsNon2xxAndTransportErrors(t *testing.T) {
 	defer hc.CloseIdleConnections()
 	tg := target{name: "x", method: http.MethodPost, req: func(uint64) (string, string) { return "/x", "tok" }}
 
-	r := measure(context.Background(), hc, srv.URL, tg, 4, 20*time.Millisecond, 200*time.Millisecond)
+	r := measure(context.Background(), hc, srv.URL, tg, 4, 20*time.Millisecond, 200*time.Millisecond, &cpuMeter{})
 	if r.Requests == 0 || r.Non2xx == 0 || r.Non2xx == r.Requests || r.TransportErrors != 0 || !r.Failed() {
 		t.Fatalf("half 503s: %+v", r)
 	}
@@ -172,13 +175,13 @@ func TestMeasureCountsNon2xxAndTransportErrors(t *testing.T) {
 	n.Store(0)
 	okSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("{}")) }))
 	defer okSrv.Close()
-	if r := measure(context.Background(), hc, okSrv.URL, ok, 4, 0, 100*time.Millisecond); r.Failed() || r.Requests == 0 {
+	if r := measure(context.Background(), hc, okSrv.URL, ok, 4, 0, 100*time.Millisecond, &cpuMeter{}); r.Failed() || r.Requests == 0 {
 		t.Fatalf("all 2xx: %+v", r)
 	}
 
 	// A closed server: transport errors, no answered requests.
 	srv.Close()
-	r = measure(context.Background(), hc, srv.URL, tg, 2, 0, 50*time.Millisecond)
+	r = measure(context.Background(), hc, srv.URL, tg, 2, 0, 50*time.Millisecond, &cpuMeter{})
 	if r.TransportErrors == 0 || r.Requests != 0 || !r.Failed() || r.FirstError == "" {
 		t.Fatalf("closed server: %+v", r)
 	}
@@ -201,7 +204,7 @@ func TestMeasureStopsOnCancel(t *testing.T) {
 	time.AfterFunc(100*time.Millisecond, cancel)
 	tg := target{name: "slow", method: http.MethodGet, req: func(uint64) (string, string) { return "/", "" }}
 	start := time.Now()
-	r := measure(ctx, hc, srv.URL, tg, 4, 0, time.Minute)
+	r := measure(ctx, hc, srv.URL, tg, 4, 0, time.Minute, &cpuMeter{})
 	if time.Since(start) > 10*time.Second {
 		t.Fatalf("measure ran %s after the cancel", time.Since(start))
 	}
@@ -326,7 +329,8 @@ func TestRunExitCodes(t *testing.T) {
 		jsonPath := filepath.Join(t.TempDir(), "r.json")
 		var stdout, stderr bytes.Buffer
 		code := run([]string{"-url", srv.URL, "-admin-phone", "+620000000001", "-admin-password", "pw-pw-pw-pw",
-			"-mitras", "5", "-concurrency", "2", "-duration", "100ms", "-warmup", "10ms", "-json", jsonPath}, env(nil), &stdout, &stderr)
+			"-mitras", "5", "-concurrency", "2", "-duration", "100ms", "-warmup", "10ms", "-json", jsonPath,
+			"-rate", "0", "-sessions=false", "-wrk", "off"}, env(nil), &stdout, &stderr)
 		if code != c.want {
 			t.Fatalf("status %d: exit %d, want %d\n%s\n%s", c.status, code, c.want, stdout.String(), stderr.String())
 		}
@@ -365,9 +369,11 @@ func TestCompare(t *testing.T) {
 		return path
 	}
 	a := write("a.json", Report{Label: "pg+valkey", Pass: true, Results: []Result{
-		{Target: baselineName, RPS: 10000, RatioToHealthz: 1, P50Ms: 1, P99Ms: 4},
-		{Target: "GET /api/mitra/status", RPS: 4000, RatioToHealthz: 0.4, P50Ms: 2, P99Ms: 9.5},
-	}})
+		{Target: baselineName, RPS: 10000, RatioToHealthz: 1, RatioToFloor: 0.5, P50Ms: 1, P99Ms: 4, CPUPerRequestUs: 20},
+		{Target: "GET /api/mitra/status", RPS: 4000, Requests: 4000, RatioToHealthz: 0.4, RatioToFloor: 0.2, P50Ms: 2, P99Ms: 9.5,
+			Valkey: &ValkeyStats{Calls: map[string]int64{"evalsha": 4000, "exec": 400}, CommandsPerRequest: 1.1, RequestsPerRead: 3.5, ServiceConnections: 2}},
+		{Target: "GET /api/mitra/status at 2 000/s", Rate: 2000, RPS: 1990, P50Ms: 1, P99Ms: 3},
+	}, Generator: "go+wrk"})
 	b := write("b.json", Report{Label: "pg", Pass: false, Results: []Result{
 		{Target: baselineName, RPS: 9000, RatioToHealthz: 1},
 		{Target: "GET /api/mitra/status", RPS: 2000, RatioToHealthz: 2000.0 / 9000},
@@ -380,10 +386,13 @@ func TestCompare(t *testing.T) {
 	}
 	out := stdout.String()
 	for _, want := range []string{
-		"| target | pg+valkey req/s | vs /healthz | pg req/s | vs /healthz | c.json req/s | vs /healthz | pg+valkey vs pg |",
-		"| `GET /healthz` | 10 000 | 1.00× | 9 000 | 1.00× | 20 000 | 1.00× | 1.11× |",
-		"| `GET /api/mitra/status` | 4 000 | 0.40× | 2 000 | 0.22× | — | — | 2.00× |",
+		"| target | pg+valkey req/s | vs floor | vs /healthz | CPU µs/req | pg req/s | vs floor | vs /healthz | CPU µs/req | c.json req/s | vs floor | vs /healthz | CPU µs/req | pg+valkey vs pg |",
+		"| `GET /healthz` | 10 000 | 0.50× | 1.00× | 20.0 | 9 000 | — | 1.00× | — | 20 000 | — | 1.00× | — | 1.11× |",
+		"| `GET /api/mitra/status` | 4 000 | 0.20× | 0.40× | — | 2 000 | — | 0.22× | — | — | — | — | — | 2.00× |",
+		"| `GET /api/mitra/status at 2 000/s` | 1 990 | — | — | — | — | — | — | — | — | — | — | — | — |",
 		"| `GET /api/mitra/status` | 2.00 / 9.50 |",
+		"| pg+valkey | `GET /api/mitra/status` | 1.10 | evalsha 1.00, exec 0.10 | 3.50 | 2 |",
+		"pg+valkey: go+wrk",
 		"**pg: FAIL**",
 	} {
 		if !strings.Contains(out, want) {
@@ -404,5 +413,115 @@ func TestCompare(t *testing.T) {
 		if code := run([]string{"-compare", arg}, env(nil), &stdout, &stderr); code != exitCannot {
 			t.Errorf("-compare %q: exit %d, want %d", arg, code, exitCannot)
 		}
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	// The command name may hold spaces and parentheses.
+	line := "4242 (my (odd) srv) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 12 0 100 0 0"
+	got, err := parseProcStat(line)
+	if err != nil || got != 3.25 {
+		t.Fatalf("parseProcStat = %v, %v; want 3.25 s", got, err)
+	}
+	for _, bad := range []string{"", "4242 no parens S 1", "4242 (x) S 1 2 3", "4242 (x) S 1 2 3 4 5 6 7 8 9 10 u s"} {
+		if _, err := parseProcStat(bad); err == nil {
+			t.Errorf("parseProcStat(%q) accepted", bad)
+		}
+	}
+	// This process: its CPU time only grows.
+	a, err := processCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(50 * time.Millisecond); time.Now().Before(deadline); {
+	}
+	if b, err := processCPU(os.Getpid()); err != nil || b < a {
+		t.Fatalf("CPU time went from %v to %v (%v)", a, b, err)
+	}
+}
+
+// A fixed-rate target sends at its rate, however fast the server answers,
+// and counts the latency from each request's due time.
+func TestMeasureAtFixedRate(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	hc := newHTTPClient(8, 2*time.Second)
+	defer hc.CloseIdleConnections()
+	tg := target{name: "rated", method: http.MethodGet, rate: 200, req: func(uint64) (string, string) { return "/", "" }}
+	r := measure(context.Background(), hc, srv.URL, tg, 8, 100*time.Millisecond, time.Second, &cpuMeter{})
+	if r.Failed() || r.Rate != 200 || r.Tool != "go" {
+		t.Fatalf("result %+v", r)
+	}
+	// 200/s for 1 s: about 200 measured (not the thousands a closed loop sends).
+	if r.Requests < 150 || r.Requests > 230 || n.Load() > 260 {
+		t.Fatalf("%d measured, %d served: want about 200 and 220", r.Requests, n.Load())
+	}
+
+	// A server slower than the rate: the latency grows with the queue, from the due times.
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer slow.Close()
+	r = measure(context.Background(), hc, slow.URL, tg, 1, 0, 500*time.Millisecond, &cpuMeter{})
+	if r.P99Ms < 100 {
+		t.Fatalf("one worker at 20 ms per request offered 200/s: p99 %v ms, want the queueing counted", r.P99Ms)
+	}
+}
+
+// The floor server answers 204 to anything and stops with its context.
+func TestServeFloor(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	pr, pw := io.Pipe()
+	go func() { done <- serveFloor(ctx, "127.0.0.1:0", pw); pw.Close() }()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(&out, pr)
+	addr := strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+	for _, path := range []string{"/", "/anything?x=1"} {
+		resp, err := http.Post("http://"+addr+path, "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serveFloor: %v", err)
+	}
+	// A taken address fails at once.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := serveFloor(context.Background(), l.Addr().String(), io.Discard); err == nil {
+		t.Fatal("serveFloor on a taken address succeeded")
+	}
+}
+
+func TestParseCommandStats(t *testing.T) {
+	cs := "# Commandstats\r\ncmdstat_evalsha:calls=120,usec=900,usec_per_call=7.50,rejected_calls=0,failed_calls=0\r\n" +
+		"cmdstat_exec:calls=7,usec=80\r\ncmdstat_ping:calls=3,usec=1\r\n"
+	got := parseCommandStats(cs)
+	if got["evalsha"] != 120 || got["exec"] != 7 || got["ping"] != 3 || len(got) != 3 {
+		t.Fatalf("parseCommandStats = %v", got)
+	}
+	a := valkeyCounters{calls: map[string]int64{"evalsha": 20, "ping": 3}, processed: 100, reads: 50}
+	b := valkeyCounters{calls: got, processed: 330, reads: 100}
+	d := a.delta(b, 100)
+	if d.Calls["evalsha"] != 100 || d.Calls["exec"] != 7 || len(d.Calls) != 2 || d.CommandsPerRequest != 2.3 || d.RequestsPerRead != 2 {
+		t.Fatalf("delta = %+v", d)
 	}
 }

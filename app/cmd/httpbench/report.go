@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -19,18 +21,19 @@ func writeText(w io.Writer, rep *Report) error {
 	if rep.Label != "" {
 		title = rep.Label + " at " + rep.URL
 	}
-	fmt.Fprintf(w, "%s: %d mitras, %d workers, %s per target after %s of warm-up\n\n",
-		title, rep.Mitras, rep.Concurrency, rep.Duration, rep.Warmup)
+	fmt.Fprintf(w, "%s: %d mitras, %d workers, %s per target after %s of warm-up, load generator %s\n\n",
+		title, rep.Mitras, rep.Concurrency, rep.Duration, rep.Warmup, rep.Generator)
 	// Numbers align right; the target names are padded to align left.
 	width := len("target")
 	for _, r := range rep.Results {
 		width = max(width, len(r.Target))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%-*s\trequests\treq/s\tp50 ms\tp95 ms\tp99 ms\tnon-2xx\ttransport errors\tvs /healthz\t\n", width, "target")
+	fmt.Fprintf(tw, "%-*s\ttool\trequests\treq/s\tp50 ms\tp95 ms\tp99 ms\tnon-2xx\ttransport errors\tCPU µs/req\tvs floor\tvs /healthz\t\n", width, "target")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%-*s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%.2fx\t\n",
-			width, r.Target, r.Requests, r.RPS, r.P50Ms, r.P95Ms, r.P99Ms, r.Non2xx, r.TransportErrors, r.RatioToHealthz)
+		fmt.Fprintf(tw, "%-*s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%s\t%s\t%s\t\n",
+			width, r.Target, r.Tool, r.Requests, r.RPS, r.P50Ms, r.P95Ms, r.P99Ms, r.Non2xx, r.TransportErrors,
+			cpuCell(r), ratioCell(r.RatioToFloor, "x"), ratioCell(r.RatioToHealthz, "x"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -40,12 +43,34 @@ func writeText(w io.Writer, rep *Report) error {
 			fmt.Fprintf(w, "first failure of %s: %s\n", r.Target, r.FirstError)
 		}
 	}
+	for _, r := range rep.Results {
+		if v := r.Valkey; v != nil {
+			fmt.Fprintf(w, "valkey during %s: %.2f commands/request, %.2f requests/read, %d service connections, calls %v\n",
+				r.Target, v.CommandsPerRequest, v.RequestsPerRead, v.ServiceConnections, v.Calls)
+		}
+	}
 	verdict := "PASS"
 	if !rep.Pass {
 		verdict = "FAIL"
 	}
 	_, err := fmt.Fprintln(w, verdict)
 	return err
+}
+
+// cpuCell formats the server CPU per request, "—" when not measured.
+func cpuCell(r Result) string {
+	if r.CPUPerRequestUs <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f", r.CPUPerRequestUs)
+}
+
+// ratioCell formats a ratio with its sign (x or ×), "—" when there is none.
+func ratioCell(v float64, sign string) string {
+	if v <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f%s", v, sign)
 }
 
 // writeJSON writes the report to path.
@@ -100,8 +125,8 @@ func writeMarkdown(w io.Writer, reps []*Report) error {
 	b.WriteString("| target |")
 	align := "| --- |"
 	for _, rep := range reps {
-		fmt.Fprintf(&b, " %s req/s | vs /healthz |", rep.Label)
-		align += " ---: | ---: |"
+		fmt.Fprintf(&b, " %s req/s | vs floor | vs /healthz | CPU µs/req |", rep.Label)
+		align += " ---: | ---: | ---: | ---: |"
 	}
 	if len(reps) > 1 {
 		fmt.Fprintf(&b, " %s vs %s |", reps[0].Label, reps[1].Label)
@@ -112,13 +137,14 @@ func writeMarkdown(w io.Writer, reps []*Report) error {
 		fmt.Fprintf(&b, "| `%s` |", first.Target)
 		for _, rep := range reps {
 			if r, ok := find(rep, first.Target); ok {
-				fmt.Fprintf(&b, " %s | %.2f× |", group(int64(math.Round(r.RPS))), r.RatioToHealthz)
+				fmt.Fprintf(&b, " %s | %s | %s | %s |", group(int64(math.Round(r.RPS))),
+					ratioCell(r.RatioToFloor, "×"), ratioCell(r.RatioToHealthz, "×"), cpuCell(r))
 			} else {
-				b.WriteString(" — | — |")
+				b.WriteString(" — | — | — | — |")
 			}
 		}
 		if len(reps) > 1 {
-			if r, ok := find(reps[1], first.Target); ok && r.RPS > 0 {
+			if r, ok := find(reps[1], first.Target); ok && r.RPS > 0 && first.Rate == 0 {
 				fmt.Fprintf(&b, " %.2f× |", first.RPS/r.RPS)
 			} else {
 				b.WriteString(" — |")
@@ -144,6 +170,34 @@ func writeMarkdown(w io.Writer, reps []*Report) error {
 			}
 		}
 		b.WriteString("\n")
+	}
+
+	// What Valkey processed per request, where it was read.
+	var vlines []string
+	for _, rep := range reps {
+		for _, r := range rep.Results {
+			if v := r.Valkey; v != nil && r.Requests > 0 {
+				var calls []string
+				for _, k := range slices.Sorted(maps.Keys(v.Calls)) {
+					calls = append(calls, fmt.Sprintf("%s %.2f", k, float64(v.Calls[k])/float64(r.Requests)))
+				}
+				vlines = append(vlines, fmt.Sprintf("| %s | `%s` | %.2f | %s | %.2f | %d |",
+					rep.Label, r.Target, v.CommandsPerRequest, strings.Join(calls, ", "), v.RequestsPerRead, v.ServiceConnections))
+			}
+		}
+	}
+	if len(vlines) > 0 {
+		b.WriteString("\n| run | target | Valkey commands/request | per command (script calls included) | requests/read | service connections |\n| --- | --- | ---: | --- | ---: | ---: |\n")
+		b.WriteString(strings.Join(vlines, "\n") + "\n")
+	}
+	var gens []string
+	for _, rep := range reps {
+		if rep.Generator != "" {
+			gens = append(gens, fmt.Sprintf("%s: %s", rep.Label, rep.Generator))
+		}
+	}
+	if len(gens) > 0 {
+		fmt.Fprintf(&b, "\nLoad generator (wrk, or httpbench's own Go generator \"go\"): %s.\n", strings.Join(gens, "; "))
 	}
 	for _, rep := range reps {
 		if !rep.Pass {

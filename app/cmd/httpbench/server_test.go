@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -73,43 +77,82 @@ func TestAgainstRealServer(t *testing.T) {
 		}
 	}()
 
-	jsonPath := filepath.Join(dir, "report.json")
-	var stdout, stderr bytes.Buffer
-	code := run([]string{"-url", "http://" + addr, "-admin-phone", phone, "-admin-password", password,
-		"-mitras", "20", "-concurrency", "4", "-duration", "300ms", "-warmup", "50ms", "-label", "memory", "-json", jsonPath},
-		env(nil), &stdout, &stderr)
-	if code != exitPass {
-		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
-	}
-	data, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep Report
-	if err := json.Unmarshal(data, &rep); err != nil {
-		t.Fatal(err)
-	}
-	wantTargets := []string{"GET /healthz", "GET /api/availability", "POST /api/mitra/status/heartbeat",
-		"GET /api/mitras/{id}/availability", "GET /api/mitra/status"}
-	if !rep.Pass || rep.Label != "memory" || rep.Mitras != 20 || len(rep.Results) != len(wantTargets) {
-		t.Fatalf("report %+v", rep)
-	}
-	for i, r := range rep.Results {
-		if r.Target != wantTargets[i] || r.Requests < 20 || r.RPS <= 0 || r.Failed() || r.RatioToHealthz <= 0 || r.P99Ms <= 0 {
-			t.Errorf("result %d: %+v", i, r)
+	// The floor server, as bench-http.sh runs it (here in this process).
+	floorCtx, stopFloor := context.WithCancel(context.Background())
+	floorAddr := make(chan string, 1)
+	floorDone := make(chan error, 1)
+	go func() {
+		pr, pw := io.Pipe()
+		go func() {
+			line, _ := bufio.NewReader(pr).ReadString('\n')
+			floorAddr <- strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+			io.Copy(io.Discard, pr)
+		}()
+		floorDone <- serveFloor(floorCtx, "127.0.0.1:0", pw)
+		pw.Close()
+	}()
+	floorURL := "http://" + <-floorAddr
+	defer func() {
+		stopFloor()
+		if err := <-floorDone; err != nil {
+			t.Errorf("floor server: %v", err)
 		}
+	}()
+
+	wantTargets := []string{floorName, "GET /healthz", "GET /api/availability", "POST /api/mitra/status/heartbeat",
+		"GET /api/mitras/{id}/availability", "GET /api/mitra/status",
+		"GET /api/mitras/{id}/availability at 500/s", "GET /api/mitra/status at 500/s", sessionName}
+	// The Go generator always; wrk too when it is installed.
+	generators := []string{"off"}
+	if _, err := exec.LookPath("wrk"); err == nil {
+		generators = append(generators, "auto")
 	}
-	if rep.Results[0].RatioToHealthz != 1 {
-		t.Errorf("baseline ratio %v", rep.Results[0].RatioToHealthz)
-	}
-	if !strings.Contains(stdout.String(), "PASS") {
-		t.Errorf("table:\n%s", stdout.String())
+	for _, gen := range generators {
+		jsonPath := filepath.Join(dir, "report-"+gen+".json")
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"-url", "http://" + addr, "-admin-phone", phone, "-admin-password", password,
+			"-mitras", "20", "-concurrency", "4", "-duration", "300ms", "-warmup", "50ms", "-label", "memory", "-json", jsonPath,
+			"-floor-url", floorURL, "-floor-pid", strconv.Itoa(os.Getpid()), "-server-pid", strconv.Itoa(cmd.Process.Pid),
+			"-rate", "500", "-wrk", gen},
+			env(nil), &stdout, &stderr)
+		if code != exitPass {
+			t.Fatalf("-wrk %s: exit %d\n%s\n%s", gen, code, stdout.String(), stderr.String())
+		}
+		data, err := os.ReadFile(jsonPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep Report
+		if err := json.Unmarshal(data, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Pass || rep.Label != "memory" || rep.Mitras != 20 || len(rep.Results) != len(wantTargets) {
+			t.Fatalf("-wrk %s: report %+v", gen, rep)
+		}
+		wantTool := map[bool]string{true: "wrk", false: "go"}
+		for i, r := range rep.Results {
+			open := r.Rate > 0
+			closedTool := wantTool[gen == "auto" && r.Target != sessionName]
+			switch {
+			case r.Target != wantTargets[i] || r.Requests < 20 || r.RPS <= 0 || r.Failed() || r.P99Ms <= 0 || r.CPUPerRequestUs <= 0:
+				t.Errorf("-wrk %s: result %d: %+v", gen, i, r)
+			case open && (r.Tool != "go" || r.RatioToHealthz != 0 || r.RatioToFloor != 0 || r.Rate != 500):
+				t.Errorf("-wrk %s: fixed-rate result %d: %+v", gen, i, r)
+			case !open && (r.Tool != closedTool || r.RatioToHealthz <= 0 || r.RatioToFloor <= 0):
+				t.Errorf("-wrk %s: closed-loop result %d (want tool %s): %+v", gen, i, closedTool, r)
+			}
+		}
+		if rep.Results[0].RatioToFloor != 1 || rep.Results[1].RatioToHealthz != 1 {
+			t.Errorf("-wrk %s: floor ratios %v, %v", gen, rep.Results[0].RatioToFloor, rep.Results[1].RatioToHealthz)
+		}
+		if !strings.Contains(stdout.String(), "PASS") || !strings.Contains(stdout.String(), "load generator") {
+			t.Errorf("-wrk %s: table:\n%s", gen, stdout.String())
+		}
 	}
 
 	// A wrong admin password: the setup fails, exit 2.
-	stdout.Reset()
-	stderr.Reset()
-	code = run([]string{"-url", "http://" + addr, "-admin-phone", phone, "-admin-password", "wrong-password", "-mitras", "1"},
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"-url", "http://" + addr, "-admin-phone", phone, "-admin-password", "wrong-password", "-mitras", "1"},
 		env(nil), &stdout, &stderr)
 	if code != exitCannot || !strings.Contains(stderr.String(), "admin login") || !strings.Contains(stderr.String(), "401") {
 		t.Errorf("wrong password: exit %d\n%s", code, stderr.String())

@@ -64,11 +64,16 @@ func (a *api) call(ctx context.Context, method, path, token string, body, out an
 
 // waitReady polls GET /readyz until it answers 200, for at most wait.
 func (a *api) waitReady(ctx context.Context, wait time.Duration) error {
+	return a.waitStatus(ctx, wait, "/readyz", http.StatusOK)
+}
+
+// waitStatus polls GET path until it answers want, for at most wait.
+func (a *api) waitStatus(ctx context.Context, wait time.Duration, path string, want int) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for {
 		reqCtx, cancelReq := context.WithTimeout(ctx, time.Second)
-		err := a.call(reqCtx, http.MethodGet, "/readyz", "", nil, nil, http.StatusOK)
+		err := a.call(reqCtx, http.MethodGet, path, "", nil, nil, want)
 		cancelReq()
 		if err == nil {
 			return nil
@@ -105,14 +110,14 @@ type account struct {
 
 // fixtures are the accounts a run creates.
 type fixtures struct {
-	mitras   []account
-	customer string // access token
+	mitras    []account
+	customers []string // access tokens
 }
 
-// setup creates and logs in n mitras (each then goes online) and one
-// customer. Their phone numbers carry a random run tag, so that runs against
+// setup creates and logs in n mitras (each then goes online) and customers
+// customers (at least one). Their phone numbers carry a random run tag, so that runs against
 // the same server do not collide.
-func setup(ctx context.Context, a *api, n, concurrency int, adminPhone, adminPassword string) (*fixtures, error) {
+func setup(ctx context.Context, a *api, n, customers, concurrency int, adminPhone, adminPassword string) (*fixtures, error) {
 	admin, _, err := a.login(ctx, adminPhone, adminPassword)
 	if err != nil {
 		return nil, fmt.Errorf("admin login: %w", err)
@@ -154,12 +159,18 @@ func setup(ctx context.Context, a *api, n, concurrency int, adminPhone, adminPas
 		return nil, err
 	}
 
-	phone := fmt.Sprintf("+628%04d%06d", tag.Int64(), 0)
-	body := map[string]string{"phone": phone, "password": password, "display_name": "Bench Customer"}
-	if err := a.call(ctx, http.MethodPost, "/api/customers", "", body, nil, http.StatusCreated); err != nil {
-		return nil, err
-	}
-	if f.customer, _, err = a.login(ctx, phone, password); err != nil {
+	f.customers = make([]string, max(customers, 1))
+	err = parallel(ctx, len(f.customers), concurrency, func(ctx context.Context, i int) error {
+		phone := fmt.Sprintf("+628%04d%06d", tag.Int64(), i)
+		body := map[string]string{"phone": phone, "password": password, "display_name": fmt.Sprintf("Bench Customer %d", i)}
+		if err := a.call(ctx, http.MethodPost, "/api/customers", "", body, nil, http.StatusCreated); err != nil {
+			return err
+		}
+		token, _, err := a.login(ctx, phone, password)
+		f.customers[i] = token
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	return f, nil
