@@ -10,11 +10,14 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/halobestie/mitra-availability/core"
+	"github.com/halobestie/mitra-availability/core/validate"
 )
 
 // Fields named by decodeJSON's validation errors when no JSON field is at fault.
@@ -37,11 +40,19 @@ var errNotObject = core.Invalid(fieldRequestBody, "must be a JSON object")
 //     rather than 415 so that the API has one code for every malformed request;
 //     a missing Content-Type is accepted.
 //   - malformed JSON: "body: malformed JSON at offset N"
-//   - an unknown field: "<field>: unknown field"
+//   - a repeated key, at any depth: "<field>: repeated key" (CONTRACT §14)
+//   - a string holding a control character (U+0000–U+001F, U+007F–U+009F),
+//     in any field: "<field>: must not contain control characters" (§14)
+//   - invalid UTF-8 in a string: "<field>: must be valid UTF-8"
+//   - an unknown field: "<field>: unknown field" (names match exactly, case included)
 //   - a wrong type: "<field>: must be integer" (string, number, boolean, object, array)
 //   - anything after the object: "body: unexpected data after JSON object"
 //
 // A body over the limit returns the *http.MaxBytesError, which maps to 413.
+//
+// It reads the body once, then makes two passes over it: checkJSONText walks
+// its tokens with jsontext (syntax, repeated keys, UTF-8, control characters,
+// top-level names against dst's fields), then encoding/json fills dst.
 func decodeJSON(c echo.Context, dst any) error {
 	req := c.Request()
 	if err := checkJSONContentType(req.Header.Get(echo.HeaderContentType)); err != nil {
@@ -50,36 +61,135 @@ func decodeJSON(c echo.Context, dst any) error {
 	if req.Body == nil || req.Body == http.NoBody {
 		return errNotObject
 	}
-
-	// First pass: one well-formed JSON value and nothing after it.
-	dec := json.NewDecoder(req.Body)
-	var raw json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
-		return bodyReadError(err, true)
-	}
-	var extra json.RawMessage
-	switch err := dec.Decode(&extra); {
-	case err == nil:
-		return core.Invalid(fieldBody, "unexpected data after JSON object")
-	case errors.Is(err, io.EOF):
-	default:
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return fmt.Errorf("request body: %w", mbe)
 		}
-		return core.Invalid(fieldBody, "unexpected data after JSON object")
+		// The connection failed while reading (client gone, reset, timeout).
+		return core.Invalid(fieldBody, "could not be read")
 	}
-	if len(raw) == 0 || raw[0] != '{' {
-		return errNotObject
+	if err := checkJSONText(body, fieldsOf(dst)); err != nil {
+		return err
 	}
-
-	// Second pass: into dst, strictly.
-	strict := json.NewDecoder(bytes.NewReader(raw))
+	strict := json.NewDecoder(bytes.NewReader(body))
 	strict.DisallowUnknownFields()
 	if err := strict.Decode(dst); err != nil {
 		return fieldError(err)
 	}
 	return nil
+}
+
+// checkJSONText checks that body is one JSON object and nothing after it,
+// with no repeated key, only valid UTF-8 and no string (name or value) holding
+// a control character. known, when not nil, holds the names the top-level
+// object may use; any other is an unknown field.
+func checkJSONText(body []byte, known map[string]struct{}) error {
+	d := jsontext.NewDecoder(bytes.NewBuffer(body))
+	tok, err := d.ReadToken()
+	switch {
+	case errors.Is(err, io.EOF):
+		return errNotObject
+	case err != nil:
+		return jsonTextError(err)
+	case tok.Kind() != '{':
+		return errNotObject
+	}
+	for d.StackDepth() > 0 {
+		tok, err := d.ReadToken()
+		if err != nil {
+			return jsonTextError(err)
+		}
+		if tok.Kind() != '"' {
+			continue
+		}
+		kind, n := d.StackIndex(d.StackDepth())
+		isName := kind == '{' && n%2 == 1
+		s := tok.String()
+		switch {
+		case isName && validate.HasControl(s):
+			return core.Invalid(fieldBody, "field names must not contain control characters")
+		case isName && known != nil && d.StackDepth() == 1:
+			if _, ok := known[s]; !ok {
+				return core.Invalid(s, "unknown field")
+			}
+		case !isName && validate.HasControl(s):
+			return core.Invalid(fieldName(d.StackPointer()), "must not contain control characters (U+0000–U+001F, U+007F–U+009F)")
+		}
+	}
+	if _, err := d.ReadToken(); !errors.Is(err, io.EOF) {
+		return core.Invalid(fieldBody, "unexpected data after JSON object")
+	}
+	return nil
+}
+
+// jsonTextError maps an error of checkJSONText's token walk.
+func jsonTextError(err error) error {
+	var se *jsontext.SyntacticError
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return core.Invalid(fieldBody, "malformed JSON: unexpected end of input")
+	case errors.As(err, &se) && errors.Is(se.Err, jsontext.ErrDuplicateName):
+		return core.Invalid(fieldName(se.JSONPointer), "repeated key")
+	case errors.As(err, &se) && se.Err != nil && strings.Contains(se.Err.Error(), "invalid UTF-8"):
+		if field := fieldName(se.JSONPointer); field != "" {
+			return core.Invalid(field, "must be valid UTF-8")
+		}
+		return core.Invalid(fieldBody, "must be valid UTF-8")
+	case errors.As(err, &se):
+		return core.Invalid(fieldBody, fmt.Sprintf("malformed JSON at offset %d", se.ByteOffset))
+	}
+	return core.Invalid(fieldBody, "malformed JSON")
+}
+
+// fieldName turns a JSON pointer (/nested/flag) into the dotted field name
+// errors use (nested.flag).
+func fieldName(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// knownFields caches fieldsOf per struct type.
+var knownFields sync.Map // reflect.Type → map[string]struct{}
+
+// fieldsOf returns the JSON names of the fields of the struct dst points to,
+// or nil (no check) when dst is not a pointer to a plain struct.
+func fieldsOf(dst any) map[string]struct{} {
+	t := reflect.TypeOf(dst)
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	t = t.Elem()
+	if m, ok := knownFields.Load(t); ok {
+		return m.(map[string]struct{})
+	}
+	m := make(map[string]struct{}, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous {
+			return nil // embedded fields: leave the names to encoding/json
+		}
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		m[name] = struct{}{}
+	}
+	knownFields.Store(t, m)
+	return m
 }
 
 // checkJSONContentType accepts no Content-Type, application/json and
@@ -100,25 +210,6 @@ func checkJSONContentType(ct string) error {
 		return core.Invalid(fieldContentType, "charset must be utf-8")
 	}
 	return nil
-}
-
-// bodyReadError maps an error of the first decoding pass. first tells whether
-// it came from the first value (an empty body is then "must be a JSON object").
-func bodyReadError(err error, first bool) error {
-	var mbe *http.MaxBytesError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &mbe):
-		return fmt.Errorf("request body: %w", mbe)
-	case first && errors.Is(err, io.EOF):
-		return errNotObject
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return core.Invalid(fieldBody, "malformed JSON: unexpected end of input")
-	case errors.As(err, &se):
-		return core.Invalid(fieldBody, fmt.Sprintf("malformed JSON at offset %d", se.Offset))
-	}
-	// The connection failed while reading (client gone, reset, timeout).
-	return core.Invalid(fieldBody, "could not be read")
 }
 
 // fieldError maps an error of the strict pass to a ValidationError naming the field.

@@ -51,8 +51,8 @@ type errorRule struct {
 
 // errorTable is the one table of domain error → HTTP answer, checked in order
 // with errors.Is; the first match wins. *core.ValidationError,
-// *http.MaxBytesError and *echo.HTTPError are matched with errors.As in
-// classify, before the table.
+// *ports.InvalidValueError, *http.MaxBytesError and *echo.HTTPError are
+// matched with errors.As in classify, before the table.
 var errorTable = []errorRule{
 	// The store being down explains any other symptom of the same failure.
 	{ports.ErrStoreUnavailable, http.StatusServiceUnavailable, codeUnavailable, "the service is temporarily unavailable, retry later", false},
@@ -95,6 +95,10 @@ func classify(err error) (ae apiError, ok bool) {
 	var ve *core.ValidationError
 	if errors.As(err, &ve) {
 		return apiError{http.StatusBadRequest, codeInvalidRequest, ve.Error()}, true
+	}
+	var ive *ports.InvalidValueError
+	if errors.As(err, &ive) {
+		return apiError{http.StatusBadRequest, codeInvalidRequest, ive.Error()}, true
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {

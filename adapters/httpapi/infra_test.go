@@ -139,6 +139,7 @@ func TestErrorTable(t *testing.T) {
 		hidden   string // must not appear in the body
 	}{
 		{"validation", fmt.Errorf("signup: %w", core.Invalid("phone", "must be E.164")), 400, "invalid_request", "phone: must be E.164", ""},
+		{"unstorable value", fmt.Errorf("postgres: create user: %w", &ports.InvalidValueError{Field: "display_name", Reason: "must not contain NUL characters"}), 400, "invalid_request", "display_name: must not contain NUL characters", "postgres"},
 		{"not found", fmt.Errorf("postgres: select mitras (SQLSTATE 02000): %w", ports.ErrNotFound), 404, "not_found", "does not exist", "SQLSTATE"},
 		{"phone taken", fmt.Errorf("insert users: unique users_phone_key: %w", ports.ErrPhoneTaken), 409, "phone_taken", "phone", "users_phone_key"},
 		{"store unavailable", fmt.Errorf("dial tcp 10.0.0.5:5432: %w", ports.ErrStoreUnavailable), 503, "unavailable", "unavailable", "10.0.0.5"},
@@ -248,7 +249,8 @@ type decodeTarget struct {
 	Phone           string `json:"phone"`
 	DurationMinutes int    `json:"duration_minutes"`
 	Nested          struct {
-		Flag bool `json:"flag"`
+		Flag bool   `json:"flag"`
+		Name string `json:"name"`
 	} `json:"nested"`
 	Capacity *int `json:"capacity"`
 }
@@ -311,7 +313,7 @@ func TestDecodeJSON(t *testing.T) {
 		{"null", "null", jsonCT, "request body: must be a JSON object"},
 		{"array", `[{"phone":"+62"}]`, jsonCT, "request body: must be a JSON object"},
 		{"string", `"hello"`, jsonCT, "request body: must be a JSON object"},
-		{"malformed", `{"phone" "x"}`, jsonCT, "body: malformed JSON at offset 10"},
+		{"malformed", `{"phone" "x"}`, jsonCT, "body: malformed JSON at offset 9"},
 		{"truncated", `{"phone":`, jsonCT, "body: malformed JSON"},
 		{"unknown field", `{"phone":"+628123456789","phon":"x"}`, jsonCT, "phon: unknown field"},
 		{"wrong type string for int", `{"duration_minutes":"ten"}`, jsonCT, "duration_minutes: must be integer"},
@@ -321,6 +323,18 @@ func TestDecodeJSON(t *testing.T) {
 		{"nested wrong type", `{"nested":{"flag":1}}`, jsonCT, "nested.flag: must be boolean"},
 		{"scalar for object", `{"nested":3}`, jsonCT, "nested: must be object"},
 		{"trailing object", `{} {}`, jsonCT, "body: unexpected data after JSON object"},
+		{"repeated key", `{"phone":"+628123456789","phone":"+628000000000"}`, jsonCT, "phone: repeated key"},
+		{"repeated key, nested", `{"nested":{"flag":true,"flag":false}}`, jsonCT, "nested.flag: repeated key"},
+		{"repeated key, escaped spelling", `{"phone":"+628123456789","ph\u006fne":"+628000000000"}`, jsonCT, "phone: repeated key"},
+		{"other case is an unknown field", `{"phone":"+628123456789","PHONE":"+628000000000"}`, jsonCT, "PHONE: unknown field"},
+		{"NUL in a string", `{"phone":"+62812\u00003456789"}`, jsonCT, "phone: must not contain control characters (U+0000–U+001F, U+007F–U+009F)"},
+		{"newline in a string", `{"phone":"a\nb"}`, jsonCT, "phone: must not contain control characters (U+0000–U+001F, U+007F–U+009F)"},
+		{"DEL in a string", "{\"phone\":\"a\x7fb\"}", jsonCT, "phone: must not contain control characters (U+0000–U+001F, U+007F–U+009F)"},
+		{"C1 control in a string", `{"phone":"a\u0085b"}`, jsonCT, "phone: must not contain control characters (U+0000–U+001F, U+007F–U+009F)"},
+		{"control in a nested string", `{"nested":{"name":"\u001b[31m"}}`, jsonCT, "nested.name: must not contain control characters (U+0000–U+001F, U+007F–U+009F)"},
+		{"control in a field name", `{"pho\u0000ne":"x"}`, jsonCT, "body: field names must not contain control characters"},
+		{"invalid UTF-8", "{\"phone\":\"a\xffb\"}", jsonCT, "phone: must be valid UTF-8"},
+		{"raw control character", "{\"phone\":\"a\x01b\"}", jsonCT, "body: malformed JSON at offset"},
 		{"trailing garbage", `{"phone":"x"}garbage`, jsonCT, "body: unexpected data after JSON object"},
 		{"wrong content type", `{}`, map[string]string{echo.HeaderContentType: "text/plain"}, "Content-Type: must be application/json"},
 		{"form content type", `{}`, map[string]string{echo.HeaderContentType: echo.MIMEApplicationForm}, "Content-Type: must be application/json"},

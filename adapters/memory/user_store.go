@@ -17,6 +17,9 @@ func (s *Store) CreateUser(_ context.Context, u ports.NewUser) (ports.User, erro
 }
 
 func (s *Store) createUserLocked(u ports.NewUser) (ports.User, error) {
+	if err := ports.CheckStorableUser(u); err != nil {
+		return ports.User{}, fmt.Errorf("memory: create user: %w", err)
+	}
 	if !u.Role.Valid() {
 		return ports.User{}, fmt.Errorf("memory: create user: role %q: %w", u.Role, errCheckViolation)
 	}
@@ -53,6 +56,9 @@ func (s *Store) UserByID(_ context.Context, id string) (ports.User, error) {
 
 // UserByPhone implements ports.UserStore.
 func (s *Store) UserByPhone(_ context.Context, phone string) (ports.User, error) {
+	if err := ports.CheckStorableText("phone", phone); err != nil {
+		return ports.User{}, fmt.Errorf("memory: user by phone: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id, ok := s.userByPhone[phone]

@@ -19,8 +19,11 @@ import (
 const (
 	codeUniqueViolation     = "23505"
 	codeForeignKeyViolation = "23503"
-	phoneUniqueConstraint   = "users_phone_key"
-	openSessionConstraint   = "chat_sessions_one_open_per_customer_idx"
+	// A string the database encoding cannot hold (a NUL, invalid UTF-8).
+	codeCharacterNotInRepertoire = "22021"
+	codeUntranslatableCharacter  = "22P05"
+	phoneUniqueConstraint        = "users_phone_key"
+	openSessionConstraint        = "chat_sessions_one_open_per_customer_idx"
 )
 
 // translate turns a driver error into the ports sentinel it stands for; other
@@ -46,6 +49,10 @@ func translate(err error) error {
 		case openSessionConstraint:
 			return fmt.Errorf("%w: %w", ports.ErrOpenSessionExists, err)
 		}
+	}
+	if errors.As(err, &pgErr) && (pgErr.Code == codeCharacterNotInRepertoire || pgErr.Code == codeUntranslatableCharacter) {
+		// The stores check their strings first; this is the last line of defence.
+		return fmt.Errorf("%w: %w", &ports.InvalidValueError{Field: "body", Reason: "holds a character that cannot be stored"}, err)
 	}
 	if unavailable(err) {
 		return fmt.Errorf("%w: %w", ports.ErrStoreUnavailable, err)

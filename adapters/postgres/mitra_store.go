@@ -75,6 +75,9 @@ func (s *Store) scanMitra(ctx context.Context, op, id, ctes, rows string, args .
 // CreateMitra implements ports.MitraStore. The user and its mitra row are
 // inserted by one statement, so both exist or neither does.
 func (s *Store) CreateMitra(ctx context.Context, u ports.NewUser, capacity int) (ports.Mitra, error) {
+	if err := ports.CheckStorableUser(u); err != nil {
+		return ports.Mitra{}, fmt.Errorf("postgres: create mitra: %w", err)
+	}
 	var row mitraRow
 	err := s.db.NewRaw(`
 		WITH u AS (

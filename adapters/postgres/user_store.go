@@ -37,6 +37,10 @@ func toPortsUser(r userRow) ports.User {
 
 // CreateUser implements ports.UserStore.
 func (s *Store) CreateUser(ctx context.Context, u ports.NewUser) (ports.User, error) {
+	// Refused before the statement: a NUL would end the query text early.
+	if err := ports.CheckStorableUser(u); err != nil {
+		return ports.User{}, fmt.Errorf("postgres: create user: %w", err)
+	}
 	var row userRow
 	err := s.db.NewRaw(`
 		INSERT INTO users (role, phone, password_hash, display_name)
@@ -66,6 +70,9 @@ func (s *Store) UserByID(ctx context.Context, id string) (ports.User, error) {
 
 // UserByPhone implements ports.UserStore.
 func (s *Store) UserByPhone(ctx context.Context, phone string) (ports.User, error) {
+	if err := ports.CheckStorableText("phone", phone); err != nil {
+		return ports.User{}, fmt.Errorf("postgres: user by phone: %w", err)
+	}
 	var row userRow
 	err := s.db.NewRaw(`SELECT `+userColumns+` FROM users WHERE phone = ?`, phone).Scan(ctx, &row)
 	if err != nil {

@@ -39,7 +39,16 @@ func Password(field, pw string) error {
 }
 
 // DisplayName trims and checks a display name, returning the trimmed value.
+// Besides the length rules it refuses control characters and the
+// bidirectional overrides and isolates (CONTRACT §14): a name is shown to
+// other users, and U+202E would make it read backwards there.
 func DisplayName(field, name string) (string, error) {
+	if err := Text(field, name); err != nil {
+		return "", err
+	}
+	if HasBidiControl(name) {
+		return "", core.Invalid(field, "must not contain bidirectional control characters (U+202A–U+202E, U+2066–U+2069)")
+	}
 	name = strings.TrimSpace(name)
 	if name == "" {
 		return "", core.Invalid(field, "must not be empty")
@@ -48,6 +57,42 @@ func DisplayName(field, name string) (string, error) {
 		return "", core.Invalid(field, "must be at most 100 characters")
 	}
 	return name, nil
+}
+
+// Text refuses a string holding a control character (CONTRACT §14). The HTTP
+// binding applies it to every string of a request body; core applies it again
+// where a value can arrive another way (the admin command line).
+func Text(field, s string) error {
+	if HasControl(s) {
+		return core.Invalid(field, "must not contain control characters (U+0000–U+001F, U+007F–U+009F)")
+	}
+	return nil
+}
+
+// HasControl reports whether s holds a C0 control (U+0000–U+001F), DEL
+// (U+007F) or a C1 control (U+0080–U+009F). It scans bytes: the C1 controls
+// are the UTF-8 sequences C2 80 … C2 9F, and C2 is never a continuation byte.
+func HasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch b := s[i]; {
+		case b < 0x20 || b == 0x7f:
+			return true
+		case b == 0xc2 && i+1 < len(s) && s[i+1] >= 0x80 && s[i+1] <= 0x9f:
+			return true
+		}
+	}
+	return false
+}
+
+// HasBidiControl reports whether s holds a bidirectional embedding or override
+// (U+202A–U+202E) or isolate (U+2066–U+2069).
+func HasBidiControl(s string) bool {
+	for _, r := range s {
+		if (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			return true
+		}
+	}
+	return false
 }
 
 // Capacity checks a mitra capacity.

@@ -45,6 +45,45 @@ func RunUserStoreSuite(t *testing.T, f Factory) {
 		}
 	})
 
+	// CONTRACT §14, defence in depth: a string the store cannot hold is a
+	// typed error naming the field, never a driver error, and nothing is stored.
+	parallel(t, "UnstorableText", f, func(t *testing.T, st Stores) {
+		expectInvalid := func(t *testing.T, err error, field string) {
+			t.Helper()
+			var ive *ports.InvalidValueError
+			if !errors.As(err, &ive) || ive.Field != field {
+				t.Fatalf("error = %v, want a *ports.InvalidValueError naming %s", err, field)
+			}
+		}
+		phone := newPhone()
+		cases := []struct {
+			name  string
+			user  ports.NewUser
+			field string
+		}{
+			{"NUL in display_name", ports.NewUser{Role: ports.RoleCustomer, Phone: phone, DisplayName: "Ay\x00u", PasswordHash: "h"}, "display_name"},
+			{"NUL in phone", ports.NewUser{Role: ports.RoleCustomer, Phone: phone + "\x00", DisplayName: "Ayu", PasswordHash: "h"}, "phone"},
+			{"invalid UTF-8 in display_name", ports.NewUser{Role: ports.RoleCustomer, Phone: phone, DisplayName: "Ay\xffu", PasswordHash: "h"}, "display_name"},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := st.Users.CreateUser(t.Context(), tc.user)
+				expectInvalid(t, err, tc.field)
+				_, err = st.Mitras.CreateMitra(t.Context(), tc.user, 1)
+				expectInvalid(t, err, tc.field)
+			})
+		}
+		_, err := st.Users.UserByPhone(t.Context(), phone+"\x00")
+		expectInvalid(t, err, "phone")
+		if _, err := st.Users.UserByPhone(t.Context(), phone); !errors.Is(err, ports.ErrNotFound) {
+			t.Errorf("after refused creates, UserByPhone = %v, want ErrNotFound (nothing stored)", err)
+		}
+		// The store still works for a clean value.
+		if _, err := st.Users.CreateUser(t.Context(), ports.NewUser{Role: ports.RoleCustomer, Phone: phone, DisplayName: "Ayu", PasswordHash: "h"}); err != nil {
+			t.Fatalf("clean create after refusals: %v", err)
+		}
+	})
+
 	parallel(t, "EveryRole", f, func(t *testing.T, st Stores) {
 		ids := map[string]bool{}
 		for _, role := range []ports.Role{ports.RoleCustomer, ports.RoleMitra, ports.RoleAdmin} {
