@@ -92,13 +92,11 @@ type AvailabilityMirror interface {
 
 	// Status answers what the mirror knows of one mitra.
 	Status(ctx context.Context, id string) (MirrorStatus, error)
-	// AvailableMitras lists the online mitras with room whose heartbeat is not
-	// before freshSince, ordered by ID, without walking the other online mitras.
-	AvailableMitras(ctx context.Context, freshSince time.Time) ([]MirrorMitra, error)
-	// AvailableMitraIDs returns the ids of the same mitras as AvailableMitras,
-	// in no particular order and without their entries: the pairing blast
-	// needs nothing more, and at 100k online mitras reading and sorting the
-	// entries costs more than the lookup itself.
+	// AvailableMitraIDs returns the ids of the online mitras with room whose
+	// heartbeat is not before freshSince, in no particular order, without
+	// walking the other online mitras and without their entries: the pairing
+	// blast needs nothing more, and at 100k online mitras reading and sorting
+	// the entries costs more than the lookup itself.
 	AvailableMitraIDs(ctx context.Context, freshSince time.Time) ([]string, error)
 	// CountMitras answers the dashboard counts (Online counts every online mitra,
 	// fresh or not, as the store does).

@@ -217,25 +217,8 @@ func (m *Mirror) Status(ctx context.Context, id string) (ports.MirrorStatus, err
 	return st, nil
 }
 
-// AvailableMitras lists the online mitras with room whose heartbeat is not
-// before freshSince (at 100 ms precision), ordered by ID.
-func (m *Mirror) AvailableMitras(ctx context.Context, freshSince time.Time) ([]ports.MirrorMitra, error) {
-	if err := m.beginRead(ctx, "available mitras"); err != nil {
-		return nil, err
-	}
-	defer m.mu.Unlock()
-	lo := mirrorDS(freshSince)
-	var out []ports.MirrorMitra
-	for id, e := range m.online {
-		if e.ds >= lo && e.hasRoom() {
-			out = append(out, e.mitra(id))
-		}
-	}
-	mirrorSortByID(out)
-	return out, nil
-}
-
-// AvailableMitraIDs returns the ids of AvailableMitras, unordered.
+// AvailableMitraIDs returns the ids of the online mitras with room whose
+// heartbeat is not before freshSince (at 100 ms precision), unordered.
 func (m *Mirror) AvailableMitraIDs(ctx context.Context, freshSince time.Time) ([]string, error) {
 	if err := m.beginRead(ctx, "available mitra ids"); err != nil {
 		return nil, err

@@ -49,11 +49,6 @@ func (*Mirror) AvailableMitraIDs(context.Context, time.Time) ([]string, error) {
 	return nil, ports.ErrCacheDisabled
 }
 
-// AvailableMitras returns ports.ErrCacheDisabled.
-func (*Mirror) AvailableMitras(context.Context, time.Time) ([]ports.MirrorMitra, error) {
-	return nil, ports.ErrCacheDisabled
-}
-
 // CountMitras returns ports.ErrCacheDisabled.
 func (*Mirror) CountMitras(context.Context, time.Time) (ports.MitraCounts, error) {
 	return ports.MitraCounts{}, ports.ErrCacheDisabled

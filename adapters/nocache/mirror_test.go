@@ -15,17 +15,17 @@ func TestEveryCallIsDisabled(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	calls := map[string]func() error{
-		"PutOnline":       func() error { return m.PutOnline(ctx, ports.MirrorMitra{ID: "a"}) },
-		"PutOffline":      func() error { return m.PutOffline(ctx, "a") },
-		"Deactivate":      func() error { return m.Deactivate(ctx, "a") },
-		"Reactivate":      func() error { return m.Reactivate(ctx, "a") },
-		"SetLoad":         func() error { return m.SetLoad(ctx, "a", 0, 1) },
-		"Heartbeat":       func() error { _, err := m.Heartbeat(ctx, "a", now); return err },
-		"Status":          func() error { _, err := m.Status(ctx, "a"); return err },
-		"AvailableMitras": func() error { _, err := m.AvailableMitras(ctx, now); return err },
-		"CountMitras":     func() error { _, err := m.CountMitras(ctx, now); return err },
-		"LoadSnapshot":    func() error { _, _, err := m.LoadSnapshot(ctx); return err },
-		"SaveSnapshot":    func() error { return m.SaveSnapshot(ctx, ports.Snapshot{}, time.Second) },
+		"PutOnline":         func() error { return m.PutOnline(ctx, ports.MirrorMitra{ID: "a"}) },
+		"PutOffline":        func() error { return m.PutOffline(ctx, "a") },
+		"Deactivate":        func() error { return m.Deactivate(ctx, "a") },
+		"Reactivate":        func() error { return m.Reactivate(ctx, "a") },
+		"SetLoad":           func() error { return m.SetLoad(ctx, "a", 0, 1) },
+		"Heartbeat":         func() error { _, err := m.Heartbeat(ctx, "a", now); return err },
+		"Status":            func() error { _, err := m.Status(ctx, "a"); return err },
+		"AvailableMitraIDs": func() error { _, err := m.AvailableMitraIDs(ctx, now); return err },
+		"CountMitras":       func() error { _, err := m.CountMitras(ctx, now); return err },
+		"LoadSnapshot":      func() error { _, _, err := m.LoadSnapshot(ctx); return err },
+		"SaveSnapshot":      func() error { return m.SaveSnapshot(ctx, ports.Snapshot{}, time.Second) },
 		"TryLock": func() error {
 			release, ok, err := m.TryLock(ctx, "x", time.Second)
 			if ok || release != nil {

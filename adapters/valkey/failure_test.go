@@ -42,7 +42,7 @@ func faultCalls(m *vk.Mirror, id string) map[string]func(ctx context.Context) er
 	return map[string]func(ctx context.Context) error{
 		"Status":    func(ctx context.Context) error { _, err := m.Status(ctx, id); return err },
 		"Heartbeat": func(ctx context.Context) error { _, err := m.Heartbeat(ctx, id, now); return err },
-		"Available": func(ctx context.Context) error { _, err := m.AvailableMitras(ctx, now.Add(-time.Minute)); return err },
+		"Available": func(ctx context.Context) error { _, err := m.AvailableMitraIDs(ctx, now.Add(-time.Minute)); return err },
 		"Count":     func(ctx context.Context) error { _, err := m.CountMitras(ctx, now.Add(-time.Minute)); return err },
 		"PutOnline": func(ctx context.Context) error {
 			return m.PutOnline(ctx, ports.MirrorMitra{ID: id, LastHeartbeat: now, Capacity: 1})

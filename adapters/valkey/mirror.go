@@ -249,32 +249,8 @@ func sortByID(ms []ports.MirrorMitra) {
 	slices.SortFunc(ms, func(a, b ports.MirrorMitra) int { return strings.Compare(a.ID, b.ID) })
 }
 
-// AvailableMitras lists the free mitras whose heartbeat is not before
-// freshSince, ordered by ID: one score range of the free set.
-func (m *Mirror) AvailableMitras(ctx context.Context, freshSince time.Time) ([]ports.MirrorMitra, error) {
-	ctx, cancel := m.deadline(ctx)
-	defer cancel()
-	b := m.c.B()
-	r, err := m.tx(ctx,
-		b.Exists().Key(m.k.seeded).Build(),
-		b.Zrangebyscore().Key(m.k.free).Min(scoreArg(minScore(freshSince))).Max("+inf").Withscores().Build(),
-	)
-	if err == nil {
-		err = seededReply(r[0])
-	}
-	if err != nil {
-		return nil, wrap("available mitras", err)
-	}
-	out, err := zscores(r[1])
-	if err != nil {
-		return nil, wrap("available mitras", err)
-	}
-	sortByID(out)
-	return out, nil
-}
-
-// AvailableMitraIDs is AvailableMitras without the scores and the sort: the
-// same range, one round trip, only the members.
+// AvailableMitraIDs lists the free mitras whose heartbeat is not before
+// freshSince: one score range of the free set, only the members.
 func (m *Mirror) AvailableMitraIDs(ctx context.Context, freshSince time.Time) ([]string, error) {
 	ctx, cancel := m.deadline(ctx)
 	defer cancel()
