@@ -11,7 +11,7 @@
 //
 // startCluster runs several instances as one deployment: one fresh database,
 // the Valkey at TEST_VALKEY_URL under a key prefix of the test's own, one
-// JWT_SECRET. A test may kill an instance with SIGKILL (Server.kill); the
+// JWT_SECRET. A test may kill an instance with SIGKILL (Server.Kill); the
 // cleanup then leaves it alone and stops the others as usual. Tests that
 // need Valkey skip without TEST_VALKEY_URL, or fail under REQUIRE_INTEGRATION=1.
 package e2e
@@ -23,26 +23,20 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime/debug"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/valkey-io/valkey-go"
+
+	"github.com/halobestie/mitra-availability/internal/serverproc"
 )
 
 // Environment variables the harness reads.
@@ -61,31 +55,15 @@ const (
 )
 
 const (
-	readyTimeout    = 30 * time.Second
-	stopTimeout     = 10 * time.Second
 	requestTimeout  = 30 * time.Second
 	dbSetupTimeout  = 60 * time.Second
 	commandTimeout  = 60 * time.Second
-	modulePath      = "github.com/halobestie/mitra-availability"
-	serverPkg       = "./app/cmd/server"
 	oneMiB          = 1 << 20
 	contentTypeJSON = "application/json"
 )
 
 // serverBin is the path of the binary TestMain built; empty when it built none.
 var serverBin string
-
-// configVars are the variables the server reads. The harness removes them from
-// the inherited environment so that only what a test sets reaches the server.
-var configVars = []string{
-	"HTTP_ADDR", "APP_ENV", "STORE_BACKEND", "DATABASE_URL", "MIGRATE_ON_START",
-	"CACHE_BACKEND", "VALKEY_URL", "VALKEY_KEY_PREFIX", "VALKEY_TIMEOUT",
-	"JWT_SECRET", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "ADMIN_PHONE", "ADMIN_PASSWORD",
-	"DEFAULT_MITRA_CAPACITY", "HEARTBEAT_STALE_SECONDS", "MITRA_AUTO_OFFLINE_SWEEP_SECONDS",
-	"HEARTBEAT_MIRROR_INTERVAL_SECONDS", "VALKEY_ONLINE_MIRROR_SWEEP_SECONDS",
-	"AVAILABILITY_SNAPSHOT_TTL_SECONDS", "PAIRING_TIMEOUT_SECONDS", "PAYMENT_TIMEOUT_SECONDS",
-	"SESSION_WARNING_LEAD_SECONDS", "SHUTDOWN_TIMEOUT", "LOG_LEVEL",
-}
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -106,67 +84,13 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	bin, err := buildServer(dir)
+	bin, err := serverproc.Build(dir, serverproc.RaceEnabled() && os.Getenv(envRace) != "0")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
 	serverBin = bin
 	return m.Run()
-}
-
-// buildServer builds ./app/cmd/server into dir and returns the binary's path.
-func buildServer(dir string) (string, error) {
-	root, err := repoRoot()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "server")
-	args := []string{"build"}
-	if raceEnabled() && os.Getenv(envRace) != "0" {
-		args = append(args, "-race")
-	}
-	args = append(args, "-o", bin, serverPkg)
-	cmd := exec.Command("go", args...)
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
-	}
-	return bin, nil
-}
-
-// raceEnabled reports whether this test binary was built with -race.
-func raceEnabled() bool {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range info.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
-
-// repoRoot walks up from the working directory to the go.mod of this module.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("working directory: %w", err)
-	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(data), "module "+modulePath+"\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod of module %s above the working directory", modulePath)
-		}
-		dir = parent
-	}
 }
 
 // requireBinary skips the test in short mode; otherwise the binary must exist.
@@ -249,19 +173,14 @@ func withDatabase(dsn, name string) (string, error) {
 	return "", fmt.Errorf("%s must be a postgres:// URL (the server's DATABASE_URL is one)", envDatabaseURL)
 }
 
-// Server is one running server process.
+// Server is one running server process (URL, Output, Kill: see
+// serverproc.Process) on its database.
 type Server struct {
-	// URL is the base URL, http://127.0.0.1:PORT.
-	URL string
+	*serverproc.Process
 	// DSN is the server's own database.
 	DSN string
 
-	client  *http.Client
-	cmd     *exec.Cmd
-	out     *syncBuffer
-	done    chan struct{}
-	waitErr error
-	killed  atomic.Bool // set by kill: the process is meant to be dead
+	client *http.Client
 }
 
 // startServer starts the binary on a fresh database with the standard test
@@ -414,194 +333,20 @@ func deleteValkeyPrefix(t *testing.T, url, prefix string) {
 	}
 }
 
-// startProcess starts the binary with exactly vars (on top of the inherited
-// environment stripped of the server's variables) and HTTP_ADDR on a free
-// loopback port, and waits until GET /readyz answers 200. It is stopped with
-// SIGTERM when the test ends and must exit 0 within 10 s.
+// startProcess starts the binary with vars (and a free HTTP_ADDR) and waits
+// until GET /readyz answers 200; it is stopped with SIGTERM when the test ends
+// and must exit 0 (serverproc.Start).
 func startProcess(t *testing.T, vars map[string]string) *Server {
 	t.Helper()
 	requireBinary(t)
-	addr := freeAddr(t)
-	all := map[string]string{"HTTP_ADDR": addr}
-	for k, v := range vars {
-		all[k] = v
-	}
-	s := &Server{
-		URL:    "http://" + addr,
-		client: &http.Client{Timeout: requestTimeout},
-		out:    &syncBuffer{},
-		done:   make(chan struct{}),
-	}
-	s.cmd = exec.Command(serverBin)
-	s.cmd.Env = serverEnv(all)
-	s.cmd.Stdout = s.out
-	s.cmd.Stderr = s.out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start server: %v", err)
-	}
-	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.done)
-	}()
-	// Cleanups run last-in first-out: stop, then show the output on failure.
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server output:\n%s", s.out.String())
-		}
-	})
-	t.Cleanup(func() { s.stop(t) })
-	s.waitReady(t)
-	return s
-}
-
-// waitReady polls GET /readyz until it answers 200.
-func (s *Server) waitReady(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(readyTimeout)
-	client := &http.Client{Timeout: time.Second}
-	last := "no answer"
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.done:
-			t.Fatalf("server exited before it was ready: %v (its output follows)", s.waitErr)
-		default:
-		}
-		resp, err := client.Get(s.URL + "/readyz")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("GET /readyz did not answer 200 within %s (last: %s; the server's output follows)", readyTimeout, last)
-}
-
-// stop sends SIGTERM and asserts that the server exits 0 within stopTimeout.
-func (s *Server) stop(t *testing.T) {
-	t.Helper()
-	select {
-	case <-s.done:
-		if s.killed.Load() {
-			return // killed on purpose: nothing to stop
-		}
-		if !t.Failed() { // a failed start has said so already
-			t.Errorf("server exited before the test ended: %v", s.waitErr)
-		}
-		return
-	default:
-	}
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Errorf("SIGTERM: %v", err)
-	}
-	select {
-	case <-s.done:
-		if s.waitErr != nil {
-			t.Errorf("server did not exit 0 after SIGTERM: %v", s.waitErr)
-		}
-	case <-time.After(stopTimeout):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		t.Errorf("server did not exit within %s of SIGTERM", stopTimeout)
-	}
-}
-
-// kill sends SIGKILL (no graceful stop: no deferred work, no close frames,
-// no unsubscribe) and waits until the process is gone. The test's cleanup then
-// leaves it alone; the other processes of the test and its database are
-// stopped and dropped as usual.
-func (s *Server) kill(t *testing.T) {
-	t.Helper()
-	select {
-	case <-s.done:
-		t.Fatalf("kill: the server had already exited: %v", s.waitErr)
-	default:
-	}
-	s.killed.Store(true)
-	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatalf("SIGKILL: %v", err)
-	}
-	select {
-	case <-s.done:
-	case <-time.After(stopTimeout):
-		t.Fatalf("the server did not die within %s of SIGKILL", stopTimeout)
-	}
-	var exit *exec.ExitError
-	if !errors.As(s.waitErr, &exit) {
-		t.Fatalf("after SIGKILL the server exited with %v, want death by signal", s.waitErr)
-	}
-	if ws, ok := exit.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("after SIGKILL the server exited with %v, want death by SIGKILL", s.waitErr)
-	}
-}
-
-// Output returns what the server has written to stdout and stderr so far.
-func (s *Server) Output() string { return s.out.String() }
-
-// serverEnv is the inherited environment without the server's configuration
-// variables, plus vars.
-func serverEnv(vars map[string]string) []string {
-	drop := make(map[string]bool, len(configVars))
-	for _, k := range configVars {
-		drop[k] = true
-	}
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if !drop[k] {
-			env = append(env, kv)
-		}
-	}
-	for k, v := range vars {
-		env = append(env, k+"="+v)
-	}
-	return env
+	return &Server{Process: serverproc.Start(t, serverBin, vars), client: &http.Client{Timeout: requestTimeout}}
 }
 
 // runServerCommand runs the binary with args and vars (on top of the stripped
 // inherited environment) to completion, and returns its exit code and output.
 func runServerCommand(t *testing.T, vars map[string]string, args ...string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, serverBin, args...)
-	cmd.Env = serverEnv(vars)
-	var out syncBuffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("server %v did not exit within %s; output:\n%s", args, commandTimeout, out.String())
-	}
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, out.String()
-	case errors.As(err, &exit):
-		return exit.ExitCode(), out.String()
-	default:
-		t.Fatalf("run server %v: %v", args, err)
-		return 0, ""
-	}
-}
-
-// freeAddr returns a loopback address with a port nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	return addr
+	return serverproc.Run(t, serverBin, commandTimeout, vars, args...)
 }
 
 func randomHex(t *testing.T, n int) string {
@@ -622,25 +367,6 @@ func randomPhone(t *testing.T) string {
 	}
 	n := uint64(b[0])<<32 | uint64(b[1])<<24 | uint64(b[2])<<16 | uint64(b[3])<<8 | uint64(b[4])
 	return fmt.Sprintf("+6281%09d", n%1_000_000_000)
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a process's
-// stdout and stderr copiers and the reads of a test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // ---------------------------------------------------------------- HTTP --

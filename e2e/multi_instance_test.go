@@ -152,7 +152,7 @@ func TestMultiInstanceKill(t *testing.T) {
 		w.waitFor(t, "session_update active", eventTimeout, update(id, "active"))
 	}
 
-	a.kill(t)
+	a.Kill(t)
 	if killed := time.Now(); !killed.Before(warnAt) {
 		t.Fatalf("instance A was killed at %s, after the warning was due (%s): the machine is too slow for this test",
 			killed.Format(time.RFC3339Nano), warnAt.Format(time.RFC3339Nano))

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/halobestie/mitra-availability/internal/serverproc"
 )
 
 // docs/contract.md §9: /healthz, /readyz, /metrics and /docs answer without a token.
@@ -130,7 +132,7 @@ func TestBadConfiguration(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			vars := map[string]string{"HTTP_ADDR": freeAddr(t)}
+			vars := map[string]string{"HTTP_ADDR": serverproc.FreeAddr(t)}
 			for k, v := range c.vars {
 				vars[k] = v
 			}

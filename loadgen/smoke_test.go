@@ -5,46 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/halobestie/mitra-availability/internal/serverproc"
 )
-
-// serverEnv lists the variables the server reads; the smoke test removes
-// them from the inherited environment so that only its own settings apply.
-var serverEnv = []string{
-	"HTTP_ADDR", "APP_ENV", "STORE_BACKEND", "DATABASE_URL", "MIGRATE_ON_START",
-	"CACHE_BACKEND", "VALKEY_URL", "VALKEY_KEY_PREFIX", "VALKEY_TIMEOUT",
-	"JWT_SECRET", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "ADMIN_PHONE", "ADMIN_PASSWORD",
-	"DEFAULT_MITRA_CAPACITY", "HEARTBEAT_STALE_SECONDS", "MITRA_AUTO_OFFLINE_SWEEP_SECONDS",
-	"HEARTBEAT_MIRROR_INTERVAL_SECONDS", "VALKEY_ONLINE_MIRROR_SWEEP_SECONDS",
-	"AVAILABILITY_SNAPSHOT_TTL_SECONDS", "PAIRING_TIMEOUT_SECONDS", "PAYMENT_TIMEOUT_SECONDS",
-	"SESSION_WARNING_LEAD_SECONDS", "SHUTDOWN_TIMEOUT", "LOG_LEVEL",
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's two output streams.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testWriter sends each progress line to t.Log.
 type testWriter struct{ t *testing.T }
@@ -52,91 +18,6 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startServer builds ./app/cmd/server and starts it on the in-memory store
-// and cache; it is stopped with SIGTERM (and must exit 0) when the test ends.
-func startServer(t *testing.T, env ...string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "server")
-	build := exec.Command("go", "build", "-o", bin, "./app/cmd/server")
-	build.Dir = repoRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./app/cmd/server: %v\n%s", err, out)
-	}
-
-	addr := freeAddr(t)
-	cmd := exec.Command(bin)
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if !containsString(serverEnv, name) {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "HTTP_ADDR="+addr, "STORE_BACKEND=memory", "CACHE_BACKEND=memory", "LOG_LEVEL=warn")
-	cmd.Env = append(cmd.Env, env...)
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting the server: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server exit after SIGTERM: %v\n%s", err, out.String())
-			}
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("server did not exit within 15s of SIGTERM\n%s", out.String())
-		}
-	})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server output:\n%s", out.String())
-		}
-	})
-	return "http://" + addr
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // TestSmoke runs the load generator for about ten seconds against the real
@@ -147,16 +28,17 @@ func TestSmoke(t *testing.T) {
 		t.Skip("builds and runs the server binary")
 	}
 	const adminPhone, adminPassword = "+620000000001", "smoke-admin-password"
-	url := startServer(t,
-		"APP_ENV=test",
-		"ADMIN_PHONE="+adminPhone, "ADMIN_PASSWORD="+adminPassword,
-		"PAIRING_TIMEOUT_SECONDS=5",
-		"PAYMENT_TIMEOUT_SECONDS=8",
-		"AVAILABILITY_SNAPSHOT_TTL_SECONDS=1",
-		"HEARTBEAT_STALE_SECONDS=6",
-		"MITRA_AUTO_OFFLINE_SWEEP_SECONDS=2",
-		"ACCESS_TOKEN_TTL=4s", // so that the run refreshes its tokens on 401
-	)
+	url := serverproc.Start(t, serverproc.BuildForTest(t), map[string]string{
+		"STORE_BACKEND": "memory", "CACHE_BACKEND": "memory", "LOG_LEVEL": "warn",
+		"APP_ENV":     "test",
+		"ADMIN_PHONE": adminPhone, "ADMIN_PASSWORD": adminPassword,
+		"PAIRING_TIMEOUT_SECONDS":           "5",
+		"PAYMENT_TIMEOUT_SECONDS":           "8",
+		"AVAILABILITY_SNAPSHOT_TTL_SECONDS": "1",
+		"HEARTBEAT_STALE_SECONDS":           "6",
+		"MITRA_AUTO_OFFLINE_SWEEP_SECONDS":  "2",
+		"ACCESS_TOKEN_TTL":                  "4s", // so that the run refreshes its tokens on 401
+	}).URL
 
 	cfg := DefaultConfig()
 	cfg.URLs = []string{url}

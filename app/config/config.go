@@ -119,6 +119,23 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, c.Validate()
 }
 
+// Vars lists the environment variables Load reads with an empty environment,
+// in the order it reads them: every variable of the service, so that a test
+// that starts the server can remove them from what it inherits. A variable
+// that Load reads only when another one has some value is not listed.
+func Vars() []string {
+	var names []string
+	seen := map[string]bool{}
+	_, _ = Load(func(name string) string {
+		if !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+		return ""
+	})
+	return names
+}
+
 // Validate checks the relations between values; each failure names its variable.
 func (c Config) Validate() error {
 	switch {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +97,20 @@ func TestProdNeedsLongSecret(t *testing.T) {
 	c, err := Load(env(map[string]string{"APP_ENV": "prod", "JWT_SECRET": strings.Repeat("k", 32)}))
 	if err != nil || c.JWTSecretRandom {
 		t.Fatalf("prod with a good secret: %v", err)
+	}
+}
+
+func TestVarsListsWhatLoadReads(t *testing.T) {
+	vars := Vars()
+	for _, want := range []string{"HTTP_ADDR", "APP_ENV", "STORE_BACKEND", "DATABASE_URL", "CACHE_BACKEND",
+		"VALKEY_URL", "VALKEY_KEY_PREFIX", "JWT_SECRET", "ADMIN_PHONE", "ADMIN_PASSWORD",
+		"SESSION_WARNING_LEAD_SECONDS", "SHUTDOWN_TIMEOUT", "LOG_LEVEL"} {
+		if !slices.Contains(vars, want) {
+			t.Errorf("Vars() = %v lacks %s", vars, want)
+		}
+	}
+	// A variable Load does not read is not listed.
+	if slices.Contains(vars, "PATH") || len(vars) != len(slices.Compact(slices.Sorted(slices.Values(vars)))) {
+		t.Errorf("Vars() = %v: lists PATH or a name twice", vars)
 	}
 }
