@@ -40,7 +40,7 @@ var errNotObject = core.Invalid(fieldRequestBody, "must be a JSON object")
 //     rather than 415 so that the API has one code for every malformed request;
 //     a missing Content-Type is accepted.
 //   - malformed JSON: "body: malformed JSON at offset N"
-//   - a repeated key, at any depth: "<field>: repeated key" (CONTRACT §14)
+//   - a repeated key, at any depth: "<field>: repeated key" (docs/contract.md §14)
 //   - a string holding a control character (U+0000–U+001F, U+007F–U+009F),
 //     in any field: "<field>: must not contain control characters" (§14)
 //   - invalid UTF-8 in a string: "<field>: must be valid UTF-8"

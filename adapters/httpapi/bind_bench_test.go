@@ -15,7 +15,7 @@ import (
 	"github.com/halobestie/mitra-availability/core"
 )
 
-// BenchmarkDecode measures what the request hygiene of CONTRACT §14 costs on
+// BenchmarkDecode measures what the request hygiene of docs/contract.md §14 costs on
 // the two hot bodies, session create and login: decoding and validating a
 // body as their handlers do, with decodeJSON ("after") and with the decoder
 // it replaced ("before", decodeJSONBefore below), in the same run. The
@@ -80,7 +80,7 @@ func benchContext(body []byte) (echo.Context, func()) {
 	}
 }
 
-// decodeJSONBefore is decodeJSON as it was before CONTRACT §14 (no repeated
+// decodeJSONBefore is decodeJSON as it was before docs/contract.md §14 (no repeated
 // key, UTF-8 or control character checks): the baseline of BenchmarkDecode.
 func decodeJSONBefore(c echo.Context, dst any) error {
 	req := c.Request()

@@ -9,7 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// TestHostileSignup drives CONTRACT §14 through the whole API on the memory
+// TestHostileSignup drives docs/contract.md §14 through the whole API on the memory
 // adapters: each hostile body is a 400 naming the field, and nothing is
 // stored (the phone can still sign up cleanly afterwards).
 func TestHostileSignup(t *testing.T) {

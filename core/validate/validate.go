@@ -40,7 +40,7 @@ func Password(field, pw string) error {
 
 // DisplayName trims and checks a display name, returning the trimmed value.
 // Besides the length rules it refuses control characters and the
-// bidirectional overrides and isolates (CONTRACT §14): a name is shown to
+// bidirectional overrides and isolates (docs/contract.md §14): a name is shown to
 // other users, and U+202E would make it read backwards there.
 func DisplayName(field, name string) (string, error) {
 	if err := Text(field, name); err != nil {
@@ -59,7 +59,7 @@ func DisplayName(field, name string) (string, error) {
 	return name, nil
 }
 
-// Text refuses a string holding a control character (CONTRACT §14). The HTTP
+// Text refuses a string holding a control character (docs/contract.md §14). The HTTP
 // binding applies it to every string of a request body; core applies it again
 // where a value can arrive another way (the admin command line).
 func Text(field, s string) error {

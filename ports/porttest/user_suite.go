@@ -45,7 +45,7 @@ func RunUserStoreSuite(t *testing.T, f Factory) {
 		}
 	})
 
-	// CONTRACT §14, defence in depth: a string the store cannot hold is a
+	// docs/contract.md §14, defence in depth: a string the store cannot hold is a
 	// typed error naming the field, never a driver error, and nothing is stored.
 	parallel(t, "UnstorableText", f, func(t *testing.T, st Stores) {
 		expectInvalid := func(t *testing.T, err error, field string) {
