@@ -54,17 +54,20 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			newSessionService,
 			newScheduler,
 			newHub,
+			newRevocations,
 			newHTTP,
 		),
 		// One invoke, so the start order is explicit (stop runs in reverse):
 		// admin, session timers restored, mirror seeded, mirror workers,
-		// realtime hub, then the listener.
+		// realtime hub, revoked auth sessions loaded and polled, then the
+		// listener.
 		fx.Invoke(
 			ensureAdmin,
 			startScheduler,
 			seedBeforeServing,
 			runMirrorWorkers,
 			startHub,
+			runRevocations,
 			startHTTP,
 		),
 	)

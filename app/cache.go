@@ -25,14 +25,16 @@ func CacheModule(cfg config.Config) fx.Option {
 	var backend fx.Option
 	switch cfg.CacheBackend {
 	case config.CacheValkey:
-		backend = fx.Provide(newValkeyClient, newValkeyMirror, newValkeyBus)
+		backend = fx.Provide(newValkeyClient, newValkeyMirror, newValkeyBus, newValkeyRevocationSource)
 	case config.CacheNone:
-		backend = fx.Provide(func() (ports.AvailabilityMirror, *mirror.Health, ports.EventBus) {
-			return nocache.NewMirror(), mirror.NewHealth(config.CacheNone, false), eventbus.NewMemory()
+		backend = fx.Provide(func() (ports.AvailabilityMirror, *mirror.Health, ports.EventBus, revocationSource) {
+			// No cache: other instances' revocations are read from the store.
+			return nocache.NewMirror(), mirror.NewHealth(config.CacheNone, false), eventbus.NewMemory(), revocationSource{poll: true}
 		})
 	default:
-		backend = fx.Provide(func() (ports.AvailabilityMirror, *mirror.Health, ports.EventBus) {
-			return memory.NewMirror(), mirror.NewHealth(config.CacheMemory, true), eventbus.NewMemory()
+		backend = fx.Provide(func() (ports.AvailabilityMirror, *mirror.Health, ports.EventBus, revocationSource) {
+			// One instance: it knows every revocation itself.
+			return memory.NewMirror(), mirror.NewHealth(config.CacheMemory, true), eventbus.NewMemory(), revocationSource{}
 		})
 	}
 	return fx.Module("cache."+cfg.CacheBackend,

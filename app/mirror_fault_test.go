@@ -461,12 +461,15 @@ func TestDeactivation(t *testing.T) {
 	if r := s.row(m.ID); !r.IsActive || r.IsOnline {
 		t.Errorf("store after reactivation: %+v", r)
 	}
-	// The still-unexpired access token works again; the mitra is offline until it goes online.
+	// The deactivation revoked the old access token (CONTRACT §13): after
+	// the reactivation it is a plain 401. A new login works; the mitra is
+	// offline until it goes online.
+	in.api.wantError(http.MethodGet, "/api/mitra/status", m.Access, nil, http.StatusUnauthorized, "unauthenticated")
+	m.Access = in.login(m.Phone, userPassword).AccessToken
 	if v := in.status(m); !v.IsActive || v.IsOnline {
 		t.Errorf("status after reactivation = %+v", v)
 	}
 	in.api.wantError(http.MethodPost, "/api/mitra/status/heartbeat", m.Access, nil, http.StatusConflict, "not_online")
-	m.Access = in.login(m.Phone, userPassword).AccessToken
 	in.online(m)
 	in.heartbeat(m)
 	if diff := s.truthDiff(s.mirror()); diff != "" {

@@ -18,12 +18,17 @@ type AuthStore interface {
 	// RotateRefreshToken atomically retires the token with oldHash and makes newHash the
 	// session's current token, valid until expiresAt. It returns ErrNotFound for an unknown
 	// token or a revoked or expired session, and ErrRefreshReused (after revoking the
-	// session) for a token that was already rotated.
+	// session) for a token that was already rotated; with ErrRefreshReused it
+	// also returns the session it revoked.
 	RotateRefreshToken(ctx context.Context, oldHash, newHash []byte, now, expiresAt time.Time) (AuthSession, error)
 	// RevokeAuthSession revokes one session; revoking twice is not an error.
 	RevokeAuthSession(ctx context.Context, sessionID string, now time.Time) error
-	// RevokeUserAuthSessions revokes every session of a user and returns how many it revoked.
-	RevokeUserAuthSessions(ctx context.Context, userID string, now time.Time) (int, error)
+	// RevokeUserAuthSessions revokes every session of a user that is not
+	// revoked yet and returns those it revoked.
+	RevokeUserAuthSessions(ctx context.Context, userID string, now time.Time) ([]Revocation, error)
+	// RevokedSince returns the sessions revoked at or after since, at most
+	// limit, oldest first.
+	RevokedSince(ctx context.Context, since time.Time, limit int) ([]Revocation, error)
 	// AuthSession returns ErrNotFound when there is no such session.
 	AuthSession(ctx context.Context, sessionID string) (AuthSession, error)
 }

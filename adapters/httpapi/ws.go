@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/halobestie/mitra-availability/core"
+	"github.com/halobestie/mitra-availability/core/auth"
 	"github.com/halobestie/mitra-availability/ports"
 )
 
@@ -77,9 +79,10 @@ type Hub struct {
 
 // wsClient is one connection of a user.
 type wsClient struct {
-	userID string
-	conn   *websocket.Conn
-	send   chan []byte
+	userID    string
+	sessionID string // the auth session of the access token it connected with
+	conn      *websocket.Conn
+	send      chan []byte
 
 	closeOnce sync.Once
 	closing   chan struct{}        // closed to ask the writer to close the connection
@@ -252,8 +255,26 @@ func (h *Hub) route(e ports.Event) {
 	}
 }
 
+// CloseRevoked closes, with StatusPolicyViolation, every connection opened
+// with an access token of a revoked auth session (a logout, a deactivation).
+// It never blocks.
+func (h *Hub) CloseRevoked(revs []ports.Revocation) {
+	if len(revs) == 0 {
+		return
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, r := range revs {
+		for c := range h.conns[r.UserID] {
+			if c.sessionID == r.SessionID {
+				c.requestClose(websocket.StatusPolicyViolation, "auth session revoked", false)
+			}
+		}
+	}
+}
+
 // Handler returns the handler of GET /ws. authenticate turns an access token
-// into the user id it authenticates, or fails.
+// into the principal it authenticates, or fails.
 //
 // The token comes from "Authorization: Bearer <token>" or, for clients that
 // cannot set headers on a WebSocket handshake (browsers), from the
@@ -265,7 +286,7 @@ func (h *Hub) route(e ports.Event) {
 // bearer token, never a cookie, so a foreign web page cannot ride on a
 // user's session (the cross-site WebSocket hijacking that origin checks
 // prevent).
-func (h *Hub) Handler(authenticate func(token string) (userID string, err error)) echo.HandlerFunc {
+func (h *Hub) Handler(authenticate func(token string) (auth.Principal, error)) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if authenticate == nil {
 			return errors.New("httpapi: websocket handler has no authenticator")
@@ -275,16 +296,19 @@ func (h *Hub) Handler(authenticate func(token string) (userID string, err error)
 		if err != nil {
 			return err
 		}
-		userID, err := authenticate(token)
+		p, err := authenticate(token)
 		if err != nil {
 			return wsAuthError(err)
 		}
-		if userID == "" {
+		if p.UserID == "" {
 			return fmt.Errorf("%w: the access token names no user", core.ErrUnauthenticated)
 		}
 		if !isWebSocketUpgrade(r) {
 			c.Response().Header().Set("Upgrade", "websocket")
 			return echo.NewHTTPError(http.StatusUpgradeRequired, "GET /ws must be a WebSocket upgrade request")
+		}
+		if err := checkHandshake(r); err != nil {
+			return err
 		}
 		if !h.beginConn() {
 			return echo.NewHTTPError(http.StatusServiceUnavailable)
@@ -296,11 +320,12 @@ func (h *Hub) Handler(authenticate func(token string) (userID string, err error)
 			CompressionMode:    websocket.CompressionDisabled,
 		})
 		if err != nil {
-			// Accept has answered the client (400 or 426) itself.
+			// Accept has answered the client itself (checkHandshake leaves it
+			// only failures to take over the connection).
 			h.log.DebugContext(r.Context(), "websocket handshake failed", slog.Any("error", err))
 			return nil
 		}
-		h.serve(conn, userID)
+		h.serve(conn, p.UserID, p.SessionID)
 		return nil
 	}
 }
@@ -331,6 +356,23 @@ func wsAuthError(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: invalid or expired access token", core.ErrUnauthenticated)
+}
+
+// checkHandshake checks what websocket.Accept would refuse with a plain-text
+// answer, so that the client gets the JSON error envelope instead (CONTRACT
+// §13): the method, the version (13) and the key (16 bytes in base64).
+func checkHandshake(r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return echo.NewHTTPError(http.StatusMethodNotAllowed, "a WebSocket handshake must be a GET")
+	}
+	if v := r.Header.Get("Sec-WebSocket-Version"); v != "13" {
+		return core.Invalid("Sec-WebSocket-Version", fmt.Sprintf("must be 13, got %q", v))
+	}
+	key := r.Header.Get("Sec-WebSocket-Key")
+	if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) != 16 {
+		return core.Invalid("Sec-WebSocket-Key", "must be 16 bytes in base64")
+	}
+	return nil
 }
 
 // isWebSocketUpgrade reports whether r asks for a WebSocket upgrade.
@@ -396,7 +438,7 @@ func (h *Hub) unregister(c *wsClient) {
 }
 
 // serve runs one accepted connection until it closes.
-func (h *Hub) serve(conn *websocket.Conn, userID string) {
+func (h *Hub) serve(conn *websocket.Conn, userID, sessionID string) {
 	conn.SetReadLimit(wsReadLimit)
 	// life ends with serve; writeCtx also ends when a slow consumer is cut.
 	life, endLife := context.WithCancel(context.Background())
@@ -405,12 +447,13 @@ func (h *Hub) serve(conn *websocket.Conn, userID string) {
 	defer cutWrite()
 
 	c := &wsClient{
-		userID:   userID,
-		conn:     conn,
-		send:     make(chan []byte, h.opts.SendBuffer),
-		closing:  make(chan struct{}),
-		cutWrite: cutWrite,
-		kill:     endLife,
+		userID:    userID,
+		sessionID: sessionID,
+		conn:      conn,
+		send:      make(chan []byte, h.opts.SendBuffer),
+		closing:   make(chan struct{}),
+		cutWrite:  cutWrite,
+		kill:      endLife,
 	}
 	if !h.register(c) {
 		h.closeConn(conn, websocket.StatusGoingAway, "server shutting down")

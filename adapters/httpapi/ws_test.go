@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,17 +20,20 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/halobestie/mitra-availability/adapters/eventbus"
+	"github.com/halobestie/mitra-availability/core/auth"
 	"github.com/halobestie/mitra-availability/ports"
 )
 
 // wsTokens is the fake authenticator's table: token → user id.
 var wsTokens = map[string]string{"token-u": "user-u", "token-v": "user-v", "token-s": "user-s", "token-f": "user-f"}
 
-func wsFakeAuth(token string) (string, error) {
+// wsFakeAuth authenticates the tokens of wsTokens; the auth session of
+// "token-x" is "session-x".
+func wsFakeAuth(token string) (auth.Principal, error) {
 	if id, ok := wsTokens[token]; ok {
-		return id, nil
+		return auth.Principal{UserID: id, Role: ports.RoleCustomer, SessionID: "session-" + strings.TrimPrefix(token, "token-")}, nil
 	}
-	return "", errors.New("token signature mismatch (detail that must not reach the client)")
+	return auth.Principal{}, errors.New("token signature mismatch (detail that must not reach the client)")
 }
 
 // countingBus is a memory bus that counts its live subscriptions.
@@ -278,6 +282,66 @@ func TestWSRejectsUnauthenticated(t *testing.T) {
 	}
 	if open, closing := f.conns("user-u"); open+closing != 0 {
 		t.Fatalf("rejected handshakes registered %d connections", open+closing)
+	}
+}
+
+// A connection whose auth session is revoked is closed with 1008; the other
+// connections of the same user (another auth session) stay.
+func TestHubClosesRevokedSessions(t *testing.T) {
+	f := newWSFixture(t, HubOptions{})
+	revoked := f.dial(t, "token-u", nil)
+	other := startReading(t, f.dial(t, "token-v", nil))
+	f.waitConns(t, "user-u", 1, 2*time.Second)
+	f.waitConns(t, "user-v", 1, 2*time.Second)
+
+	f.hub.CloseRevoked([]ports.Revocation{
+		{SessionID: "session-u", UserID: "user-u"},
+		{SessionID: "session-elsewhere", UserID: "user-v"},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _, err := revoked.Read(ctx)
+	if got := websocket.CloseStatus(err); got != websocket.StatusPolicyViolation {
+		t.Fatalf("revoked connection read = %v, want close status 1008", err)
+	}
+	f.waitConns(t, "user-u", 0, 2*time.Second)
+	const payload = `{"type":"session_update","session":{"id":"s1"}}`
+	f.publish(t, payload, "user-v")
+	if got := other.next(t, 2*time.Second); got != payload {
+		t.Fatalf("the other user's connection got %s, want %s", got, payload)
+	}
+}
+
+// A handshake the WebSocket library would refuse in plain text gets the
+// JSON envelope, naming the header.
+func TestWSBadHandshakeGetsTheEnvelope(t *testing.T) {
+	f := newWSFixture(t, HubOptions{})
+	for name, tc := range map[string]struct{ version, key, field string }{
+		"version": {"8", base64.StdEncoding.EncodeToString(make([]byte, 16)), "Sec-WebSocket-Version"},
+		"key":     {"13", "short", "Sec-WebSocket-Key"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodGet, "http"+strings.TrimPrefix(f.url, "ws"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer token-u")
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", "websocket")
+			req.Header.Set("Sec-WebSocket-Version", tc.version)
+			req.Header.Set("Sec-WebSocket-Key", tc.key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = resp.Body.Close() }()
+			body, _ := io.ReadAll(resp.Body)
+			var env errorEnvelope
+			if resp.StatusCode != http.StatusBadRequest || json.Unmarshal(body, &env) != nil ||
+				env.Error.Code != codeInvalidRequest || !strings.Contains(env.Error.Message, tc.field) {
+				t.Fatalf("got %d %s, want 400 invalid_request naming %s", resp.StatusCode, body, tc.field)
+			}
+		})
 	}
 }
 

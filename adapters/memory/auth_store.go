@@ -3,6 +3,8 @@ package memory
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,7 +48,7 @@ func (s *Store) RotateRefreshToken(_ context.Context, oldHash, newHash []byte, n
 			sess.revokedAt = &now
 			s.authSessions[sess.id] = sess
 		}
-		return ports.AuthSession{}, fmt.Errorf("memory: rotate refresh token: %w", ports.ErrRefreshReused)
+		return toPortsAuthSession(sess), fmt.Errorf("memory: rotate refresh token: %w", ports.ErrRefreshReused)
 	}
 	if sess.revokedAt != nil || !now.Before(sess.expiresAt) || !now.Before(tok.expiresAt) {
 		return ports.AuthSession{}, fmt.Errorf("memory: rotate refresh token: %w", ports.ErrNotFound)
@@ -83,23 +85,49 @@ func (s *Store) RevokeAuthSession(_ context.Context, sessionID string, now time.
 }
 
 // RevokeUserAuthSessions implements ports.AuthStore. It revokes the user's
-// sessions that are not revoked yet and returns how many those were.
-func (s *Store) RevokeUserAuthSessions(_ context.Context, userID string, now time.Time) (int, error) {
+// sessions that are not revoked yet and returns those.
+func (s *Store) RevokeUserAuthSessions(_ context.Context, userID string, now time.Time) ([]ports.Revocation, error) {
+	out := []ports.Revocation{}
 	key, ok := parseID(userID)
 	if !ok {
-		return 0, nil
+		return out, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
 	for id, sess := range s.authSessions {
 		if sess.userID == key && sess.revokedAt == nil {
 			sess.revokedAt = tsPtr(now)
 			s.authSessions[id] = sess
-			n++
+			out = append(out, ports.Revocation{SessionID: id, UserID: key, RevokedAt: *sess.revokedAt})
 		}
 	}
-	return n, nil
+	return out, nil
+}
+
+// RevokedSince implements ports.AuthStore, oldest first (ties by session id).
+func (s *Store) RevokedSince(_ context.Context, since time.Time, limit int) ([]ports.Revocation, error) {
+	out := []ports.Revocation{}
+	if limit <= 0 {
+		return out, nil
+	}
+	since = ts(since)
+	s.mu.Lock()
+	for id, sess := range s.authSessions {
+		if sess.revokedAt != nil && !sess.revokedAt.Before(since) {
+			out = append(out, ports.Revocation{SessionID: id, UserID: sess.userID, RevokedAt: *sess.revokedAt})
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b ports.Revocation) int {
+		if c := a.RevokedAt.Compare(b.RevokedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.SessionID, b.SessionID)
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }
 
 // AuthSession implements ports.AuthStore.

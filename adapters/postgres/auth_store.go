@@ -99,8 +99,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash, newHash []byte,
 		}
 		if tok.RotatedAt != nil {
 			reused = true
-			_, err := tx.NewRaw(`UPDATE auth_sessions SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`,
-				now, tok.SessionID).Exec(ctx)
+			err := tx.NewRaw(`UPDATE auth_sessions SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?
+				RETURNING `+authSessionColumns, now, tok.SessionID).Scan(ctx, &out)
 			return translate(err)
 		}
 		if tok.SessionRevokedAt != nil || !now.Before(tok.SessionExpiresAt) || !now.Before(tok.TokenExpiresAt) {
@@ -123,7 +123,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash, newHash []byte,
 		return ports.AuthSession{}, fmt.Errorf("postgres: rotate refresh token: %w", translate(err))
 	}
 	if reused {
-		return ports.AuthSession{}, fmt.Errorf("postgres: rotate refresh token: %w", ports.ErrRefreshReused)
+		return toPortsAuthSession(out), fmt.Errorf("postgres: rotate refresh token: %w", ports.ErrRefreshReused)
 	}
 	return toPortsAuthSession(out), nil
 }
@@ -148,23 +148,49 @@ func (s *Store) RevokeAuthSession(ctx context.Context, sessionID string, now tim
 	return nil
 }
 
+// revocationRow is one revoked auth session.
+type revocationRow struct {
+	ID        string    `bun:"id"`
+	UserID    string    `bun:"user_id"`
+	RevokedAt time.Time `bun:"revoked_at"`
+}
+
+func toPortsRevocations(rows []revocationRow) []ports.Revocation {
+	out := make([]ports.Revocation, len(rows))
+	for i, r := range rows {
+		out[i] = ports.Revocation{SessionID: r.ID, UserID: r.UserID, RevokedAt: utc(r.RevokedAt)}
+	}
+	return out
+}
+
 // RevokeUserAuthSessions implements ports.AuthStore. It revokes the user's
-// sessions that are not revoked yet and returns how many those were.
-func (s *Store) RevokeUserAuthSessions(ctx context.Context, userID string, now time.Time) (int, error) {
+// sessions that are not revoked yet and returns those.
+func (s *Store) RevokeUserAuthSessions(ctx context.Context, userID string, now time.Time) ([]ports.Revocation, error) {
 	key, ok := parseID(userID)
 	if !ok {
-		return 0, nil
+		return []ports.Revocation{}, nil
 	}
-	res, err := s.db.NewRaw(`UPDATE auth_sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`,
-		ts(now), key).Exec(ctx)
+	var rows []revocationRow
+	err := s.db.NewRaw(`UPDATE auth_sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL
+		RETURNING id, user_id, revoked_at`, ts(now), key).Scan(ctx, &rows)
 	if err != nil {
-		return 0, fmt.Errorf("postgres: revoke auth sessions of user %s: %w", key, translate(err))
+		return nil, fmt.Errorf("postgres: revoke auth sessions of user %s: %w", key, translate(err))
 	}
-	n, err := res.RowsAffected()
+	return toPortsRevocations(rows), nil
+}
+
+// RevokedSince implements ports.AuthStore over auth_sessions_revoked_at_idx.
+func (s *Store) RevokedSince(ctx context.Context, since time.Time, limit int) ([]ports.Revocation, error) {
+	if limit <= 0 {
+		return []ports.Revocation{}, nil
+	}
+	var rows []revocationRow
+	err := s.db.NewRaw(`SELECT id, user_id, revoked_at FROM auth_sessions
+		WHERE revoked_at >= ? ORDER BY revoked_at, id LIMIT ?`, ts(since), limit).Scan(ctx, &rows)
 	if err != nil {
-		return 0, fmt.Errorf("postgres: revoke auth sessions of user %s: %w", key, translate(err))
+		return nil, fmt.Errorf("postgres: revoked auth sessions: %w", translate(err))
 	}
-	return int(n), nil
+	return toPortsRevocations(rows), nil
 }
 
 // AuthSession implements ports.AuthStore.

@@ -53,6 +53,20 @@ type Service struct {
 	clock   ports.Clock
 	cfg     Config
 	dummyPW string // hash compared against when the phone is unknown, to keep timing flat
+
+	revocations  *Revocations                                    // nil: access tokens live until they expire
+	ensureActive func(ctx context.Context, mitraID string) error // nil: no deactivation check
+}
+
+// SetRevocations makes Authenticate refuse the access tokens of revoked auth
+// sessions, and Logout and a replayed refresh token record their revocation.
+func (s *Service) SetRevocations(r *Revocations) { s.revocations = r }
+
+// SetEnsureActive installs the check that tells a deactivated mitra
+// (core.ErrAccountDeactivated) from one that logged out, for the tokens of
+// revoked sessions (mitras.Service.EnsureActive).
+func (s *Service) SetEnsureActive(f func(ctx context.Context, mitraID string) error) {
+	s.ensureActive = f
 }
 
 // NewService builds the auth service.
@@ -185,6 +199,10 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 	}
 	now := s.clock.Now()
 	sess, err := s.authDB.RotateRefreshToken(ctx, hashToken(refreshToken), nextHash, now, now.Add(s.cfg.RefreshTTL))
+	if errors.Is(err, ports.ErrRefreshReused) && sess.ID != "" && sess.RevokedAt != nil {
+		// A leaked token: the access tokens of its session stop too.
+		s.recordRevoked(ports.Revocation{SessionID: sess.ID, UserID: sess.UserID, RevokedAt: *sess.RevokedAt})
+	}
 	if errors.Is(err, ports.ErrNotFound) || errors.Is(err, ports.ErrRefreshReused) {
 		return Tokens{}, fmt.Errorf("%w: refresh token is invalid, expired or revoked", core.ErrUnauthenticated)
 	}
@@ -198,22 +216,54 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 	return s.issue(u, sess.ID, next, now)
 }
 
-// Logout revokes the auth session the caller's access token was issued for.
+// Logout revokes the auth session the caller's access token was issued for:
+// its refresh token, and its access tokens on every instance.
 func (s *Service) Logout(ctx context.Context, p Principal) error {
-	if err := s.authDB.RevokeAuthSession(ctx, p.SessionID, s.clock.Now()); err != nil && !errors.Is(err, ports.ErrNotFound) {
+	now := s.clock.Now()
+	err := s.authDB.RevokeAuthSession(ctx, p.SessionID, now)
+	if errors.Is(err, ports.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
+	s.recordRevoked(ports.Revocation{SessionID: p.SessionID, UserID: p.UserID, RevokedAt: now})
 	return nil
 }
 
-// Authenticate verifies an access token. It needs no store: a heartbeat stays
-// free of Postgres statements.
+// RecordRevoked tells every instance that these auth sessions were revoked
+// (after the store committed it), so that their access tokens stop working.
+func (s *Service) RecordRevoked(revs []ports.Revocation) {
+	if s.revocations != nil {
+		s.revocations.Record(revs)
+	}
+}
+
+func (s *Service) recordRevoked(r ports.Revocation) { s.RecordRevoked([]ports.Revocation{r}) }
+
+// Authenticate verifies an access token and refuses one whose auth session
+// was revoked. It needs no store: the revocations are held in memory, so a
+// heartbeat stays free of Postgres statements. A mitra's token revoked by
+// its deactivation is core.ErrAccountDeactivated (asked of the deactivated
+// set, only for revoked tokens); any other revoked token is
+// core.ErrUnauthenticated wrapping ErrRevoked.
 func (s *Service) Authenticate(token string) (Principal, error) {
 	c, err := s.signer.Verify(token, s.clock.Now())
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %w", core.ErrUnauthenticated, err)
 	}
-	return Principal{UserID: c.UserID, Role: c.Role, SessionID: c.SessionID}, nil
+	p := Principal{UserID: c.UserID, Role: c.Role, SessionID: c.SessionID}
+	if s.revocations != nil && s.revocations.Revoked(c.SessionID) {
+		if p.Role == ports.RoleMitra && s.ensureActive != nil {
+			// No request context reaches here; the mirror and the store calls
+			// carry their own deadlines.
+			if err := s.ensureActive(context.Background(), p.UserID); errors.Is(err, core.ErrAccountDeactivated) {
+				return Principal{}, err
+			}
+		}
+		return Principal{}, fmt.Errorf("%w: %w", core.ErrUnauthenticated, ErrRevoked)
+	}
+	return p, nil
 }
 
 func (s *Service) issue(u ports.User, sessionID, refresh string, now time.Time) (Tokens, error) {

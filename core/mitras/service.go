@@ -56,7 +56,13 @@ type Service struct {
 
 	beacon    *snapshotCache[Beacon]
 	dashboard *snapshotCache[ports.SessionCounts]
+	revoked   func([]ports.Revocation) // nil: nobody to tell
 }
+
+// SetRevoked installs the function told of the auth sessions a deactivation
+// revoked (auth.Service.RecordRevoked), so that their access tokens stop on
+// every instance.
+func (s *Service) SetRevoked(f func([]ports.Revocation)) { s.revoked = f }
 
 // Deps are the ports the service needs.
 type Deps struct {
@@ -199,12 +205,15 @@ func (s *Service) Patch(ctx context.Context, id string, p ports.MitraPatch) (Vie
 	}
 	switch {
 	case p.IsActive != nil && !*p.IsActive:
-		n, err := s.authDB.RevokeUserAuthSessions(ctx, id, s.clock.Now())
+		revs, err := s.authDB.RevokeUserAuthSessions(ctx, id, s.clock.Now())
 		if err != nil {
 			return View{}, fmt.Errorf("revoking auth sessions of deactivated mitra: %w", err)
 		}
 		s.mirrorWrite(ctx, "deactivate", func(ctx context.Context) error { return s.mirror.Deactivate(ctx, id) })
-		s.log.InfoContext(ctx, "mitra deactivated", "mitra_id", id, "auth_sessions_revoked", n)
+		if s.revoked != nil {
+			s.revoked(revs)
+		}
+		s.log.InfoContext(ctx, "mitra deactivated", "mitra_id", id, "auth_sessions_revoked", len(revs))
 	case p.IsActive != nil && *p.IsActive:
 		s.mirrorWrite(ctx, "reactivate", func(ctx context.Context) error { return s.mirror.Reactivate(ctx, id) })
 	}

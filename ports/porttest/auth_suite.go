@@ -3,6 +3,7 @@ package porttest
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -76,8 +77,8 @@ func RunAuthStoreSuite(t *testing.T, f Factory) {
 			if err := st.Auth.RevokeAuthSession(t.Context(), id, t0); !errors.Is(err, ports.ErrNotFound) {
 				t.Errorf("RevokeAuthSession(%q) = %v, want ErrNotFound", id, err)
 			}
-			if n, err := st.Auth.RevokeUserAuthSessions(t.Context(), id, t0); err != nil || n != 0 {
-				t.Errorf("RevokeUserAuthSessions(%q) = %d, %v; want 0, nil", id, n, err)
+			if revs, err := st.Auth.RevokeUserAuthSessions(t.Context(), id, t0); err != nil || len(revs) != 0 {
+				t.Errorf("RevokeUserAuthSessions(%q) = %v, %v; want none, nil", id, revs, err)
 			}
 		}
 		if _, _, err := rotate(t, st, newHash(t), t0); !errors.Is(err, ports.ErrNotFound) {
@@ -225,6 +226,22 @@ func RunAuthStoreSuite(t *testing.T, f Factory) {
 		}
 	})
 
+	parallel(t, "ReuseReturnsTheRevokedSession", f, func(t *testing.T, st Stores) {
+		u := newCustomer(t, st)
+		s, h0 := newAuthSession(t, st, u.ID, t0)
+		if _, _, err := rotate(t, st, h0, at(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		_, got, err := rotate(t, st, h0, at(2*time.Minute))
+		if !errors.Is(err, ports.ErrRefreshReused) {
+			t.Fatalf("replay = %v, want ErrRefreshReused", err)
+		}
+		if got.ID != s.ID || got.UserID != u.ID {
+			t.Errorf("replay returned session %+v, want %s of %s", got, s.ID, u.ID)
+		}
+		assertTimePtr(t, "RevokedAt", got.RevokedAt, at(2*time.Minute))
+	})
+
 	parallel(t, "RevokeUserSessions", f, func(t *testing.T, st Stores) {
 		u := newCustomer(t, st)
 		other := newCustomer(t, st)
@@ -235,12 +252,19 @@ func RunAuthStoreSuite(t *testing.T, f Factory) {
 		if err := st.Auth.RevokeAuthSession(t.Context(), c.ID, at(time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		n, err := st.Auth.RevokeUserAuthSessions(t.Context(), u.ID, at(time.Minute))
+		revs, err := st.Auth.RevokeUserAuthSessions(t.Context(), u.ID, at(time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != 2 {
-			t.Errorf("revoked %d sessions, want 2 (one was already revoked)", n)
+		ids := []string{}
+		for _, r := range revs {
+			ids = append(ids, r.SessionID)
+			if r.UserID != u.ID || !r.RevokedAt.Equal(pgTime(at(time.Minute))) {
+				t.Errorf("revocation %+v, want user %s at %v", r, u.ID, pgTime(at(time.Minute)))
+			}
+		}
+		if want := []string{a.ID, b.ID}; !slices.Equal(slices.Sorted(slices.Values(ids)), slices.Sorted(slices.Values(want))) {
+			t.Errorf("revoked %v, want %v (c was already revoked)", ids, want)
 		}
 		assertTimePtr(t, "a.RevokedAt", authSession(t, st, a.ID).RevokedAt, at(time.Minute))
 		assertTimePtr(t, "b.RevokedAt", authSession(t, st, b.ID).RevokedAt, at(time.Minute))
@@ -256,8 +280,51 @@ func RunAuthStoreSuite(t *testing.T, f Factory) {
 		if _, _, err := rotate(t, st, ho, at(2*time.Minute)); err != nil {
 			t.Errorf("another user's token: %v", err)
 		}
-		if n, err := st.Auth.RevokeUserAuthSessions(t.Context(), u.ID, at(time.Hour)); err != nil || n != 0 {
-			t.Errorf("second RevokeUserAuthSessions = %d, %v; want 0", n, err)
+		if revs, err := st.Auth.RevokeUserAuthSessions(t.Context(), u.ID, at(time.Hour)); err != nil || len(revs) != 0 {
+			t.Errorf("second RevokeUserAuthSessions = %v, %v; want none", revs, err)
+		}
+	})
+
+	parallel(t, "RevokedSince", f, func(t *testing.T, st Stores) {
+		u := newCustomer(t, st)
+		a, _ := newAuthSession(t, st, u.ID, t0)
+		b, _ := newAuthSession(t, st, u.ID, t0)
+		c, _ := newAuthSession(t, st, u.ID, t0)
+		newAuthSession(t, st, u.ID, t0) // never revoked
+		for _, r := range []struct {
+			id string
+			at time.Duration
+		}{{b.ID, 2 * time.Second}, {a.ID, time.Second}, {c.ID, 3 * time.Second}} {
+			if err := st.Auth.RevokeAuthSession(t.Context(), r.id, at(r.at)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ids := func(revs []ports.Revocation) []string {
+			out := []string{}
+			for _, r := range revs {
+				out = append(out, r.SessionID)
+			}
+			return out
+		}
+		got, err := st.Auth.RevokedSince(t.Context(), at(time.Second), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{a.ID, b.ID, c.ID}; !slices.Equal(ids(got), want) {
+			t.Errorf("RevokedSince(1s) = %v, want %v (oldest first, the bound included)", ids(got), want)
+		}
+		if len(got) > 0 && (got[0].UserID != u.ID || !got[0].RevokedAt.Equal(pgTime(at(time.Second)))) {
+			t.Errorf("first revocation %+v", got[0])
+		}
+		got, err = st.Auth.RevokedSince(t.Context(), at(1500*time.Millisecond), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{b.ID}; !slices.Equal(ids(got), want) {
+			t.Errorf("RevokedSince(1.5s, limit 1) = %v, want %v", ids(got), want)
+		}
+		if got, err := st.Auth.RevokedSince(t.Context(), at(time.Hour), 10); err != nil || len(got) != 0 {
+			t.Errorf("RevokedSince(later) = %v, %v; want none", got, err)
 		}
 	})
 
