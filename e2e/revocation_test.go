@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/halobestie/mitra-availability/internal/serverproc"
 )
 
 // revocationBound is CONTRACT §13's bound on a revocation reaching every
@@ -63,7 +65,7 @@ func TestLogoutRevokesAccessTokensOnEveryInstance(t *testing.T) {
 	t.Parallel()
 	for name, env := range map[string]map[string]string{
 		"valkey up":   nil,
-		"valkey down": {"VALKEY_URL": "redis://" + freeAddr(t)},
+		"valkey down": {"VALKEY_URL": "redis://" + serverproc.FreeAddr(t)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -98,7 +100,7 @@ func TestDeactivationRevokesAccessTokensOnEveryInstance(t *testing.T) {
 	t.Parallel()
 	for name, env := range map[string]map[string]string{
 		"valkey up":   nil,
-		"valkey down": {"VALKEY_URL": "redis://" + freeAddr(t)},
+		"valkey down": {"VALKEY_URL": "redis://" + serverproc.FreeAddr(t)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
