@@ -14,8 +14,6 @@ import (
 	"github.com/halobestie/mitra-availability/ports"
 )
 
-const principalKey = "principal"
-
 // authenticate returns middleware that requires a valid access token whose
 // role is one of roles (any role when none is given).
 func authenticate(svc *auth.Service, roles ...ports.Role) echo.MiddlewareFunc {
@@ -32,7 +30,7 @@ func authenticate(svc *auth.Service, roles ...ports.Role) echo.MiddlewareFunc {
 			if len(roles) > 0 && !slices.Contains(roles, p.Role) {
 				return fmt.Errorf("%w: this endpoint is for the %s role", core.ErrForbidden, roles[0])
 			}
-			c.Set(principalKey, p)
+			setPrincipal(c, p)
 			return next(c)
 		}
 	}
@@ -50,11 +48,6 @@ func bearerToken(r *http.Request) (string, error) {
 		return "", fmt.Errorf("%w: Authorization must be \"Bearer <access_token>\"", core.ErrUnauthenticated)
 	}
 	return tok, nil
-}
-
-func principal(c echo.Context) auth.Principal {
-	p, _ := c.Get(principalKey).(auth.Principal)
-	return p
 }
 
 type authHandlers struct {

@@ -1,21 +1,24 @@
 package httpapi
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
-)
 
-// requestIDKey is the echo.Context key of the request id.
-const requestIDKey = "request_id"
+	"github.com/halobestie/mitra-availability/core/auth"
+)
 
 // routeUnmatched labels requests that matched no route, so that scanners
 // probing random paths cannot grow the metrics without bound.
@@ -24,26 +27,82 @@ const routeUnmatched = "unmatched"
 // maxRequestIDLen bounds an X-Request-ID taken from a client.
 const maxRequestIDLen = 128
 
-// requestID returns the id of the request being served ("" outside the middleware).
-func requestID(c echo.Context) string {
-	id, _ := c.Get(requestIDKey).(string)
-	return id
+// reqContext is the echo.Context every handler gets inside the stack: the
+// request id and the authenticated principal live in it, where Echo's own
+// store (c.Set) would allocate a map and box each value on every request.
+// It is pooled: the stack takes one per request and returns it when the
+// request is done (Echo pools its own context the same way, so nothing may
+// keep either beyond the request).
+type reqContext struct {
+	echo.Context
+	id        string
+	principal auth.Principal
 }
 
-// requestIDMiddleware honours a sane X-Request-ID from the client, generates
-// one otherwise, stores it in the context and echoes it in the response.
-func requestIDMiddleware() echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			id := c.Request().Header.Get(echo.HeaderXRequestID)
-			if !saneRequestID(id) {
-				id = uuid.NewString()
-			}
-			c.Set(requestIDKey, id)
-			c.Response().Header().Set(echo.HeaderXRequestID, id)
-			return next(c)
-		}
+var reqContexts = sync.Pool{New: func() any { return new(reqContext) }}
+
+// requestID returns the id of the request being served ("" outside the stack).
+func requestID(c echo.Context) string {
+	if rc, ok := c.(*reqContext); ok {
+		return rc.id
 	}
+	return ""
+}
+
+// setPrincipal records the authenticated caller of the request.
+func setPrincipal(c echo.Context, p auth.Principal) {
+	if rc, ok := c.(*reqContext); ok {
+		rc.principal = p
+	}
+}
+
+// principal returns the authenticated caller (zero outside authenticate).
+func principal(c echo.Context) auth.Principal {
+	if rc, ok := c.(*reqContext); ok {
+		return rc.principal
+	}
+	return auth.Principal{}
+}
+
+// requestIDs generates the ids of requests that bring no usable one: UUIDs
+// of version 8 (RFC 9562, custom) made of random bits drawn once per process
+// and a counter added to the last 48, so unique per request without reading
+// randomness for each.
+type requestIDs struct {
+	base [16]byte
+	n    atomic.Uint64
+}
+
+func newRequestIDs() *requestIDs {
+	g := &requestIDs{}
+	if _, err := rand.Read(g.base[:]); err != nil {
+		panic(fmt.Sprintf("httpapi: reading randomness: %v", err)) // crypto/rand does not fail on Linux
+	}
+	return g
+}
+
+// next returns a fresh id: xxxxxxxx-xxxx-8xxx-yxxx-xxxxxxxxxxxx.
+func (g *requestIDs) next() string {
+	u := g.base
+	n := g.n.Add(1)
+	tail := (uint64(u[10])<<40 | uint64(u[11])<<32 | uint64(u[12])<<24 | uint64(u[13])<<16 | uint64(u[14])<<8 | uint64(u[15])) + n
+	for i := 15; i >= 10; i-- {
+		u[i] = byte(tail)
+		tail >>= 8
+	}
+	u[6] = u[6]&0x0f | 0x80 // version 8
+	u[8] = u[8]&0x3f | 0x80 // variant 10
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], u[10:])
+	return string(b[:])
 }
 
 // saneRequestID accepts 1..128 characters from [A-Za-z0-9._:-], enough for
@@ -68,6 +127,53 @@ func saneRequestID(id string) bool {
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	// children caches the series of each (method, route, status) seen, so a
+	// request costs a map lookup instead of hashing its label values in
+	// WithLabelValues. Copy on write: readers never lock. The keys are
+	// bounded (known methods, route templates, the statuses handlers answer).
+	children atomic.Pointer[map[metricKey]metricChildren]
+	mu       sync.Mutex // serializes writers of children
+}
+
+type metricKey struct {
+	method, route string
+	status        int
+}
+
+type metricChildren struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// observe counts one request and its latency.
+func (m *httpMetrics) observe(method, route string, status int, elapsed time.Duration) {
+	k := metricKey{method, route, status}
+	ch, ok := (*m.children.Load())[k]
+	if !ok {
+		ch = m.add(k)
+	}
+	ch.requests.Inc()
+	ch.duration.Observe(elapsed.Seconds())
+}
+
+// add creates the series of k, once.
+func (m *httpMetrics) add(k metricKey) metricChildren {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.children.Load()
+	if ch, ok := old[k]; ok {
+		return ch
+	}
+	ch := metricChildren{
+		requests: m.requests.WithLabelValues(k.method, k.route, strconv.Itoa(k.status)),
+		duration: m.duration.WithLabelValues(k.method, k.route),
+	}
+	next := make(map[metricKey]metricChildren, len(old)+1)
+	maps.Copy(next, old)
+	next[k] = ch
+	m.children.Store(&next)
+	return ch
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
@@ -88,7 +194,9 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 	if duration, err = registerOrReuse(reg, duration); err != nil {
 		return nil, fmt.Errorf("httpapi: registering http_request_duration_seconds: %w", err)
 	}
-	return &httpMetrics{requests: requests, duration: duration}, nil
+	m := &httpMetrics{requests: requests, duration: duration}
+	m.children.Store(&map[metricKey]metricChildren{})
+	return m, nil
 }
 
 // registerOrReuse registers c, or returns the identical collector already
@@ -117,20 +225,41 @@ func metricMethod(m string) string {
 	return "OTHER"
 }
 
-// observeMiddleware writes one access-log line and the metrics per request.
-// It hands a returned error to the error handler itself, so that the status it
-// records is the one the client gets.
-func observeMiddleware(logger *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
+// stackMiddleware is the server's middleware, one function per request
+// rather than one per concern (Echo wraps the handler in every global
+// middleware on every request, a closure each), in this order:
+//
+//   - request id: a sane X-Request-ID from the client, a generated one
+//     otherwise, echoed in the response;
+//   - recover: a panic in a handler becomes a 500 envelope;
+//   - body limit: 413 when the body is over limit;
+//   - errors: a returned error goes to onError here, so that the status the
+//     metrics and the access log record is the one the client gets;
+//   - metrics and one access-log line (built only when its level is enabled).
+func stackMiddleware(logger *slog.Logger, m *httpMetrics, limit int64, onError echo.HTTPErrorHandler) echo.MiddlewareFunc {
+	ids := newRequestIDs()
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
-			err := next(c)
+			rc := reqContexts.Get().(*reqContext)
+			rc.Context = c
+			defer func() {
+				*rc = reqContext{}
+				reqContexts.Put(rc)
+			}()
+			req := c.Request()
+			rc.id = req.Header.Get(echo.HeaderXRequestID)
+			if !saneRequestID(rc.id) {
+				rc.id = ids.next()
+			}
+			c.Response().Header().Set(echo.HeaderXRequestID, rc.id)
+
+			err := serveLimited(next, rc, limit)
 			if err != nil {
-				c.Error(err)
+				onError(err, rc)
 			}
 			elapsed := time.Since(start)
 
-			req := c.Request()
 			route := c.Path()
 			// The router's own 404/405 handlers return these exact sentinels; any
 			// handler error is mapped from domain errors, never from these.
@@ -138,26 +267,53 @@ func observeMiddleware(logger *slog.Logger, m *httpMetrics) echo.MiddlewareFunc 
 				route = routeUnmatched
 			}
 			status := c.Response().Status
-			method := metricMethod(req.Method)
-			m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
-			m.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
+			m.observe(metricMethod(req.Method), route, status, elapsed)
 
 			level := slog.LevelInfo
 			if status >= http.StatusInternalServerError {
 				level = slog.LevelError
 			}
-			logger.LogAttrs(req.Context(), level, "http request",
-				slog.String("method", req.Method),
-				slog.String("route", route),
-				slog.String("path", req.URL.Path), // never the query: it may carry an access token
-				slog.Int("status", status),
-				slog.Duration("latency", elapsed),
-				slog.String("request_id", requestID(c)),
-				slog.String("remote_ip", c.RealIP()),
-			)
+			if ctx := req.Context(); logger.Enabled(ctx, level) {
+				logger.LogAttrs(ctx, level, "http request",
+					slog.String("method", req.Method),
+					slog.String("route", route),
+					slog.String("path", req.URL.Path), // never the query: it may carry an access token
+					slog.Int("status", status),
+					slog.Duration("latency", elapsed),
+					slog.String("request_id", rc.id),
+					slog.String("remote_ip", c.RealIP()),
+				)
+			}
 			return nil
 		}
 	}
+}
+
+// serveLimited runs next with the body limit (413 at once when
+// Content-Length is over it, otherwise the body capped by
+// http.MaxBytesReader, whose *http.MaxBytesError the error handler and
+// decodeJSON map to 413), turning a panic into a *panicError, which the
+// error handler logs with its stack and answers 500 without detail.
+// http.ErrAbortHandler is re-raised: it is net/http's way to abort a response.
+func serveLimited(next echo.HandlerFunc, c echo.Context, limit int64) (err error) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if r == http.ErrAbortHandler {
+			panic(r)
+		}
+		err = &panicError{value: r, stack: debug.Stack()}
+	}()
+	req := c.Request()
+	if req.ContentLength > limit {
+		return &http.MaxBytesError{Limit: limit}
+	}
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
+	}
+	return next(c)
 }
 
 // panicError carries a recovered panic to the error handler, which logs it
@@ -168,41 +324,3 @@ type panicError struct {
 }
 
 func (p *panicError) Error() string { return fmt.Sprintf("panic: %v", p.value) }
-
-// recoverMiddleware turns a panic in a handler into a 500 envelope.
-// http.ErrAbortHandler is re-raised: it is net/http's way to abort a response.
-func recoverMiddleware() echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) (err error) {
-			defer func() {
-				r := recover()
-				if r == nil {
-					return
-				}
-				if r == http.ErrAbortHandler {
-					panic(r)
-				}
-				err = &panicError{value: r, stack: debug.Stack()}
-			}()
-			return next(c)
-		}
-	}
-}
-
-// bodyLimitMiddleware answers 413 at once when Content-Length is over limit,
-// and otherwise caps the body with http.MaxBytesReader, whose
-// *http.MaxBytesError the error handler (and decodeJSON) map to 413.
-func bodyLimitMiddleware(limit int64) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			req := c.Request()
-			if req.ContentLength > limit {
-				return &http.MaxBytesError{Limit: limit}
-			}
-			if req.Body != nil && req.Body != http.NoBody {
-				req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
-			}
-			return next(c)
-		}
-	}
-}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -35,9 +36,22 @@ func registerOpsRoutes(e *echo.Echo, reg *prometheus.Registry, ready func(contex
 	e.GET("/docs", openAPIDoc)
 }
 
+// healthzBody is the constant answer of GET /healthz, encoded once (as
+// c.JSON would encode healthResponse{Status: "ok"}).
+var healthzBody = mustJSON(healthResponse{Status: "ok"})
+
 // healthz answers 200 while the process can serve at all.
 func healthz(c echo.Context) error {
-	return c.JSON(http.StatusOK, healthResponse{Status: "ok"})
+	return c.JSONBlob(http.StatusOK, healthzBody)
+}
+
+// mustJSON encodes v as c.JSON does: JSON and a newline.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return append(b, '\n')
 }
 
 // readyz answers 200 while the store answers (the cache only degrades), 503 otherwise.

@@ -28,7 +28,7 @@ func RegisterRoutes(e *echo.Echo, s Services) error {
 	ah := authHandlers{svc: s.Auth}
 	adm := adminHandlers{mitras: s.Mitras}
 	mh := mitraHandlers{mitras: s.Mitras}
-	av := availabilityHandlers{mitras: s.Mitras}
+	av := newAvailabilityHandlers(s.Mitras)
 	sh := sessionHandlers{svc: s.Sessions}
 
 	// Every route a mitra can call refuses a deactivated one (403
@@ -41,33 +41,35 @@ func RegisterRoutes(e *echo.Echo, s Services) error {
 	mitra := chain(authenticate(s.Auth, ports.RoleMitra), active)
 	customer := authenticate(s.Auth, ports.RoleCustomer)
 	participant := chain(authenticate(s.Auth, ports.RoleCustomer, ports.RoleMitra), active)
+	// Each route's middleware wraps its handler here, once: Echo would wrap
+	// it again on every request when given as e.GET's middleware argument.
 
 	e.POST("/api/customers", ah.signup)
 	e.POST("/api/auth/login", ah.login)
 	e.POST("/api/auth/refresh", ah.refresh)
-	e.POST("/api/auth/logout", ah.logout, anyRole)
+	e.POST("/api/auth/logout", anyRole(ah.logout))
 
-	e.POST("/api/admin/mitras", adm.createMitra, admin)
-	e.GET("/api/admin/mitras/:id", adm.getMitra, admin)
-	e.PATCH("/api/admin/mitras/:id", adm.patchMitra, admin)
-	e.GET("/api/admin/dashboard", adm.dashboard, admin)
+	e.POST("/api/admin/mitras", admin(adm.createMitra))
+	e.GET("/api/admin/mitras/:id", admin(adm.getMitra))
+	e.PATCH("/api/admin/mitras/:id", admin(adm.patchMitra))
+	e.GET("/api/admin/dashboard", admin(adm.dashboard))
 
-	e.GET("/api/mitra/status", mh.status, mitraStatus)
-	e.POST("/api/mitra/status/online", mh.online, mitraStatus)
-	e.POST("/api/mitra/status/offline", mh.offline, mitraStatus)
-	e.POST("/api/mitra/status/heartbeat", mh.heartbeat, mitraStatus)
+	e.GET("/api/mitra/status", mitraStatus(mh.status))
+	e.POST("/api/mitra/status/online", mitraStatus(mh.online))
+	e.POST("/api/mitra/status/offline", mitraStatus(mh.offline))
+	e.POST("/api/mitra/status/heartbeat", mitraStatus(mh.heartbeat))
 
 	e.GET("/api/availability", av.beacon)
-	e.GET("/api/mitras/:id/availability", av.mitra, anyRole)
+	e.GET("/api/mitras/:id/availability", anyRole(av.mitra))
 
-	e.POST("/api/sessions", sh.create, customer)
-	e.GET("/api/sessions", sh.list, anyRole)
-	e.GET("/api/sessions/:id", sh.get, anyRole)
-	e.POST("/api/sessions/:id/accept", sh.accept, mitra)
-	e.POST("/api/sessions/:id/pay", sh.pay, customer)
-	e.POST("/api/sessions/:id/extend", sh.extend, customer)
-	e.POST("/api/sessions/:id/end", sh.end, participant)
-	e.POST("/api/sessions/:id/reroute", sh.reroute, customer)
+	e.POST("/api/sessions", customer(sh.create))
+	e.GET("/api/sessions", anyRole(sh.list))
+	e.GET("/api/sessions/:id", anyRole(sh.get))
+	e.POST("/api/sessions/:id/accept", mitra(sh.accept))
+	e.POST("/api/sessions/:id/pay", customer(sh.pay))
+	e.POST("/api/sessions/:id/extend", customer(sh.extend))
+	e.POST("/api/sessions/:id/end", participant(sh.end))
+	e.POST("/api/sessions/:id/reroute", customer(sh.reroute))
 
 	e.GET("/ws", s.Hub.Handler(func(token string) (auth.Principal, error) {
 		p, err := s.Auth.Authenticate(token)

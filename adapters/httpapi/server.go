@@ -42,9 +42,9 @@ type Options struct {
 	BodyLimit int64
 }
 
-// New builds the Echo instance: the error handler, the middleware chain
-// (request id → access log and metrics → recover → body limit) and the
-// operational routes. The API routes are added by RegisterRoutes.
+// New builds the Echo instance: the error handler, the middleware
+// (stackMiddleware: request id, access log and metrics, recover, body limit)
+// and the operational routes. The API routes are added by RegisterRoutes.
 func New(opts Options) (*echo.Echo, error) {
 	if opts.Ready == nil {
 		return nil, errors.New("httpapi: Options.Ready is required")
@@ -73,12 +73,7 @@ func New(opts Options) (*echo.Echo, error) {
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.HTTPErrorHandler = newErrorHandler(opts.Logger)
 
-	e.Use(
-		requestIDMiddleware(),
-		observeMiddleware(opts.Logger, m),
-		recoverMiddleware(),
-		bodyLimitMiddleware(opts.BodyLimit),
-	)
+	e.Use(stackMiddleware(opts.Logger, m, opts.BodyLimit, e.HTTPErrorHandler))
 	registerOpsRoutes(e, opts.Registry, opts.Ready)
 	return e, nil
 }
