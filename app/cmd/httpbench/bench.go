@@ -222,6 +222,9 @@ func bench(ctx context.Context, o options, progress io.Writer) (*Report, error) 
 	}
 	tools := map[string]bool{}
 	for _, t := range targets(f, a, o) {
+		if o.only != nil && !o.only.MatchString(t.name) {
+			continue
+		}
 		if t.prepare != nil {
 			if err := t.prepare(ctx); err != nil {
 				return nil, fmt.Errorf("before %s: %w", t.name, err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -42,6 +43,7 @@ type options struct {
 	wrkThreads int
 	valkeyURL  string // the service's Valkey, for INFO commandstats
 	serveFloor string // -serve-floor: run the floor server on this address; nothing is measured
+	only       *regexp.Regexp
 }
 
 // parseFlags reads and checks the flags. The admin credentials default to
@@ -89,6 +91,7 @@ Exit 0: every measured request got a 2xx; 1: some did not; 2: bad flags or could
 	fs.IntVar(&o.wrkThreads, "wrk-threads", 1, "wrk threads")
 	fs.StringVar(&o.valkeyURL, "valkey-url", "", "the server's Valkey: report INFO commandstats per target")
 	fs.StringVar(&o.serveFloor, "serve-floor", "", "measure nothing: serve the plain net/http 204 floor on this address until interrupted")
+	only := fs.String("only", "", "measure only the targets whose name matches this regular expression (e.g. heartbeat)")
 	compare := fs.String("compare", "", "measure nothing: print the JSON reports FILE[,FILE…] of earlier runs as one Markdown table,\n"+
 		"with each target's req/s per report, its ratio to /healthz in that report and the ratio of the first report's req/s to the second's")
 
@@ -114,6 +117,13 @@ Exit 0: every measured request got a 2xx; 1: some did not; 2: bad flags or could
 	}
 	if o.serveFloor != "" {
 		return o, nil
+	}
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			return o, fmt.Errorf("-only: %w", err)
+		}
+		o.only = re
 	}
 	// Taken from the environment after parsing, so that -h never prints them.
 	if o.adminPhone == "" {

@@ -110,6 +110,10 @@ func TestBadFlagsExitTwo(t *testing.T) {
 		{"-warmup", "-1s"},
 		{"-timeout", "0s"},
 		{"-wait", "-1s"},
+		{"-only", "("},
+		{"-rate", "-1"},
+		{"-wrk-threads", "0"},
+		{"-floor-url", "http://10.1.2.3:9"},
 		{"-no-such-flag"},
 		{"stray-argument"},
 	} {
