@@ -200,34 +200,36 @@ func seededReply(msg valkey.ValkeyMessage) error {
 func (m *Mirror) Status(ctx context.Context, id string) (ports.MirrorStatus, error) {
 	ctx, cancel := m.deadline(ctx)
 	defer cancel()
-	b := m.c.B()
-	r, err := m.tx(ctx,
-		b.Zscore().Key(m.k.free).Member(id).Build(),
-		b.Zscore().Key(m.k.full).Member(id).Build(),
-		b.Sismember().Key(m.k.deactivated).Member(id).Build(),
-		b.Exists().Key(m.k.seeded).Build(),
-	)
-	if err == nil {
-		err = seededReply(r[3])
-	}
+	r, err := scriptStatus.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.deactivated, m.k.seeded}, []string{id}).ToArray()
 	if err != nil {
 		return ports.MirrorStatus{}, wrap("status", err)
 	}
-	var st ports.MirrorStatus
-	if st.Deactivated, err = r[2].AsBool(); err != nil {
+	if len(r) == 0 {
+		return ports.MirrorStatus{}, wrap("status", errors.New("empty script answer"))
+	}
+	if err := seededReply(r[0]); err != nil {
 		return ports.MirrorStatus{}, wrap("status", err)
 	}
-	for _, z := range r[:2] {
-		if z.IsNil() {
-			continue
-		}
-		f, err := z.AsFloat64()
+	if len(r) != 3 {
+		return ports.MirrorStatus{}, wrap("status", fmt.Errorf("unexpected script answer of %d elements", len(r)))
+	}
+	var st ports.MirrorStatus
+	d, err := r[1].AsInt64()
+	if err != nil {
+		return ports.MirrorStatus{}, wrap("status", err)
+	}
+	st.Deactivated = d == 1
+	score, err := r[2].ToString()
+	if err != nil {
+		return ports.MirrorStatus{}, wrap("status", err)
+	}
+	if score != "" {
+		f, err := strconv.ParseFloat(score, 64)
 		if err != nil {
-			return ports.MirrorStatus{}, wrap("status", err)
+			return ports.MirrorStatus{}, wrap("status", fmt.Errorf("score %q: %w", score, err))
 		}
 		st.Online = true
 		st.Mitra = toMitra(id, parseScore(f))
-		break
 	}
 	return st, nil
 }

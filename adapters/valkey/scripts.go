@@ -39,6 +39,22 @@ end
 return 1
 `)
 
+// scriptStatus reads one mitra's mirror state in one command (a MULTI of
+// ZSCORE ×2, SISMEMBER and EXISTS would be six).
+//
+// KEYS: free, full, deactivated, seeded. ARGV: id.
+// Returns {0} when not seeded, else {1, deactivated (0 or 1), score} where
+// score is the ZSCORE reply as Valkey formats it, or ” when the mitra is in
+// neither set.
+var scriptStatus = valkey.NewLuaScriptRetryable(`
+if redis.call('EXISTS', KEYS[4]) == 0 then return {0} end
+local d = redis.call('SISMEMBER', KEYS[3], ARGV[1])
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not s then s = redis.call('ZSCORE', KEYS[2], ARGV[1]) end
+if not s then s = '' end
+return {1, d, s}
+`)
+
 // scriptPutOnline puts a mitra online with load low, keeping the later of ds
 // and the stored heartbeat, in the set its load calls for.
 //
