@@ -53,5 +53,5 @@ func (h availabilityHandlers) mitra(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toAvailabilityResponse(a))
+	return writeJSON(c, http.StatusOK, toAvailabilityResponse(a))
 }

@@ -17,7 +17,7 @@ func (h mitraHandlers) status(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toMitraResponse(v))
+	return writeJSON(c, http.StatusOK, toMitraResponse(v))
 }
 
 func (h mitraHandlers) online(c echo.Context) error {
@@ -25,7 +25,7 @@ func (h mitraHandlers) online(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toMitraResponse(v))
+	return writeJSON(c, http.StatusOK, toMitraResponse(v))
 }
 
 func (h mitraHandlers) offline(c echo.Context) error {
@@ -33,7 +33,7 @@ func (h mitraHandlers) offline(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toMitraResponse(v))
+	return writeJSON(c, http.StatusOK, toMitraResponse(v))
 }
 
 func (h mitraHandlers) heartbeat(c echo.Context) error {

@@ -41,7 +41,7 @@ func (h sessionHandlers) create(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, v)
+	return writeJSON(c, http.StatusCreated, v)
 }
 
 func (h sessionHandlers) accept(c echo.Context) error {
@@ -53,7 +53,7 @@ func (h sessionHandlers) accept(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, v)
+	return writeJSON(c, http.StatusOK, v)
 }
 
 func (h sessionHandlers) pay(c echo.Context) error {
@@ -65,7 +65,7 @@ func (h sessionHandlers) pay(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, v)
+	return writeJSON(c, http.StatusOK, v)
 }
 
 type extendRequest struct {
@@ -88,7 +88,7 @@ func (h sessionHandlers) extend(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, v)
+	return writeJSON(c, http.StatusOK, v)
 }
 
 func (h sessionHandlers) end(c echo.Context) error {
@@ -100,7 +100,7 @@ func (h sessionHandlers) end(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, v)
+	return writeJSON(c, http.StatusOK, v)
 }
 
 func (h sessionHandlers) reroute(c echo.Context) error {
@@ -112,7 +112,7 @@ func (h sessionHandlers) reroute(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, v)
+	return writeJSON(c, http.StatusOK, v)
 }
 
 func (h sessionHandlers) get(c echo.Context) error {
@@ -124,7 +124,7 @@ func (h sessionHandlers) get(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, v)
+	return writeJSON(c, http.StatusOK, v)
 }
 
 func (h sessionHandlers) list(c echo.Context) error {
@@ -132,7 +132,7 @@ func (h sessionHandlers) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, sessionListResponse{Sessions: vs})
+	return writeJSON(c, http.StatusOK, sessionListResponse{Sessions: vs})
 }
 
 func invalid(field, reason string) error { return core.Invalid(field, reason) }

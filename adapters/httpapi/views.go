@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"time"
+
+	"github.com/labstack/echo/v4"
 
 	"github.com/halobestie/mitra-availability/core/auth"
 	"github.com/halobestie/mitra-availability/core/mitras"
@@ -120,4 +123,18 @@ func toDashboardResponse(d mitras.Dashboard) dashboardResponse {
 	r.Cache.Backend = d.CacheBackend
 	r.Cache.Healthy = d.CacheHealthy
 	return r
+}
+
+// writeJSON answers v as JSON with status, as c.JSON does. c.JSON parses
+// the query string of every request for Echo's ?pretty (a map per answer);
+// a request without a query cannot ask for it, so its answer is encoded
+// directly.
+func writeJSON(c echo.Context, status int, v any) error {
+	if c.Request().URL.RawQuery != "" {
+		return c.JSON(status, v)
+	}
+	resp := c.Response()
+	resp.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	resp.Status = status
+	return json.NewEncoder(resp).Encode(v)
 }
