@@ -43,7 +43,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if err != nil {
 		return fail(err)
 	}
-	log := app.NewLogger(cfg.AppEnv, cfg.LogLevel)
+	log, flushLog := app.NewLogger(cfg.AppEnv, cfg.LogLevel)
+	defer flushLog() // the buffered lines, on every way out
 
 	switch {
 	case len(args) == 0 || (len(args) == 1 && args[0] == "serve"):
