@@ -346,7 +346,11 @@ func (s *sender) do(ctx context.Context, start time.Time, method, path, token st
 func measure(ctx context.Context, hc *http.Client, base string, t target, concurrency int, warmup, duration time.Duration, cpu *cpuMeter) Result {
 	measureFrom := time.Now().Add(warmup)
 	measureTo := measureFrom.Add(duration)
+	// begun is closed once the measured window has started; end() below must
+	// not read the meter before begin() has written it.
+	begun := make(chan struct{})
 	startMeasure := time.AfterFunc(warmup, func() {
+		defer close(begun)
 		if t.before != nil {
 			t.before()
 		}
@@ -400,8 +404,11 @@ func measure(ctx context.Context, hc *http.Client, base string, t target, concur
 	elapsed := time.Since(measureFrom)
 
 	r := Result{Target: t.name, Tool: "go", Rate: t.rate, Seconds: elapsed.Seconds()}
-	if c, ok := cpu.end(); ok {
-		r.ServerCPUSeconds = c
+	if !startMeasure.Stop() { // the window started: wait for begin() to finish
+		<-begun
+		if c, ok := cpu.end(); ok {
+			r.ServerCPUSeconds = c
+		}
 	}
 	var all []time.Duration
 	for _, s := range stats {
