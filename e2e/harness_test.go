@@ -616,7 +616,7 @@ func checkUserView(t *testing.T, what string, v map[string]any) {
 
 // mitraViewFields are the fields of a mitra view (docs/contract.md §4).
 var mitraViewFields = []string{
-	"id", "display_name", "phone", "is_active", "is_online", "capacity",
+	"id", "display_name", "phone", "is_active", "is_online", "presence", "capacity",
 	"active_sessions", "last_heartbeat_at", "reachable", "available",
 }
 
@@ -646,6 +646,12 @@ func checkMitraView(t *testing.T, what string, v map[string]any) {
 		if n, ok := v[k].(float64); !ok || n < 0 || n != float64(int64(n)) {
 			t.Fatalf("%s: %s %v is not a non-negative integer", what, k, v[k])
 		}
+	}
+	switch p := v["presence"]; {
+	case p == "offline" && v["is_online"] == false, p == "online" && v["is_online"] == true,
+		p == "away" && v["is_online"] == true && v["available"] == false:
+	default:
+		t.Fatalf("%s: presence %v does not agree with is_online %v, available %v", what, p, v["is_online"], v["available"])
 	}
 	if hb := v["last_heartbeat_at"]; hb != nil {
 		checkTime(t, what+".last_heartbeat_at", hb)

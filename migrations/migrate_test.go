@@ -19,6 +19,7 @@ import (
 var migrationTables = [][]string{
 	{"users"}, {"mitras"}, {"auth_sessions"}, {"refresh_tokens"}, {"chat_sessions"},
 	{}, // 00006: auth_sessions_revoked_at_idx
+	{}, // 00007: mitras.is_away
 }
 
 // allTables are the tables of every migration.

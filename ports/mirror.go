@@ -21,10 +21,17 @@ type MirrorMitra struct {
 	LastHeartbeat time.Time
 	OpenSessions  int // sessions in pending_payment or active with this mitra
 	Capacity      int
+	// Away: online but taking no new offers; an away mitra is never listed
+	// as available, whatever its load. Status and Heartbeats report it;
+	// RemoveStale's entries leave it unset.
+	Away bool
 }
 
 // HasRoom reports whether the mitra can take one more session.
 func (m MirrorMitra) HasRoom() bool { return m.OpenSessions < m.Capacity }
+
+// Offerable reports whether the mitra may be offered a session: not away and with room.
+func (m MirrorMitra) Offerable() bool { return !m.Away && m.HasRoom() }
 
 // HeartbeatOutcome is the answer of the mirror's heartbeat.
 type HeartbeatOutcome int
@@ -55,7 +62,7 @@ type Snapshot struct {
 type ReseedReport struct {
 	Added       int // online in the store, missing from the mirror
 	Removed     int // in the mirror, offline or deactivated in the store
-	Updated     int // load or heartbeat corrected
+	Updated     int // load, away or heartbeat corrected
 	Deactivated int // deactivated set corrected (added + removed)
 	// IDs are the mitras whose entries the reseed changed, so the caller can
 	// re-check them against the store and close the race with writes that
@@ -72,8 +79,8 @@ func (r ReseedReport) Total() int { return r.Added + r.Removed + r.Updated + r.D
 // Every method honours ctx's deadline. Heartbeat timestamps have 100 ms
 // precision (floored); a heartbeat never moves backwards.
 type AvailabilityMirror interface {
-	// PutOnline adds or updates an online mitra. Its heartbeat becomes the later
-	// of the stored one and m.LastHeartbeat.
+	// PutOnline adds or updates an online mitra, away or not as m.Away says.
+	// Its heartbeat becomes the later of the stored one and m.LastHeartbeat.
 	PutOnline(ctx context.Context, m MirrorMitra) error
 	// PutOffline removes a mitra from the online set.
 	PutOffline(ctx context.Context, id string) error
@@ -82,8 +89,8 @@ type AvailabilityMirror interface {
 	Deactivate(ctx context.Context, id string) error
 	// Reactivate removes the mitra from the deactivated set (it stays offline).
 	Reactivate(ctx context.Context, id string) error
-	// SetLoad updates the open-session count and capacity of an online mitra;
-	// it does nothing for a mitra that is not online.
+	// SetLoad updates the open-session count and capacity of an online mitra,
+	// keeping it away if it is; it does nothing for a mitra that is not online.
 	SetLoad(ctx context.Context, id string, openSessions, capacity int) error
 
 	// Heartbeat checks deactivated and online and records `at`, in one round trip.
@@ -92,11 +99,11 @@ type AvailabilityMirror interface {
 
 	// Status answers what the mirror knows of one mitra.
 	Status(ctx context.Context, id string) (MirrorStatus, error)
-	// AvailableMitraIDs returns the ids of the online mitras with room whose
-	// heartbeat is not before freshSince, in no particular order, without
-	// walking the other online mitras and without their entries: the pairing
-	// blast needs nothing more, and at 100k online mitras reading and sorting
-	// the entries costs more than the lookup itself.
+	// AvailableMitraIDs returns the ids of the online mitras that are not
+	// away, have room and whose heartbeat is not before freshSince, in no
+	// particular order, without walking the other online mitras and without
+	// their entries: the pairing blast needs nothing more, and at 100k online
+	// mitras reading and sorting the entries costs more than the lookup itself.
 	AvailableMitraIDs(ctx context.Context, freshSince time.Time) ([]string, error)
 	// CountMitras answers the dashboard counts (Online counts every online mitra,
 	// fresh or not, as the store does).
@@ -117,7 +124,7 @@ type AvailabilityMirror interface {
 	// Heartbeats returns the online mitras whose heartbeat is not before since.
 	Heartbeats(ctx context.Context, since time.Time) ([]MirrorMitra, error)
 	// Reseed makes the mirror equal to the store's truth: online are the active
-	// online mitras, deactivated the inactive ones. A heartbeat in the mirror
+	// online mitras (away or not), deactivated the inactive ones. A heartbeat in the mirror
 	// that is later than the store's is kept. It marks the mirror seeded and
 	// reports what it corrected.
 	Reseed(ctx context.Context, online []MirrorMitra, deactivated []string) (ReseedReport, error)

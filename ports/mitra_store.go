@@ -15,9 +15,12 @@ type MitraStore interface {
 	// PatchMitra applies the non-nil fields of p. Deactivating also sets
 	// is_online false. It returns the mitra as it is after the change.
 	PatchMitra(ctx context.Context, id string, p MitraPatch) (Mitra, error)
-	// SetOnline sets is_online; going online also records at as the heartbeat.
-	// It returns the mitra after the change.
+	// SetOnline sets is_online and clears is_away; going online also records
+	// at as the heartbeat. It returns the mitra after the change.
 	SetOnline(ctx context.Context, id string, online bool, at time.Time) (Mitra, error)
+	// SetAway puts an active mitra online and away, recording at as the
+	// heartbeat as SetOnline does. A deactivated mitra is returned unchanged.
+	SetAway(ctx context.Context, id string, at time.Time) (Mitra, error)
 	// TouchHeartbeat records a heartbeat at `at` for an online mitra, never moving
 	// the timestamp backwards. It returns the mitra after the change.
 	TouchHeartbeat(ctx context.Context, id string, at time.Time) (Mitra, error)
@@ -26,13 +29,13 @@ type MitraStore interface {
 // MitraCounts are the dashboard's mitra figures.
 type MitraCounts struct {
 	Online      int // active and is_online (whether or not the heartbeat is fresh)
-	Available   int // reachable and below capacity
+	Available   int // reachable, not away and below capacity
 	Deactivated int // is_active false
 }
 
 // MitraQueries are the read-side questions the availability rules ask the store.
 // A mitra is reachable when active, online and its last heartbeat is not before
-// freshSince; available when reachable and ActiveSessions < Capacity.
+// freshSince; available when reachable, not away and ActiveSessions < Capacity.
 type MitraQueries interface {
 	// AvailableMitras lists the available mitras, ordered by ID.
 	AvailableMitras(ctx context.Context, freshSince time.Time) ([]Mitra, error)

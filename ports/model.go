@@ -38,11 +38,15 @@ type NewUser struct {
 // ActiveSessions is derived by the store from chat sessions in pending_payment or
 // active with this mitra; it is never stored as a counter.
 type Mitra struct {
-	ID              string
-	Phone           string
-	DisplayName     string
-	IsActive        bool
-	IsOnline        bool
+	ID          string
+	Phone       string
+	DisplayName string
+	IsActive    bool
+	IsOnline    bool
+	// IsAway: online and heartbeating but taking no new offers (CONTRACT
+	// §12). Only an online mitra is away; going online or offline, a
+	// deactivation and the stale sweep clear it.
+	IsAway          bool
 	Capacity        int
 	ActiveSessions  int
 	LastHeartbeatAt *time.Time

@@ -36,6 +36,14 @@ func (h mitraHandlers) offline(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, toMitraResponse(v))
 }
 
+func (h mitraHandlers) away(c echo.Context) error {
+	v, err := h.mitras.GoAway(c.Request().Context(), principal(c).UserID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toMitraResponse(v))
+}
+
 func (h mitraHandlers) heartbeat(c echo.Context) error {
 	if err := h.mitras.Heartbeat(c.Request().Context(), principal(c).UserID); err != nil {
 		return err

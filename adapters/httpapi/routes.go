@@ -57,6 +57,7 @@ func RegisterRoutes(e *echo.Echo, s Services) error {
 	e.GET("/api/mitra/status", mitraStatus(mh.status))
 	e.POST("/api/mitra/status/online", mitraStatus(mh.online))
 	e.POST("/api/mitra/status/offline", mitraStatus(mh.offline))
+	e.POST("/api/mitra/status/away", mitraStatus(mh.away))
 	e.POST("/api/mitra/status/heartbeat", mitraStatus(mh.heartbeat))
 
 	e.GET("/api/availability", av.beacon)

@@ -34,6 +34,7 @@ type mitraResponse struct {
 	Phone           string     `json:"phone"`
 	IsActive        bool       `json:"is_active"`
 	IsOnline        bool       `json:"is_online"`
+	Presence        string     `json:"presence"`
 	Capacity        int        `json:"capacity"`
 	ActiveSessions  int        `json:"active_sessions"`
 	LastHeartbeatAt *time.Time `json:"last_heartbeat_at"`
@@ -96,6 +97,7 @@ func toMitraResponse(v mitras.View) mitraResponse {
 		Phone:           v.Phone,
 		IsActive:        v.IsActive,
 		IsOnline:        v.IsOnline,
+		Presence:        string(v.Presence),
 		Capacity:        v.Capacity,
 		ActiveSessions:  v.ActiveSessions,
 		LastHeartbeatAt: utc(v.LastHeartbeatAt),

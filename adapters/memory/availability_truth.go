@@ -19,7 +19,7 @@ func (s *Store) MirrorTruth(context.Context) ([]ports.MirrorMitra, []string, err
 		case !m.isActive:
 			deactivated = append(deactivated, id)
 		case m.isOnline:
-			mm := ports.MirrorMitra{ID: id, OpenSessions: open[id], Capacity: m.capacity}
+			mm := ports.MirrorMitra{ID: id, OpenSessions: open[id], Capacity: m.capacity, Away: m.isAway}
 			if m.lastHeartbeatAt != nil {
 				mm.LastHeartbeat = *m.lastHeartbeatAt
 			}
@@ -46,6 +46,7 @@ func (s *Store) SetOfflineIfStale(_ context.Context, ids []string, staleBefore t
 			continue
 		}
 		m.isOnline = false
+		m.isAway = false
 		m.onlineSince = nil
 		m.updatedAt = s.wallClock()
 		s.mitras[key] = m

@@ -37,6 +37,7 @@ var _ ports.AvailabilityMirror = (*Mirror)(nil)
 type mirrorEntry struct {
 	ds             int64
 	open, capacity int
+	away           bool
 }
 
 type mirrorLock struct {
@@ -87,10 +88,11 @@ func mirrorDS(t time.Time) int64 {
 func mirrorClamp(n int) int { return min(max(n, 0), mirrorMaxLoad) }
 
 func newMirrorEntry(m ports.MirrorMitra) mirrorEntry {
-	return mirrorEntry{ds: mirrorDS(m.LastHeartbeat), open: mirrorClamp(m.OpenSessions), capacity: mirrorClamp(m.Capacity)}
+	return mirrorEntry{ds: mirrorDS(m.LastHeartbeat), open: mirrorClamp(m.OpenSessions), capacity: mirrorClamp(m.Capacity), away: m.Away}
 }
 
-func (e mirrorEntry) hasRoom() bool { return e.open < e.capacity }
+// offerable: not away and with room (the Valkey mirror's free set).
+func (e mirrorEntry) offerable() bool { return !e.away && e.open < e.capacity }
 
 func (e mirrorEntry) mitra(id string) ports.MirrorMitra {
 	return ports.MirrorMitra{
@@ -98,6 +100,7 @@ func (e mirrorEntry) mitra(id string) ports.MirrorMitra {
 		LastHeartbeat: time.UnixMilli(mirrorEpoch.UnixMilli() + e.ds*100).UTC(), // a Duration would overflow past 292 years
 		OpenSessions:  e.open,
 		Capacity:      e.capacity,
+		Away:          e.away,
 	}
 }
 
@@ -217,8 +220,9 @@ func (m *Mirror) Status(ctx context.Context, id string) (ports.MirrorStatus, err
 	return st, nil
 }
 
-// AvailableMitraIDs returns the ids of the online mitras with room whose
-// heartbeat is not before freshSince (at 100 ms precision), unordered.
+// AvailableMitraIDs returns the ids of the online mitras that are not away
+// and have room whose heartbeat is not before freshSince (at 100 ms
+// precision), unordered.
 func (m *Mirror) AvailableMitraIDs(ctx context.Context, freshSince time.Time) ([]string, error) {
 	if err := m.beginRead(ctx, "available mitra ids"); err != nil {
 		return nil, err
@@ -227,7 +231,7 @@ func (m *Mirror) AvailableMitraIDs(ctx context.Context, freshSince time.Time) ([
 	lo := mirrorDS(freshSince)
 	var out []string
 	for id, e := range m.online {
-		if e.ds >= lo && e.hasRoom() {
+		if e.ds >= lo && e.offerable() {
 			out = append(out, id)
 		}
 	}
@@ -243,7 +247,7 @@ func (m *Mirror) CountMitras(ctx context.Context, freshSince time.Time) (ports.M
 	lo := mirrorDS(freshSince)
 	c := ports.MitraCounts{Online: len(m.online), Deactivated: len(m.deactivated)}
 	for _, e := range m.online {
-		if e.ds >= lo && e.hasRoom() {
+		if e.ds >= lo && e.offerable() {
 			c.Available++
 		}
 	}
@@ -381,7 +385,7 @@ func (m *Mirror) Reseed(ctx context.Context, online []ports.MirrorMitra, deactiv
 		switch {
 		case !ok:
 			rep.Added++
-		case h.open != w.open || h.capacity != w.capacity || w.ds > h.ds:
+		case h.open != w.open || h.capacity != w.capacity || h.away != w.away || w.ds > h.ds:
 			rep.Updated++
 			w.ds = max(w.ds, h.ds)
 		default:

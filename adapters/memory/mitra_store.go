@@ -68,6 +68,7 @@ func (s *Store) PatchMitra(_ context.Context, id string, p ports.MitraPatch) (po
 	}
 	if !m.isActive {
 		m.isOnline = false
+		m.isAway = false
 		m.onlineSince = nil
 	}
 	m.updatedAt = s.wallClock()
@@ -77,9 +78,19 @@ func (s *Store) PatchMitra(_ context.Context, id string, p ports.MitraPatch) (po
 
 // SetOnline implements ports.MitraStore. Going online records at as the
 // heartbeat (never moving it backwards) and, when the mitra was offline, as
-// online_since. A deactivated mitra cannot go online: it is returned offline
-// and unchanged, and the caller decides what to answer.
-func (s *Store) SetOnline(_ context.Context, id string, online bool, at time.Time) (ports.Mitra, error) {
+// online_since; either way the mitra is no longer away. A deactivated mitra
+// cannot go online: it is returned offline and unchanged, and the caller
+// decides what to answer.
+func (s *Store) SetOnline(ctx context.Context, id string, online bool, at time.Time) (ports.Mitra, error) {
+	return s.setPresence(id, online, false, at)
+}
+
+// SetAway implements ports.MitraStore: SetOnline(true) that leaves the mitra away.
+func (s *Store) SetAway(ctx context.Context, id string, at time.Time) (ports.Mitra, error) {
+	return s.setPresence(id, true, true, at)
+}
+
+func (s *Store) setPresence(id string, online, away bool, at time.Time) (ports.Mitra, error) {
 	key, ok := parseID(id)
 	if !ok {
 		return ports.Mitra{}, notFound("mitra", id)
@@ -96,9 +107,11 @@ func (s *Store) SetOnline(_ context.Context, id string, online bool, at time.Tim
 			m.onlineSince = &at
 		}
 		m.isOnline = true
+		m.isAway = away
 		m.lastHeartbeatAt = later(m.lastHeartbeatAt, at)
 	} else {
 		m.isOnline = false
+		m.isAway = false
 		m.onlineSince = nil
 	}
 	m.updatedAt = s.wallClock()
@@ -134,7 +147,7 @@ func (s *Store) AvailableMitras(_ context.Context, freshSince time.Time) ([]port
 	open := s.openSessionsByMitraLocked()
 	out := []ports.Mitra{}
 	for id, m := range s.mitras {
-		if reachable(m, freshSince) && open[id] < m.capacity {
+		if reachable(m, freshSince) && !m.isAway && open[id] < m.capacity {
 			out = append(out, s.mitraLocked(id))
 		}
 	}
@@ -157,7 +170,7 @@ func (s *Store) CountMitras(_ context.Context, freshSince time.Time) (ports.Mitr
 		if m.isOnline {
 			c.Online++
 		}
-		if reachable(m, freshSince) && open[id] < m.capacity {
+		if reachable(m, freshSince) && !m.isAway && open[id] < m.capacity {
 			c.Available++
 		}
 	}
@@ -187,6 +200,7 @@ func (s *Store) mitraLocked(id string) ports.Mitra {
 		DisplayName:     u.DisplayName,
 		IsActive:        m.isActive,
 		IsOnline:        m.isOnline,
+		IsAway:          m.isAway,
 		Capacity:        m.capacity,
 		ActiveSessions:  s.openSessionsOfLocked(id),
 		LastHeartbeatAt: copyTime(m.lastHeartbeatAt),

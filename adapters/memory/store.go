@@ -48,6 +48,7 @@ var (
 type mitraRow struct {
 	isActive        bool
 	isOnline        bool
+	isAway          bool
 	capacity        int
 	lastHeartbeatAt *time.Time
 	onlineSince     *time.Time

@@ -18,6 +18,7 @@ type mirrorTruthRow struct {
 	LastHeartbeat *time.Time `bun:"last_heartbeat_at"`
 	OpenSessions  int        `bun:"open_sessions"`
 	Capacity      int        `bun:"capacity"`
+	Away          bool       `bun:"is_away"`
 }
 
 // MirrorTruth implements ports.AvailabilityTruth. One statement, so the online
@@ -28,7 +29,7 @@ type mirrorTruthRow struct {
 func (s *Store) MirrorTruth(ctx context.Context) ([]ports.MirrorMitra, []string, error) {
 	var rows []mirrorTruthRow
 	err := s.db.NewRaw(`
-		SELECT true AS online, m.id, m.last_heartbeat_at, coalesce(o.n, 0)::int AS open_sessions, m.capacity
+		SELECT true AS online, m.id, m.last_heartbeat_at, coalesce(o.n, 0)::int AS open_sessions, m.capacity, m.is_away
 		FROM mitras m
 		LEFT JOIN (
 			SELECT mitra_id, count(*) AS n FROM chat_sessions
@@ -37,7 +38,7 @@ func (s *Store) MirrorTruth(ctx context.Context) ([]ports.MirrorMitra, []string,
 		) o ON o.mitra_id = m.id
 		WHERE m.is_online AND m.is_active
 		UNION ALL
-		SELECT false, id, NULL, 0, 0 FROM mitras WHERE NOT is_active`,
+		SELECT false, id, NULL, 0, 0, false FROM mitras WHERE NOT is_active`,
 	).Scan(ctx, &rows)
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres: mirror truth: %w", translate(err))
@@ -49,7 +50,7 @@ func (s *Store) MirrorTruth(ctx context.Context) ([]ports.MirrorMitra, []string,
 			deactivated = append(deactivated, r.ID)
 			continue
 		}
-		m := ports.MirrorMitra{ID: r.ID, OpenSessions: r.OpenSessions, Capacity: r.Capacity}
+		m := ports.MirrorMitra{ID: r.ID, OpenSessions: r.OpenSessions, Capacity: r.Capacity, Away: r.Away}
 		if r.LastHeartbeat != nil {
 			m.LastHeartbeat = utc(*r.LastHeartbeat)
 		}
@@ -67,7 +68,7 @@ func (s *Store) SetOfflineIfStale(ctx context.Context, ids []string, staleBefore
 	}
 	out := []string{}
 	err := s.db.NewRaw(`
-		UPDATE mitras SET is_online = false, online_since = NULL, updated_at = now()
+		UPDATE mitras SET is_online = false, is_away = false, online_since = NULL, updated_at = now()
 		WHERE id = ANY(?::uuid[]) AND is_online
 			AND (last_heartbeat_at IS NULL OR last_heartbeat_at < ?::timestamptz)
 		RETURNING id`,

@@ -20,6 +20,7 @@ type mitraRow struct {
 	DisplayName     string     `bun:"display_name"`
 	IsActive        bool       `bun:"is_active"`
 	IsOnline        bool       `bun:"is_online"`
+	IsAway          bool       `bun:"is_away"`
 	Capacity        int        `bun:"capacity"`
 	ActiveSessions  int        `bun:"active_sessions"`
 	LastHeartbeatAt *time.Time `bun:"last_heartbeat_at"`
@@ -34,6 +35,7 @@ func toPortsMitra(r mitraRow) ports.Mitra {
 		DisplayName:     r.DisplayName,
 		IsActive:        r.IsActive,
 		IsOnline:        r.IsOnline,
+		IsAway:          r.IsAway,
 		Capacity:        r.Capacity,
 		ActiveSessions:  r.ActiveSessions,
 		LastHeartbeatAt: utcPtr(r.LastHeartbeatAt),
@@ -57,7 +59,7 @@ func mitraView(ctes, rows string) string {
 		with += ctes + ", "
 	}
 	return with + `m AS (` + rows + `)
-		SELECT m.id, u.phone, u.display_name, m.is_active, m.is_online, m.capacity,
+		SELECT m.id, u.phone, u.display_name, m.is_active, m.is_online, m.is_away, m.capacity,
 			` + activeSessionsExpr + ` AS active_sessions,
 			m.last_heartbeat_at, m.created_at, m.updated_at
 		FROM m JOIN users u ON u.id = m.id`
@@ -88,7 +90,7 @@ func (s *Store) CreateMitra(ctx context.Context, u ports.NewUser, capacity int) 
 			INSERT INTO mitras (id, capacity) SELECT id, ? FROM u
 			RETURNING *
 		)
-		SELECT m.id, u.phone, u.display_name, m.is_active, m.is_online, m.capacity,
+		SELECT m.id, u.phone, u.display_name, m.is_active, m.is_online, m.is_away, m.capacity,
 			0 AS active_sessions, m.last_heartbeat_at, m.created_at, m.updated_at
 		FROM m JOIN u ON u.id = m.id`,
 		u.Phone, u.PasswordHash, u.DisplayName, capacity,
@@ -124,6 +126,7 @@ func (s *Store) PatchMitra(ctx context.Context, id string, p ports.MitraPatch) (
 			capacity     = coalesce(?0::int, capacity),
 			is_active    = coalesce(?1::boolean, is_active),
 			is_online    = is_online AND coalesce(?1::boolean, is_active),
+			is_away      = is_away AND coalesce(?1::boolean, is_active),
 			online_since = CASE WHEN coalesce(?1::boolean, is_active) THEN online_since END,
 			updated_at   = now()
 		WHERE id = ?2
@@ -133,17 +136,28 @@ func (s *Store) PatchMitra(ctx context.Context, id string, p ports.MitraPatch) (
 
 // SetOnline implements ports.MitraStore. Going online records at as the
 // heartbeat (never moving it backwards) and, when the mitra was offline, as
-// online_since. A deactivated mitra cannot go online: it is returned offline
-// and unchanged, and the caller decides what to answer.
+// online_since; either way is_away is cleared. A deactivated mitra cannot go
+// online: it is returned offline and unchanged, and the caller decides what
+// to answer.
 func (s *Store) SetOnline(ctx context.Context, id string, online bool, at time.Time) (ports.Mitra, error) {
+	return s.setPresence(ctx, "set online", id, online, false, at)
+}
+
+// SetAway implements ports.MitraStore: SetOnline(true) that leaves the mitra away.
+func (s *Store) SetAway(ctx context.Context, id string, at time.Time) (ports.Mitra, error) {
+	return s.setPresence(ctx, "set away", id, true, true, at)
+}
+
+func (s *Store) setPresence(ctx context.Context, op, id string, online, away bool, at time.Time) (ports.Mitra, error) {
 	key, ok := parseID(id)
 	if !ok {
-		return ports.Mitra{}, fmt.Errorf("postgres: set online mitra %q: %w", id, ports.ErrNotFound)
+		return ports.Mitra{}, fmt.Errorf("postgres: %s mitra %q: %w", op, id, ports.ErrNotFound)
 	}
-	// ?0 online, ?1 at, ?2 id. Every right-hand side sees the row as it was.
-	return s.scanMitra(ctx, "set online", key, "", `
+	// ?0 online, ?1 at, ?2 id, ?3 away. Every right-hand side sees the row as it was.
+	return s.scanMitra(ctx, op, key, "", `
 		UPDATE mitras SET
 			is_online         = is_active AND ?0::boolean,
+			is_away           = is_active AND ?0::boolean AND ?3::boolean,
 			last_heartbeat_at = CASE WHEN is_active AND ?0::boolean
 			                         THEN greatest(last_heartbeat_at, ?1::timestamptz)
 			                         ELSE last_heartbeat_at END,
@@ -153,7 +167,7 @@ func (s *Store) SetOnline(ctx context.Context, id string, online bool, at time.T
 			updated_at        = now()
 		WHERE id = ?2
 		RETURNING *`,
-		online, ts(at), key)
+		online, ts(at), key, away)
 }
 
 // TouchHeartbeat implements ports.MitraStore. Only an online mitra's heartbeat
@@ -181,11 +195,14 @@ func (s *Store) TouchHeartbeat(ctx context.Context, id string, at time.Time) (po
 // heartbeat is not older than the first argument (?0).
 const reachableCond = `m.is_active AND m.is_online AND m.last_heartbeat_at >= ?0::timestamptz`
 
+// offerableCond is reachableCond for a mitra that is not away.
+const offerableCond = reachableCond + ` AND NOT m.is_away`
+
 // AvailableMitras implements ports.MitraQueries.
 func (s *Store) AvailableMitras(ctx context.Context, freshSince time.Time) ([]ports.Mitra, error) {
 	var rows []mitraRow
 	err := s.db.NewRaw(`
-		SELECT * FROM (`+mitraView("", `SELECT * FROM mitras m WHERE `+reachableCond)+`) v
+		SELECT * FROM (`+mitraView("", `SELECT * FROM mitras m WHERE `+offerableCond)+`) v
 		WHERE v.active_sessions < v.capacity
 		ORDER BY v.id`,
 		ts(freshSince),
@@ -213,7 +230,7 @@ func (s *Store) CountMitras(ctx context.Context, freshSince time.Time) (ports.Mi
 	err := s.db.NewRaw(`
 		SELECT
 			count(*) FILTER (WHERE m.is_active AND m.is_online)::int AS online,
-			count(*) FILTER (WHERE `+reachableCond+` AND `+activeSessionsExpr+` < m.capacity)::int AS available,
+			count(*) FILTER (WHERE `+offerableCond+` AND `+activeSessionsExpr+` < m.capacity)::int AS available,
 			count(*) FILTER (WHERE NOT m.is_active)::int AS deactivated
 		FROM mitras m`,
 		ts(freshSince),

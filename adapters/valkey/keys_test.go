@@ -32,6 +32,7 @@ func TestKeySchema(t *testing.T) {
 	}
 	mustNil(m.PutOnline(ctx, ports.MirrorMitra{ID: "a", LastHeartbeat: epoch.Add(1250 * time.Millisecond), OpenSessions: 1, Capacity: 3}))
 	mustNil(m.PutOnline(ctx, ports.MirrorMitra{ID: "b", LastHeartbeat: epoch.Add(-150 * time.Millisecond), OpenSessions: 2, Capacity: 2}))
+	mustNil(m.PutOnline(ctx, ports.MirrorMitra{ID: "c", LastHeartbeat: epoch, OpenSessions: 0, Capacity: 1, Away: true}))
 	mustNil(m.SaveSnapshot(ctx, ports.Snapshot{AvailableMitras: 1, AsOf: epoch}, time.Minute))
 	release, ok, err := m.TryLock(ctx, "sweep", time.Minute)
 	if err != nil || !ok {
@@ -40,7 +41,7 @@ func TestKeySchema(t *testing.T) {
 	defer release(ctx)
 
 	want := []string{
-		"stage:{avail}:deactivated", "stage:{avail}:free", "stage:{avail}:full",
+		"stage:{avail}:away", "stage:{avail}:deactivated", "stage:{avail}:free", "stage:{avail}:full",
 		"stage:{avail}:lock:sweep", "stage:{avail}:seeded", "stage:{avail}:snapshot",
 	}
 	if got := mr.Keys(); strings.Join(got, " ") != strings.Join(want, " ") {
@@ -63,7 +64,14 @@ func TestKeySchema(t *testing.T) {
 	if raw != `{"available_mitras":1,"as_of":"2025-01-01T00:00:00Z"}` {
 		t.Errorf("snapshot = %s", raw)
 	}
-	if got := m.Keys(); len(got) != 6 || got[0] != "stage:{avail}:free" {
+	// An away mitra sits in the full set, whatever its load, and in the away set.
+	if s, err := mr.ZScore("stage:{avail}:full", "c"); err != nil || s != 1 {
+		t.Errorf("score of away c = %v, %v; want 1 in the full set", s, err)
+	}
+	if ok, err := mr.SIsMember("stage:{avail}:away", "c"); err != nil || !ok {
+		t.Errorf("away set holds c = %v, %v", ok, err)
+	}
+	if got := m.Keys(); len(got) != 7 || got[0] != "stage:{avail}:free" {
 		t.Errorf("Keys() = %v", got)
 	}
 }

@@ -36,7 +36,7 @@ var _ ports.AvailabilityMirror = (*Mirror)(nil)
 
 // keys are the names of the mirror's keys.
 type keys struct {
-	free, full, deactivated, snapshot, seeded, lockPrefix string
+	free, full, deactivated, away, snapshot, seeded, lockPrefix string
 }
 
 func newKeys(prefix string) keys {
@@ -45,6 +45,7 @@ func newKeys(prefix string) keys {
 		free:        base + "free",
 		full:        base + "full",
 		deactivated: base + "deactivated",
+		away:        base + "away",
 		snapshot:    base + "snapshot",
 		seeded:      base + "seeded",
 		lockPrefix:  base + "lock:",
@@ -67,7 +68,7 @@ func (m *Mirror) Client() valkey.Client { return m.c }
 // Keys returns every fixed key of the mirror (lock keys excepted: they are
 // the prefix Keys()[len-1] followed by the lock name), for tools and tests.
 func (m *Mirror) Keys() []string {
-	return []string{m.k.free, m.k.full, m.k.deactivated, m.k.snapshot, m.k.seeded, m.k.lockPrefix}
+	return []string{m.k.free, m.k.full, m.k.deactivated, m.k.away, m.k.snapshot, m.k.seeded, m.k.lockPrefix}
 }
 
 func (m *Mirror) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -78,12 +79,16 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("valkey mirror: %s: %w", op, err)
 }
 
-// PutOnline adds or updates an online mitra, keeping the later heartbeat.
+// PutOnline adds or updates an online mitra, away or not, keeping the later heartbeat.
 func (m *Mirror) PutOnline(ctx context.Context, mm ports.MirrorMitra) error {
 	ctx, cancel := m.deadline(ctx)
 	defer cancel()
-	err := scriptPutOnline.Exec(ctx, m.c, []string{m.k.free, m.k.full},
-		[]string{mm.ID, strconv.FormatInt(toDS(mm.LastHeartbeat), 10), strconv.FormatInt(loadBits(mm.OpenSessions, mm.Capacity), 10)}).Error()
+	away := "0"
+	if mm.Away {
+		away = "1"
+	}
+	err := scriptPutOnline.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.away},
+		[]string{mm.ID, strconv.FormatInt(toDS(mm.LastHeartbeat), 10), strconv.FormatInt(loadBits(mm.OpenSessions, mm.Capacity), 10), away}).Error()
 	if err != nil {
 		return wrap("put online", err)
 	}
@@ -94,7 +99,7 @@ func (m *Mirror) PutOnline(ctx context.Context, mm ports.MirrorMitra) error {
 func (m *Mirror) PutOffline(ctx context.Context, id string) error {
 	ctx, cancel := m.deadline(ctx)
 	defer cancel()
-	if err := scriptPutOffline.Exec(ctx, m.c, []string{m.k.free, m.k.full}, []string{id}).Error(); err != nil {
+	if err := scriptPutOffline.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.away}, []string{id}).Error(); err != nil {
 		return wrap("put offline", err)
 	}
 	return nil
@@ -104,7 +109,7 @@ func (m *Mirror) PutOffline(ctx context.Context, id string) error {
 func (m *Mirror) Deactivate(ctx context.Context, id string) error {
 	ctx, cancel := m.deadline(ctx)
 	defer cancel()
-	err := scriptDeactivate.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.deactivated}, []string{id}).Error()
+	err := scriptDeactivate.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.deactivated, m.k.away}, []string{id}).Error()
 	if err != nil {
 		return wrap("deactivate", err)
 	}
@@ -126,7 +131,7 @@ func (m *Mirror) Reactivate(ctx context.Context, id string) error {
 func (m *Mirror) SetLoad(ctx context.Context, id string, openSessions, capacity int) error {
 	ctx, cancel := m.deadline(ctx)
 	defer cancel()
-	err := scriptSetLoad.Exec(ctx, m.c, []string{m.k.free, m.k.full},
+	err := scriptSetLoad.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.away},
 		[]string{id, strconv.FormatInt(loadBits(openSessions, capacity), 10)}).Error()
 	if err != nil {
 		return wrap("set load", err)
@@ -200,7 +205,7 @@ func seededReply(msg valkey.ValkeyMessage) error {
 func (m *Mirror) Status(ctx context.Context, id string) (ports.MirrorStatus, error) {
 	ctx, cancel := m.deadline(ctx)
 	defer cancel()
-	r, err := scriptStatus.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.deactivated, m.k.seeded}, []string{id}).ToArray()
+	r, err := scriptStatus.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.deactivated, m.k.seeded, m.k.away}, []string{id}).ToArray()
 	if err != nil {
 		return ports.MirrorStatus{}, wrap("status", err)
 	}
@@ -210,7 +215,7 @@ func (m *Mirror) Status(ctx context.Context, id string) (ports.MirrorStatus, err
 	if err := seededReply(r[0]); err != nil {
 		return ports.MirrorStatus{}, wrap("status", err)
 	}
-	if len(r) != 3 {
+	if len(r) != 4 {
 		return ports.MirrorStatus{}, wrap("status", fmt.Errorf("unexpected script answer of %d elements", len(r)))
 	}
 	var st ports.MirrorStatus
@@ -230,6 +235,11 @@ func (m *Mirror) Status(ctx context.Context, id string) (ports.MirrorStatus, err
 		}
 		st.Online = true
 		st.Mitra = toMitra(id, parseScore(f))
+		a, err := r[3].AsInt64()
+		if err != nil {
+			return ports.MirrorStatus{}, wrap("status", err)
+		}
+		st.Mitra.Away = a == 1
 	}
 	return st, nil
 }
@@ -387,7 +397,7 @@ func (m *Mirror) TryLock(ctx context.Context, name string, ttl time.Duration) (f
 func (m *Mirror) RemoveStale(ctx context.Context, staleBefore time.Time, limit int) ([]ports.MirrorMitra, error) {
 	ctx, cancel := m.deadline(ctx)
 	defer cancel()
-	arr, err := scriptRemoveStale.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.seeded},
+	arr, err := scriptRemoveStale.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.seeded, m.k.away},
 		[]string{scoreArg(minScore(staleBefore)), strconv.Itoa(max(limit, 0))}).AsStrSlice()
 	if err != nil {
 		return nil, wrap("remove stale", err)
@@ -420,6 +430,7 @@ func (m *Mirror) Heartbeats(ctx context.Context, since time.Time) ([]ports.Mirro
 		b.Exists().Key(m.k.seeded).Build(),
 		b.Zrangebyscore().Key(m.k.free).Min(lo).Max("+inf").Withscores().Build(),
 		b.Zrangebyscore().Key(m.k.full).Min(lo).Max("+inf").Withscores().Build(),
+		b.Smembers().Key(m.k.away).Build(),
 	)
 	if err == nil {
 		err = seededReply(r[0])
@@ -434,6 +445,13 @@ func (m *Mirror) Heartbeats(ctx context.Context, since time.Time) ([]ports.Mirro
 	full, err := zscores(r[2])
 	if err != nil {
 		return nil, wrap("heartbeats", err)
+	}
+	away, err := members(r[3])
+	if err != nil {
+		return nil, wrap("heartbeats", err)
+	}
+	for i := range full { // an away mitra is always in the full set
+		_, full[i].Away = away[full[i].ID]
 	}
 	out := append(free, full...)
 	sortByID(out)

@@ -22,7 +22,8 @@ const (
 // entry is what the mirror holds of one online mitra, as the reseed reads it.
 type entry struct {
 	ds, low int64
-	// inconsistent: in both sets, or in the set its load does not call for.
+	away    bool
+	// inconsistent: in both sets, or in the set its load and away flag do not call for.
 	inconsistent bool
 	// seen: the truth lists the mitra (the diff marks it).
 	seen bool
@@ -37,6 +38,13 @@ type corrections struct {
 	react []string // ids to remove from it
 }
 
+// awayCorrections are the changes of the away set, applied before the others
+// so that a SetLoad running between the two never moves a mitra that is away
+// in the truth into the free set.
+type awayCorrections struct {
+	add, remove []string
+}
+
 // Reseed makes the mirror equal to the store's truth. It reads the mirror in
 // one atomic round trip, computes the corrections in Go and applies only
 // those, in atomic chunks of reseedChunk, reseedPipeline chunks per round
@@ -47,7 +55,7 @@ type corrections struct {
 // is written last, once every chunk succeeded. Each round trip has ten times
 // the mirror's timeout.
 func (m *Mirror) Reseed(ctx context.Context, online []ports.MirrorMitra, deactivated []string) (ports.ReseedReport, error) {
-	have, haveDeact, err := m.readAll(ctx, len(online))
+	have, haveDeact, haveAway, err := m.readAll(ctx, len(online))
 	if err != nil {
 		return ports.ReseedReport{}, wrap("reseed", err)
 	}
@@ -58,9 +66,19 @@ func (m *Mirror) Reseed(ctx context.Context, online []ports.MirrorMitra, deactiv
 
 	var rep ports.ReseedReport
 	var c corrections
+	var ac awayCorrections
+	wantAway := make(map[string]struct{})
 	for _, mm := range online {
 		if _, d := wantDeact[mm.ID]; d {
 			continue
+		}
+		if mm.Away {
+			if _, dup := wantAway[mm.ID]; !dup {
+				if _, ok := haveAway[mm.ID]; !ok {
+					ac.add = append(ac.add, mm.ID)
+				}
+			}
+			wantAway[mm.ID] = struct{}{}
 		}
 		ds, low := toDS(mm.LastHeartbeat), loadBits(mm.OpenSessions, mm.Capacity)
 		h, ok := have[mm.ID]
@@ -70,7 +88,7 @@ func (m *Mirror) Reseed(ctx context.Context, online []ports.MirrorMitra, deactiv
 		switch {
 		case !ok:
 			rep.Added++
-		case h.inconsistent || h.low != low || ds > h.ds:
+		case h.inconsistent || h.low != low || h.away != mm.Away || ds > h.ds:
 			rep.Updated++
 		default:
 			h.seen = true
@@ -78,7 +96,7 @@ func (m *Mirror) Reseed(ctx context.Context, online []ports.MirrorMitra, deactiv
 			continue
 		}
 		have[mm.ID] = entry{seen: true}
-		if hasRoom(low) {
+		if hasRoom(low) && !mm.Away {
 			c.free = append(c.free, mm.ID, scoreArg(packScore(ds, low)))
 		} else {
 			c.full = append(c.full, mm.ID, scoreArg(packScore(ds, low)))
@@ -106,9 +124,17 @@ func (m *Mirror) Reseed(ctx context.Context, online []ports.MirrorMitra, deactiv
 			rep.IDs = append(rep.IDs, id)
 		}
 	}
+	for id := range haveAway {
+		if _, ok := wantAway[id]; !ok {
+			ac.remove = append(ac.remove, id)
+		}
+	}
 	slices.Sort(rep.IDs)
 	rep.IDs = slices.Compact(rep.IDs) // taken offline and deactivated: one ID
 
+	if err := m.applyAway(ctx, ac); err != nil {
+		return ports.ReseedReport{}, wrap("reseed", err)
+	}
 	if err := m.apply(ctx, c.chunks(reseedChunk, []string{m.k.free, m.k.full, m.k.deactivated})); err != nil {
 		return ports.ReseedReport{}, wrap("reseed", err)
 	}
@@ -120,9 +146,44 @@ func (m *Mirror) Reseed(ctx context.Context, online []ports.MirrorMitra, deactiv
 	return rep, nil
 }
 
-// readAll reads both online sets and the deactivated set atomically. hint
-// sizes the map for the mitras the truth may add.
-func (m *Mirror) readAll(ctx context.Context, hint int) (map[string]entry, map[string]struct{}, error) {
+// applyAway adds and removes the away set's members in one round trip.
+func (m *Mirror) applyAway(ctx context.Context, ac awayCorrections) error {
+	if len(ac.add)+len(ac.remove) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.bulk)
+	defer cancel()
+	var cmds valkey.Commands
+	if len(ac.add) > 0 {
+		cmds = append(cmds, m.c.B().Sadd().Key(m.k.away).Member(ac.add...).Build())
+	}
+	if len(ac.remove) > 0 {
+		cmds = append(cmds, m.c.B().Srem().Key(m.k.away).Member(ac.remove...).Build())
+	}
+	for _, r := range m.c.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			return fmt.Errorf("away set: %w", err)
+		}
+	}
+	return nil
+}
+
+// members reads a SET reply into a set.
+func members(msg valkey.ValkeyMessage) (map[string]struct{}, error) {
+	ids, err := msg.AsStrSlice()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		out[id] = struct{}{}
+	}
+	return out, nil
+}
+
+// readAll reads both online sets, the deactivated set and the away set
+// atomically. hint sizes the map for the mitras the truth may add.
+func (m *Mirror) readAll(ctx context.Context, hint int) (map[string]entry, map[string]struct{}, map[string]struct{}, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.bulk)
 	defer cancel()
 	b := m.c.B()
@@ -130,24 +191,34 @@ func (m *Mirror) readAll(ctx context.Context, hint int) (map[string]entry, map[s
 		b.Zrange().Key(m.k.free).Min("0").Max("-1").Withscores().Build(),
 		b.Zrange().Key(m.k.full).Min("0").Max("-1").Withscores().Build(),
 		b.Smembers().Key(m.k.deactivated).Build(),
+		b.Smembers().Key(m.k.away).Build(),
 	)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read: %w", err)
+		return nil, nil, nil, fmt.Errorf("read: %w", err)
 	}
 	free, err := r[0].AsZScores()
 	if err != nil {
-		return nil, nil, fmt.Errorf("read: %w", err)
+		return nil, nil, nil, fmt.Errorf("read: %w", err)
 	}
 	full, err := r[1].AsZScores()
 	if err != nil {
-		return nil, nil, fmt.Errorf("read: %w", err)
+		return nil, nil, nil, fmt.Errorf("read: %w", err)
+	}
+	haveDeact, err := members(r[2])
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read: %w", err)
+	}
+	haveAway, err := members(r[3])
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read: %w", err)
 	}
 	have := make(map[string]entry, max(hint, len(free)+len(full)))
 	for i, zs := range [][]valkey.ZScore{free, full} {
 		inFree := i == 0
 		for _, z := range zs {
 			ds, low := unpackScore(parseScore(z.Score))
-			e := entry{ds: ds, low: low, inconsistent: hasRoom(low) != inFree}
+			_, away := haveAway[z.Member]
+			e := entry{ds: ds, low: low, away: away, inconsistent: (hasRoom(low) && !away) != inFree}
 			if prev, dup := have[z.Member]; dup { // in both sets: keep the later heartbeat
 				e.ds = max(e.ds, prev.ds)
 				e.inconsistent = true
@@ -155,15 +226,7 @@ func (m *Mirror) readAll(ctx context.Context, hint int) (map[string]entry, map[s
 			have[z.Member] = e
 		}
 	}
-	members, err := r[2].AsStrSlice()
-	if err != nil {
-		return nil, nil, fmt.Errorf("read: %w", err)
-	}
-	haveDeact := make(map[string]struct{}, len(members))
-	for _, id := range members {
-		haveDeact[id] = struct{}{}
-	}
-	return have, haveDeact, nil
+	return have, haveDeact, haveAway, nil
 }
 
 // chunks cuts the corrections into script calls of at most size corrections

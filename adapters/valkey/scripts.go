@@ -12,9 +12,9 @@ import "github.com/valkey-io/valkey-go"
 // exact) and format them with string.format('%.0f', n), because tostring
 // would print them with 14 significant digits and lose the low ones.
 //
-// The load rule is the same everywhere: a mitra whose packed load has
-// open < capacity belongs in the free set, every other online mitra in the
-// full set.
+// The load rule is the same everywhere: a mitra that is not away and whose
+// packed load has open < capacity belongs in the free set, every other online
+// mitra in the full set. The away set names the online mitras that are away.
 
 // scriptHeartbeat records a heartbeat in one round trip.
 //
@@ -42,23 +42,24 @@ return 1
 // scriptStatus reads one mitra's mirror state in one command (a MULTI of
 // ZSCORE ×2, SISMEMBER and EXISTS would be six).
 //
-// KEYS: free, full, deactivated, seeded. ARGV: id.
-// Returns {0} when not seeded, else {1, deactivated (0 or 1), score} where
-// score is the ZSCORE reply as Valkey formats it, or ” when the mitra is in
-// neither set.
+// KEYS: free, full, deactivated, seeded, away. ARGV: id.
+// Returns {0} when not seeded, else {1, deactivated (0 or 1), score, away (0
+// or 1)} where score is the ZSCORE reply as Valkey formats it, or ” when the
+// mitra is in neither set.
 var scriptStatus = valkey.NewLuaScriptRetryable(`
 if redis.call('EXISTS', KEYS[4]) == 0 then return {0} end
 local d = redis.call('SISMEMBER', KEYS[3], ARGV[1])
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not s then s = redis.call('ZSCORE', KEYS[2], ARGV[1]) end
 if not s then s = '' end
-return {1, d, s}
+return {1, d, s, redis.call('SISMEMBER', KEYS[5], ARGV[1])}
 `)
 
 // scriptPutOnline puts a mitra online with load low, keeping the later of ds
-// and the stored heartbeat, in the set its load calls for.
+// and the stored heartbeat, in the set its load calls for; an away mitra
+// goes to the full set, whatever its load, and into the away set.
 //
-// KEYS: free, full. ARGV: id, ds, low.
+// KEYS: free, full, away. ARGV: id, ds, low, away ("1" or "0").
 var scriptPutOnline = valkey.NewLuaScriptRetryable(`
 local id, ds, low = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local a = redis.call('ZSCORE', KEYS[1], id)
@@ -67,7 +68,12 @@ if a then ds = math.max(ds, math.floor(tonumber(a) / 16384)) end
 if b then ds = math.max(ds, math.floor(tonumber(b) / 16384)) end
 local open = math.floor(low / 128)
 local dst, other = KEYS[2], KEYS[1]
-if open < low - open * 128 then dst, other = KEYS[1], KEYS[2] end
+if ARGV[4] == '1' then
+  redis.call('SADD', KEYS[3], id)
+else
+  redis.call('SREM', KEYS[3], id)
+  if open < low - open * 128 then dst, other = KEYS[1], KEYS[2] end
+end
 redis.call('ZREM', other, id)
 redis.call('ZADD', dst, string.format('%.0f', ds * 16384 + low), id)
 return 1
@@ -75,26 +81,29 @@ return 1
 
 // scriptPutOffline takes a mitra offline.
 //
-// KEYS: free, full. ARGV: id.
+// KEYS: free, full, away. ARGV: id.
 var scriptPutOffline = valkey.NewLuaScriptRetryable(`
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
 return 1
 `)
 
 // scriptDeactivate adds a mitra to the deactivated set and takes it offline.
 //
-// KEYS: free, full, deactivated. ARGV: id.
+// KEYS: free, full, deactivated, away. ARGV: id.
 var scriptDeactivate = valkey.NewLuaScriptRetryable(`
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[4], ARGV[1])
 return 1
 `)
 
-// scriptSetLoad changes the load of an online mitra, keeping its heartbeat.
+// scriptSetLoad changes the load of an online mitra, keeping its heartbeat;
+// an away mitra stays in the full set.
 //
-// KEYS: free, full. ARGV: id, low. Returns 1 when the mitra is online, else 0.
+// KEYS: free, full, away. ARGV: id, low. Returns 1 when the mitra is online, else 0.
 var scriptSetLoad = valkey.NewLuaScriptRetryable(`
 local src = KEYS[1]
 local s = redis.call('ZSCORE', src, ARGV[1])
@@ -107,16 +116,16 @@ local ds = math.floor(tonumber(s) / 16384)
 local low = tonumber(ARGV[2])
 local open = math.floor(low / 128)
 local dst = KEYS[2]
-if open < low - open * 128 then dst = KEYS[1] end
+if open < low - open * 128 and redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 0 then dst = KEYS[1] end
 if dst ~= src then redis.call('ZREM', src, ARGV[1]) end
 redis.call('ZADD', dst, string.format('%.0f', ds * 16384 + low), ARGV[1])
 return 1
 `)
 
 // scriptRemoveStale removes up to limit mitras whose score is below max,
-// oldest first, from both sets.
+// oldest first, from both sets (and from the away set).
 //
-// KEYS: free, full, seeded. ARGV: max (exclusive), limit.
+// KEYS: free, full, seeded, away. ARGV: max (exclusive), limit.
 // Returns {'0'} when not seeded, else {'1', id, score, id, score, ...}.
 var scriptRemoveStale = valkey.NewLuaScript(`
 if redis.call('EXISTS', KEYS[3]) == 0 then return {'0'} end
@@ -134,11 +143,13 @@ while n < limit and (i <= #a or j <= #b) do
   else fromA = tonumber(a[i + 1]) <= tonumber(b[j + 1]) end
   if fromA then
     redis.call('ZREM', KEYS[1], a[i])
+    redis.call('SREM', KEYS[4], a[i])
     out[#out + 1] = a[i]
     out[#out + 1] = a[i + 1]
     i = i + 2
   else
     redis.call('ZREM', KEYS[2], b[j])
+    redis.call('SREM', KEYS[4], b[j])
     out[#out + 1] = b[j]
     out[#out + 1] = b[j + 1]
     j = j + 2

@@ -74,7 +74,7 @@ func (s *Seeder) Seed(ctx context.Context, reason string) (ports.ReseedReport, e
 
 // ToMirror converts a store mitra to its mirror entry.
 func ToMirror(m ports.Mitra) ports.MirrorMitra {
-	mm := ports.MirrorMitra{ID: m.ID, OpenSessions: m.ActiveSessions, Capacity: m.Capacity}
+	mm := ports.MirrorMitra{ID: m.ID, OpenSessions: m.ActiveSessions, Capacity: m.Capacity, Away: m.IsAway}
 	if m.LastHeartbeatAt != nil {
 		mm.LastHeartbeat = *m.LastHeartbeatAt
 	}

@@ -24,7 +24,7 @@ func (s *Service) AvailabilityOf(ctx context.Context, id string) (Availability, 
 		if err == nil && st.Online && !st.Deactivated {
 			now := s.clock.Now()
 			reachable := !st.Mitra.LastHeartbeat.Before(now.Add(-s.cfg.HeartbeatStale))
-			return Availability{MitraID: id, Reachable: reachable, Available: reachable && st.Mitra.HasRoom()}, nil
+			return Availability{MitraID: id, Reachable: reachable, Available: reachable && st.Mitra.Offerable()}, nil
 		}
 		if err != nil {
 			s.fallback(ctx, "mitra_availability", err)

@@ -282,6 +282,24 @@ func (s *Service) GoOnline(ctx context.Context, id string) (View, error) {
 	return viewOf(m, s.clock.Now(), s.cfg.HeartbeatStale), nil
 }
 
+// GoAway keeps the mitra online and heartbeating but takes it out of every
+// new offer (CONTRACT §12); an offline mitra goes online as away. Only the
+// mitra itself ends it, by going online or offline.
+func (s *Service) GoAway(ctx context.Context, id string) (View, error) {
+	if _, err := s.active(ctx, id); err != nil {
+		return View{}, err
+	}
+	m, err := s.store.SetAway(ctx, id, s.clock.Now())
+	if err != nil {
+		return View{}, fmt.Errorf("going away: %w", err)
+	}
+	if !m.IsActive {
+		return View{}, core.ErrAccountDeactivated
+	}
+	s.mirrorWrite(ctx, "put_online", func(ctx context.Context) error { return s.mirror.PutOnline(ctx, mirror.ToMirror(m)) })
+	return s.view(ctx, m), nil
+}
+
 // GoOffline marks the mitra offline.
 func (s *Service) GoOffline(ctx context.Context, id string) (View, error) {
 	if _, err := s.active(ctx, id); err != nil {

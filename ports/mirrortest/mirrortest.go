@@ -76,6 +76,9 @@ func Run(t *testing.T, f Factory) {
 		{"ReseedKeepsConcurrentHeartbeats", testReseedConcurrentHeartbeats},
 		{"ConcurrentHeartbeatsAndLoad", testConcurrentHeartbeatsAndLoad},
 		{"CanceledContext", testCanceledContext},
+		{"Away", testAway},
+		{"AwayEndsOffline", testAwayEndsOffline},
+		{"ReseedAway", testReseedAway},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -220,7 +223,7 @@ func available(t *testing.T, m ports.AvailabilityMirror, freshSince time.Time) [
 	}
 	var got []ports.MirrorMitra
 	for _, x := range fresh {
-		if x.HasRoom() {
+		if x.Offerable() {
 			got = append(got, x)
 		}
 	}
@@ -992,4 +995,127 @@ func testCanceledContext(t *testing.T, s Subject) {
 	if _, ok, err := m.LoadSnapshot(ctxT(t)); err != nil || ok {
 		t.Errorf("LoadSnapshot = ok %v, %v; want none", ok, err)
 	}
+}
+
+// checkAway asserts that id is online with the given away flag, in Status
+// and in Heartbeats.
+func checkAway(t *testing.T, m ports.AvailabilityMirror, id string, away bool) {
+	t.Helper()
+	st := status(t, m, id)
+	if !st.Online || st.Mitra.Away != away {
+		t.Errorf("Status(%s) = online %v away %v, want online, away %v", id, st.Online, st.Mitra.Away, away)
+	}
+	hbs, err := m.Heartbeats(ctxT(t), at(-24*time.Hour))
+	mustDo(t, "Heartbeats", err)
+	for _, x := range hbs {
+		if x.ID == id && x.Away != away {
+			t.Errorf("Heartbeats lists %s with away %v, want %v", id, x.Away, away)
+		}
+	}
+}
+
+// testAway: an away mitra is online, counted online, heartbeats, and is never
+// available whatever its load, until it is put online again.
+func testAway(t *testing.T, s Subject) {
+	m := s.Mirror
+	ids := newIDs(t, 2)
+	seed(t, m)
+	on, away := ids[0], ids[1]
+	put(t, m, mitra(on, t0, 0, 2))
+	awayM := mitra(away, t0, 0, 2)
+	awayM.Away = true
+	put(t, m, awayM)
+	checkAway(t, m, away, true)
+	checkAway(t, m, on, false)
+	checkMitras(t, "AvailableMitras", available(t, m, at(-time.Hour)), []ports.MirrorMitra{want(on, t0, 0, 2)})
+	checkCounts(t, m, at(-time.Hour), ports.MitraCounts{Online: 2, Available: 1})
+
+	// A heartbeat and a load change keep it away.
+	heartbeat(t, m, away, at(time.Second), ports.HeartbeatRecorded)
+	mustDo(t, "SetLoad", m.SetLoad(ctxT(t), away, 0, 3))
+	checkAway(t, m, away, true)
+	checkOnline(t, m, want(away, at(time.Second), 0, 3))
+	checkMitras(t, "AvailableMitras after SetLoad", available(t, m, at(-time.Hour)), []ports.MirrorMitra{want(on, t0, 0, 2)})
+
+	// Put online (not away), it is available again with its heartbeat.
+	put(t, m, mitra(away, t0, 0, 3))
+	checkAway(t, m, away, false)
+	wantBoth := []ports.MirrorMitra{want(on, t0, 0, 2), want(away, at(time.Second), 0, 3)} // ids are ascending
+	checkMitras(t, "AvailableMitras after online", available(t, m, at(-time.Hour)), wantBoth)
+	checkCounts(t, m, at(-time.Hour), ports.MitraCounts{Online: 2, Available: 2})
+}
+
+// testAwayEndsOffline: going offline, a deactivation and the stale sweep
+// forget away; a later PutOnline starts from not away.
+func testAwayEndsOffline(t *testing.T, s Subject) {
+	m := s.Mirror
+	ids := newIDs(t, 3)
+	seed(t, m)
+	for _, id := range ids {
+		mm := mitra(id, t0, 0, 1)
+		mm.Away = true
+		put(t, m, mm)
+	}
+	mustDo(t, "PutOffline", m.PutOffline(ctxT(t), ids[0]))
+	mustDo(t, "Deactivate", m.Deactivate(ctxT(t), ids[1]))
+	mustDo(t, "Reactivate", m.Reactivate(ctxT(t), ids[1]))
+	removed, err := m.RemoveStale(ctxT(t), at(time.Hour), 10)
+	mustDo(t, "RemoveStale", err)
+	if len(removed) != 1 || removed[0].ID != ids[2] {
+		t.Fatalf("RemoveStale = %s, want %s", fmtMitras(removed), ids[2])
+	}
+	for _, id := range ids {
+		checkOffline(t, m, id, false)
+		mustDo(t, "SetLoad of an offline mitra", m.SetLoad(ctxT(t), id, 0, 1))
+		put(t, m, mitra(id, at(time.Minute), 0, 1))
+		checkAway(t, m, id, false)
+	}
+	if got := available(t, m, at(-time.Hour)); len(got) != 3 {
+		t.Errorf("AvailableMitras = %s, want all three", fmtMitras(got))
+	}
+}
+
+// testReseedAway: a reseed makes the away flags equal to the truth's, keeps
+// an away mitra away, and reports what it corrected.
+func testReseedAway(t *testing.T, s Subject) {
+	m := s.Mirror
+	ids := newIDs(t, 4)
+	seed(t, m)
+	stillAway, nowAway, noLongerAway, gone := ids[0], ids[1], ids[2], ids[3]
+	for _, id := range []string{stillAway, noLongerAway, gone} {
+		mm := mitra(id, t0, 0, 1)
+		mm.Away = true
+		put(t, m, mm)
+	}
+	put(t, m, mitra(nowAway, t0, 0, 1))
+
+	truth := []ports.MirrorMitra{mitra(stillAway, t0, 0, 1), mitra(nowAway, t0, 0, 1), mitra(noLongerAway, t0, 0, 1)}
+	truth[0].Away, truth[1].Away = true, true
+	rep, err := m.Reseed(ctxT(t), truth, nil)
+	mustDo(t, "Reseed", err)
+	if rep.Updated != 2 || rep.Removed != 1 || rep.Added != 0 {
+		t.Errorf("Reseed report = %+v, want 2 updated, 1 removed", rep)
+	}
+	checkAway(t, m, stillAway, true)
+	checkAway(t, m, nowAway, true)
+	checkAway(t, m, noLongerAway, false)
+	checkOffline(t, m, gone, false)
+	checkMitras(t, "AvailableMitras", available(t, m, at(-time.Hour)), []ports.MirrorMitra{want(noLongerAway, t0, 0, 1)})
+	checkCounts(t, m, at(-time.Hour), ports.MitraCounts{Online: 3, Available: 1})
+	// A load change after the reseed keeps them away.
+	mustDo(t, "SetLoad", m.SetLoad(ctxT(t), nowAway, 0, 2))
+	checkAway(t, m, nowAway, true)
+
+	// The same truth again corrects nothing.
+	rep, err = m.Reseed(ctxT(t), truth, nil)
+	mustDo(t, "Reseed", err)
+	if rep.Updated != 1 || rep.Total() != 1 { // the load of nowAway, changed above
+		t.Errorf("second Reseed report = %+v, want the one load correction", rep)
+	}
+	rep, err = m.Reseed(ctxT(t), truth, nil)
+	mustDo(t, "Reseed", err)
+	if rep.Total() != 0 {
+		t.Errorf("third Reseed report = %+v, want nothing", rep)
+	}
+	checkAway(t, m, nowAway, true)
 }

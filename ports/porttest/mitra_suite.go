@@ -16,7 +16,7 @@ func ptr[T any](v T) *T { return &v }
 func sameMitra(t *testing.T, what string, got, want ports.Mitra) {
 	t.Helper()
 	if got.ID != want.ID || got.Phone != want.Phone || got.DisplayName != want.DisplayName ||
-		got.IsActive != want.IsActive || got.IsOnline != want.IsOnline || got.Capacity != want.Capacity ||
+		got.IsActive != want.IsActive || got.IsOnline != want.IsOnline || got.IsAway != want.IsAway || got.Capacity != want.Capacity ||
 		got.ActiveSessions != want.ActiveSessions || !got.CreatedAt.Equal(want.CreatedAt) ||
 		(got.LastHeartbeatAt == nil) != (want.LastHeartbeatAt == nil) ||
 		(got.LastHeartbeatAt != nil && !got.LastHeartbeatAt.Equal(*want.LastHeartbeatAt)) {

@@ -42,6 +42,7 @@ func RunStoreSuite(t *testing.T, f Factory) {
 	t.Run("AuthStore", func(t *testing.T) { RunAuthStoreSuite(t, f) })
 	t.Run("SessionStats", func(t *testing.T) { RunSessionStatsSuite(t, f) })
 	t.Run("AvailabilityTruth", func(t *testing.T) { RunAvailabilityTruthSuite(t, f) })
+	t.Run("Away", func(t *testing.T) { RunAwaySuite(t, f) })
 	t.Run("SessionStore", func(t *testing.T) { RunSessionStoreSuite(t, f) })
 }
 

@@ -28,7 +28,7 @@ func checkMirrorTruth(t *testing.T, st Stores, wantOnline []ports.MirrorMitra, w
 	} else {
 		for i := range online {
 			g, w := online[i], wantOnline[i]
-			if g.ID != w.ID || g.OpenSessions != w.OpenSessions || g.Capacity != w.Capacity ||
+			if g.ID != w.ID || g.OpenSessions != w.OpenSessions || g.Capacity != w.Capacity || g.Away != w.Away ||
 				!g.LastHeartbeat.Equal(pgTime(w.LastHeartbeat)) || g.LastHeartbeat.Location() != time.UTC {
 				t.Errorf("MirrorTruth online[%d] = %+v, want %+v", i, g, w)
 			}
