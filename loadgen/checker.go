@@ -58,6 +58,7 @@ type MitraRecord struct {
 	ID       string
 	IsActive bool
 	IsOnline bool
+	IsAway   bool
 	Capacity int
 	Open     int
 }
@@ -116,6 +117,7 @@ type MirrorState struct {
 	Free        map[string]MirrorEntry
 	Full        map[string]MirrorEntry
 	Deactivated map[string]bool
+	Away        map[string]bool
 }
 
 // MirrorReader reads the availability mirror. ValkeyReader implements it.
@@ -131,6 +133,7 @@ const (
 	DriftLoad               = "load_differs"
 	DriftCapacity           = "capacity_differs"
 	DriftWrongSet           = "wrong_free_full_set"
+	DriftAway               = "away"
 	DriftInBothSets         = "in_free_and_full"
 	DriftDeactivatedMissing = "deactivated_missing_from_mirror"
 	DriftDeactivatedExtra   = "active_in_deactivated_set"
@@ -192,8 +195,11 @@ func CompareMirror(store []MitraRecord, m MirrorState) []Drift {
 			if e.Capacity != clampLoad(r.Capacity) {
 				out = append(out, Drift{DriftCapacity, r.ID, fmt.Sprintf("capacity: mirror %d, store %d", e.Capacity, r.Capacity)})
 			}
-			if hasRoom := clampLoad(r.Open) < clampLoad(r.Capacity); hasRoom != (set == "free") {
-				out = append(out, Drift{DriftWrongSet, r.ID, fmt.Sprintf("in the %s set with open %d, capacity %d in the store", set, r.Open, r.Capacity)})
+			if offerable := !r.IsAway && clampLoad(r.Open) < clampLoad(r.Capacity); offerable != (set == "free") {
+				out = append(out, Drift{DriftWrongSet, r.ID, fmt.Sprintf("in the %s set with open %d, capacity %d, away %t in the store", set, r.Open, r.Capacity, r.IsAway)})
+			}
+			if m.Away[r.ID] != r.IsAway {
+				out = append(out, Drift{DriftAway, r.ID, fmt.Sprintf("away: mirror %t, store %t", m.Away[r.ID], r.IsAway)})
 			}
 		}
 	}

@@ -133,18 +133,20 @@ func final(t *testing.T, c *Checker) Result {
 
 func agreeing() ([]MitraRecord, MirrorState) {
 	store := []MitraRecord{
-		{ID: "m1", IsActive: true, IsOnline: true, Capacity: 2, Open: 1},   // free
-		{ID: "m2", IsActive: true, IsOnline: true, Capacity: 1, Open: 1},   // full
-		{ID: "m3", IsActive: true, IsOnline: false, Capacity: 1},           // offline
-		{ID: "m4", IsActive: false, IsOnline: false, Capacity: 1},          // deactivated
-		{ID: "m5", IsActive: true, IsOnline: true, Capacity: 0},            // capacity 0: full
-		{ID: "m6", IsActive: true, IsOnline: true, Capacity: 100, Open: 3}, // free
+		{ID: "m1", IsActive: true, IsOnline: true, Capacity: 2, Open: 1},      // free
+		{ID: "m2", IsActive: true, IsOnline: true, Capacity: 1, Open: 1},      // full
+		{ID: "m3", IsActive: true, IsOnline: false, Capacity: 1},              // offline
+		{ID: "m4", IsActive: false, IsOnline: false, Capacity: 1},             // deactivated
+		{ID: "m5", IsActive: true, IsOnline: true, Capacity: 0},               // capacity 0: full
+		{ID: "m6", IsActive: true, IsOnline: true, Capacity: 100, Open: 3},    // free
+		{ID: "m7", IsActive: true, IsOnline: true, IsAway: true, Capacity: 2}, // away: full
 	}
 	m := MirrorState{
 		Seeded:      true,
 		Free:        map[string]MirrorEntry{"m1": {Open: 1, Capacity: 2}, "m6": {Open: 3, Capacity: 100}},
-		Full:        map[string]MirrorEntry{"m2": {Open: 1, Capacity: 1}, "m5": {Open: 0, Capacity: 0}},
+		Full:        map[string]MirrorEntry{"m2": {Open: 1, Capacity: 1}, "m5": {Open: 0, Capacity: 0}, "m7": {Capacity: 2}},
 		Deactivated: map[string]bool{"m4": true},
+		Away:        map[string]bool{"m7": true},
 	}
 	return store, m
 }
@@ -182,6 +184,12 @@ func TestCompareMirrorFindsEachDrift(t *testing.T) {
 		}, []Drift{{Kind: DriftWrongSet, MitraID: "m2"}}},
 		{"stale load puts it in the wrong set", func(store []MitraRecord, _ *MirrorState) { store[1].Open = 0 },
 			[]Drift{{Kind: DriftLoad, MitraID: "m2"}, {Kind: DriftWrongSet, MitraID: "m2"}}},
+		{"away mitra in the free set", func(_ []MitraRecord, m *MirrorState) {
+			delete(m.Full, "m7")
+			m.Free["m7"] = MirrorEntry{Capacity: 2}
+		}, []Drift{{Kind: DriftWrongSet, MitraID: "m7"}}},
+		{"away missing from the away set", func(_ []MitraRecord, m *MirrorState) { delete(m.Away, "m7") },
+			[]Drift{{Kind: DriftAway, MitraID: "m7"}}},
 		{"in both sets", func(_ []MitraRecord, m *MirrorState) { m.Full["m1"] = MirrorEntry{Open: 1, Capacity: 2} },
 			[]Drift{{Kind: DriftInBothSets, MitraID: "m1"}}},
 		{"deactivated missing", func(_ []MitraRecord, m *MirrorState) { delete(m.Deactivated, "m4") },

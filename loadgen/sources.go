@@ -49,7 +49,7 @@ func (p *PostgresReader) Mitras(ctx context.Context) ([]MitraRecord, error) {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	rows, err := p.db.QueryContext(ctx, `
-		SELECT m.id::text, m.is_active, m.is_online, m.capacity, coalesce(o.n, 0)::int
+		SELECT m.id::text, m.is_active, m.is_online, m.is_away, m.capacity, coalesce(o.n, 0)::int
 		FROM mitras m
 		LEFT JOIN (
 			SELECT mitra_id, count(*) AS n FROM chat_sessions
@@ -63,7 +63,7 @@ func (p *PostgresReader) Mitras(ctx context.Context) ([]MitraRecord, error) {
 	var out []MitraRecord
 	for rows.Next() {
 		var m MitraRecord
-		if err := rows.Scan(&m.ID, &m.IsActive, &m.IsOnline, &m.Capacity, &m.Open); err != nil {
+		if err := rows.Scan(&m.ID, &m.IsActive, &m.IsOnline, &m.IsAway, &m.Capacity, &m.Open); err != nil {
 			return nil, fmt.Errorf("loadgen: reading mitras: %w", err)
 		}
 		out = append(out, m)
@@ -153,8 +153,8 @@ func (p *PostgresReader) MitraIDsByPhone(ctx context.Context, phones []string) (
 // ValkeyReader reads the availability mirror's keys (docs/valkey-keys.md)
 // with plain read commands; it never writes.
 type ValkeyReader struct {
-	c                         valkey.Client
-	free, full, deact, seeded string
+	c                               valkey.Client
+	free, full, deact, seeded, away string
 }
 
 var _ MirrorReader = (*ValkeyReader)(nil)
@@ -175,20 +175,20 @@ func OpenValkey(ctx context.Context, url, prefix string) (*ValkeyReader, error) 
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: connecting to valkey: %w", err)
 	}
-	// The adapter names the keys: free, full, deactivated, snapshot, seeded, lock prefix.
+	// The adapter names the keys: free, full, deactivated, snapshot, seeded, away, lock prefix.
 	keys := valkeyadapter.NewMirror(c, prefix, 0).Keys()
-	if len(keys) < 5 {
+	if len(keys) < 7 {
 		c.Close()
 		return nil, errors.New("loadgen: unexpected mirror key list")
 	}
-	return &ValkeyReader{c: c, free: keys[0], full: keys[1], deact: keys[2], seeded: keys[4]}, nil
+	return &ValkeyReader{c: c, free: keys[0], full: keys[1], deact: keys[2], seeded: keys[4], away: keys[5]}, nil
 }
 
 // Close closes the client.
 func (v *ValkeyReader) Close() { v.c.Close() }
 
 // MirrorState implements MirrorReader: the two sorted sets, the deactivated
-// set and the marker, read in one MULTI/EXEC (one atomic snapshot; every
+// set, the marker and the away set, read in one MULTI/EXEC (one atomic snapshot; every
 // key is in the same slot).
 func (v *ValkeyReader) MirrorState(ctx context.Context) (MirrorState, error) {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
@@ -200,6 +200,7 @@ func (v *ValkeyReader) MirrorState(ctx context.Context) (MirrorState, error) {
 		b.Zrange().Key(v.full).Min("0").Max("-1").Withscores().Build(),
 		b.Smembers().Key(v.deact).Build(),
 		b.Exists().Key(v.seeded).Build(),
+		b.Smembers().Key(v.away).Build(),
 		b.Exec().Build(),
 	)
 	for _, r := range res {
@@ -208,10 +209,10 @@ func (v *ValkeyReader) MirrorState(ctx context.Context) (MirrorState, error) {
 		}
 	}
 	arr, err := res[len(res)-1].ToArray()
-	if err != nil || len(arr) != 4 {
+	if err != nil || len(arr) != 5 {
 		return MirrorState{}, fmt.Errorf("loadgen: reading the mirror: bad EXEC reply (%v)", err)
 	}
-	st := MirrorState{Deactivated: make(map[string]bool)}
+	st := MirrorState{Deactivated: make(map[string]bool), Away: make(map[string]bool)}
 	if st.Free, err = decodeZSet(arr[0]); err != nil {
 		return MirrorState{}, err
 	}
@@ -230,6 +231,13 @@ func (v *ValkeyReader) MirrorState(ctx context.Context) (MirrorState, error) {
 		return MirrorState{}, fmt.Errorf("loadgen: reading the seeded marker: %w", err)
 	}
 	st.Seeded = n > 0
+	away, err := arr[4].AsStrSlice()
+	if err != nil {
+		return MirrorState{}, fmt.Errorf("loadgen: reading the away set: %w", err)
+	}
+	for _, m := range away {
+		st.Away[m] = true
+	}
 	return st, nil
 }
 

@@ -72,6 +72,22 @@ func TestValkeyReaderReadsTheAdaptersKeys(t *testing.T) {
 	if !st.Deactivated["d"] || len(st.Deactivated) != 1 {
 		t.Fatalf("deactivated = %v", st.Deactivated)
 	}
+	if len(st.Away) != 0 {
+		t.Fatalf("away = %v, want none", st.Away)
+	}
+	// An away mitra is in the full set and the away set.
+	if err := mirror.PutOnline(ctx, ports.MirrorMitra{ID: "w", LastHeartbeat: hb, Capacity: 1, Away: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = vk.MirrorState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, full := st.Full["w"]; !full || !st.Away["w"] || len(st.Away) != 1 {
+		t.Fatalf("away mitra: full %v, away %v", st.Full, st.Away)
+	}
+	if err := mirror.PutOffline(ctx, "w"); err != nil {
+		t.Fatal(err)
+	}
 
 	// A load change moves a mitra between the sets.
 	if err := mirror.SetLoad(ctx, "a", 2, 2); err != nil {

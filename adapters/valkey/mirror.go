@@ -68,7 +68,7 @@ func (m *Mirror) Client() valkey.Client { return m.c }
 // Keys returns every fixed key of the mirror (lock keys excepted: they are
 // the prefix Keys()[len-1] followed by the lock name), for tools and tests.
 func (m *Mirror) Keys() []string {
-	return []string{m.k.free, m.k.full, m.k.deactivated, m.k.away, m.k.snapshot, m.k.seeded, m.k.lockPrefix}
+	return []string{m.k.free, m.k.full, m.k.deactivated, m.k.snapshot, m.k.seeded, m.k.away, m.k.lockPrefix}
 }
 
 func (m *Mirror) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
