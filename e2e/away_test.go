@@ -48,7 +48,7 @@ func TestAwayPresence(t *testing.T) {
 		map[string]any{"duration_minutes": 5, "mitra_id": m.ID}), http.StatusConflict, "no_mitra_available")
 
 	// An instance dies and a new one starts (it reseeds the mirror): still away.
-	a.kill(t)
+	a.Kill(t)
 	n := c.add(t, nil)
 	expectFields(t, "on a new instance", n.mitraView(t, admin, m.ID), map[string]any{"presence": "away", "available": false})
 	wantStatus(t, "heartbeat on the new instance", n.post(t, "/api/mitra/status/heartbeat", m.Token, nil), http.StatusNoContent)
