@@ -67,6 +67,7 @@ func RegisterRoutes(e *echo.Echo, s Services) error {
 	e.GET("/api/sessions", anyRole(sh.list))
 	e.GET("/api/sessions/:id", anyRole(sh.get))
 	e.POST("/api/sessions/:id/accept", mitra(sh.accept))
+	e.POST("/api/sessions/:id/decline", mitra(sh.decline))
 	e.POST("/api/sessions/:id/pay", customer(sh.pay))
 	e.POST("/api/sessions/:id/extend", customer(sh.extend))
 	e.POST("/api/sessions/:id/end", participant(sh.end))

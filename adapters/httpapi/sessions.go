@@ -56,6 +56,17 @@ func (h sessionHandlers) accept(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, v)
 }
 
+func (h sessionHandlers) decline(c echo.Context) error {
+	id, err := pathUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := h.svc.Decline(c.Request().Context(), principal(c).UserID, id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
 func (h sessionHandlers) pay(c echo.Context) error {
 	id, err := pathUUID(c, "id")
 	if err != nil {

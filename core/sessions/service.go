@@ -193,6 +193,39 @@ func mayAccept(x *ports.Session, mitraID string) error {
 	}
 }
 
+// Decline lets an offered mitra refuse a searching session (CONTRACT §11):
+// the mitra joins the session's excluded mitras, so it is never offered the
+// session again and can no longer accept it; the other offers stand. A
+// repeated decline changes nothing. core.ErrForbidden when the session was
+// not offered to the mitra, core.ErrInvalidState once it is no longer
+// searching.
+func (s *Service) Decline(ctx context.Context, mitraID, sessionID string) error {
+	_, err := s.store.UpdateSession(ctx, sessionID, func(_ context.Context, _ ports.SessionTx, x *ports.Session) error {
+		if !slices.Contains(x.OfferedMitraIDs, mitraID) && !slices.Contains(x.ExcludedMitraIDs, mitraID) {
+			return fmt.Errorf("%w: this session was not offered to you", core.ErrForbidden)
+		}
+		if x.Status != ports.StatusSearching {
+			return fmt.Errorf("%w: the session is %s, no longer searching", core.ErrInvalidState, x.Status)
+		}
+		if slices.Contains(x.ExcludedMitraIDs, mitraID) {
+			return errNothingToDo
+		}
+		x.ExcludedMitraIDs = append(x.ExcludedMitraIDs, mitraID)
+		return nil
+	})
+	if errors.Is(err, errNothingToDo) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "offer declined", "session_id", sessionID, "mitra_id", mitraID)
+	return nil
+}
+
+// errNothingToDo aborts a transition that would change nothing.
+var errNothingToDo = errors.New("nothing to change")
+
 // activate starts (or resumes) the paid clock of a session for d.
 func (s *Service) activate(x *ports.Session, now time.Time, d time.Duration) {
 	x.Status = ports.StatusActive
