@@ -78,6 +78,7 @@ func newSessionService(s Stores, m *mitras.Service, bus ports.EventBus, c ports.
 		PairingTimeout: cfg.PairingTimeout,
 		PaymentTimeout: cfg.PaymentTimeout,
 		WarningLead:    cfg.SessionWarningLead,
+		Router:         sessions.Blast{Limit: cfg.BlastLimit},
 	})
 }
 

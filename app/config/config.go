@@ -29,6 +29,9 @@ const (
 	CacheNone     = "none"
 )
 
+// RoutingBlast is the routing strategy this build serves (ROUTING_STRATEGY).
+const RoutingBlast = "blast"
+
 // Config is the whole configuration of one process.
 type Config struct {
 	HTTPAddr       string
@@ -59,6 +62,8 @@ type Config struct {
 	PairingTimeout       time.Duration
 	PaymentTimeout       time.Duration
 	SessionWarningLead   time.Duration
+	RoutingStrategy      string
+	BlastLimit           int
 	ShutdownTimeout      time.Duration
 	LogLevel             string
 }
@@ -102,6 +107,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.PairingTimeout = r.seconds("PAIRING_TIMEOUT_SECONDS", 60)
 	c.PaymentTimeout = r.seconds("PAYMENT_TIMEOUT_SECONDS", 600)
 	c.SessionWarningLead = r.seconds("SESSION_WARNING_LEAD_SECONDS", 180)
+	c.RoutingStrategy = r.str("ROUTING_STRATEGY", RoutingBlast)
+	c.BlastLimit = r.integer("BLAST_LIMIT", 0, 0, 1_000_000)
 	if r.err != nil {
 		return Config{}, r.err
 	}
@@ -157,6 +164,10 @@ func (c Config) Validate() error {
 		return &Error{"ADMIN_PHONE", "and ADMIN_PASSWORD must be set together"}
 	case c.HTTPAddr == "":
 		return &Error{"HTTP_ADDR", "must not be empty"}
+	case c.RoutingStrategy == "longest_idle" || c.RoutingStrategy == "least_loaded":
+		return &Error{"ROUTING_STRATEGY", fmt.Sprintf("%s is not served by this build yet; only blast is", c.RoutingStrategy)}
+	case c.RoutingStrategy != RoutingBlast:
+		return &Error{"ROUTING_STRATEGY", fmt.Sprintf("must be blast, longest_idle or least_loaded, not %q", c.RoutingStrategy)}
 	case strings.ContainsAny(c.ValkeyPrefix, "{}"):
 		return &Error{"VALKEY_KEY_PREFIX", "must not contain { or }: the service's keys carry their own hash tag"}
 	}

@@ -76,6 +76,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"ADMIN_PHONE":                      {"ADMIN_PHONE": "+628100000000"},
 		"VALKEY_KEY_PREFIX":                {"VALKEY_KEY_PREFIX": "app{1}:"},
 		"SESSION_WARNING_LEAD_SECONDS":     {"SESSION_WARNING_LEAD_SECONDS": "1.5"},
+		"BLAST_LIMIT":                      {"BLAST_LIMIT": "-1"},
+		"ROUTING_STRATEGY":                 {"ROUTING_STRATEGY": "random"},
 	}
 	for name, vars := range cases {
 		_, err := Load(env(vars))
@@ -86,6 +88,26 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: the error must be one line: %q", name, err)
+		}
+	}
+}
+
+func TestRouting(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil || c.RoutingStrategy != RoutingBlast || c.BlastLimit != 0 {
+		t.Fatalf("defaults: strategy %q limit %d, %v; want blast, 0", c.RoutingStrategy, c.BlastLimit, err)
+	}
+	c, err = Load(env(map[string]string{"ROUTING_STRATEGY": "blast", "BLAST_LIMIT": "50"}))
+	if err != nil || c.BlastLimit != 50 {
+		t.Fatalf("BLAST_LIMIT=50: %d, %v", c.BlastLimit, err)
+	}
+	// The contract's other strategies are named, but this build refuses them
+	// rather than blast in their place.
+	for _, s := range []string{"longest_idle", "least_loaded"} {
+		_, err := Load(env(map[string]string{"ROUTING_STRATEGY": s}))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != "ROUTING_STRATEGY" || !strings.Contains(err.Error(), "not served") {
+			t.Errorf("ROUTING_STRATEGY=%s: %v, want a config error saying it is not served", s, err)
 		}
 	}
 }

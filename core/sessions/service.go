@@ -32,11 +32,14 @@ type Availability interface {
 	RecomputeLoad(ctx context.Context, id string)
 }
 
-// Config holds the timer parameters.
+// Config holds the timer parameters and the routing strategy.
 type Config struct {
 	PairingTimeout time.Duration
 	PaymentTimeout time.Duration
 	WarningLead    time.Duration
+	// Router chooses who gets an offer among the available mitras; nil is
+	// Blast{} (every available mitra).
+	Router Router
 }
 
 // Service implements the session use cases.
@@ -60,6 +63,9 @@ func NewService(store ports.SessionStore, avail Availability, bus ports.EventBus
 	}
 	if log == nil {
 		log = slog.Default()
+	}
+	if cfg.Router == nil {
+		cfg.Router = Blast{}
 	}
 	return &Service{store: store, avail: avail, bus: bus, clock: clock, log: log, cfg: cfg, wake: func() {}}, nil
 }
@@ -90,7 +96,7 @@ func (s *Service) Request(ctx context.Context, customerID string, durationMinute
 		if err != nil {
 			return View{}, fmt.Errorf("finding available mitras: %w", err)
 		}
-		offered = ids
+		offered = s.cfg.Router.Choose(ids)
 	}
 	if len(offered) == 0 {
 		return View{}, core.ErrNoMitraAvailable
@@ -376,9 +382,9 @@ func (s *Service) Reroute(ctx context.Context, customerID, sessionID string) (Vi
 		x.SearchingSince = now
 		deadline := now.Add(s.cfg.PairingTimeout)
 		x.OfferExpiresAt = &deadline
-		x.OfferedMitraIDs = slices.DeleteFunc(slices.Clone(available), func(id string) bool {
+		x.OfferedMitraIDs = s.cfg.Router.Choose(slices.DeleteFunc(slices.Clone(available), func(id string) bool {
 			return slices.Contains(x.ExcludedMitraIDs, id)
-		})
+		}))
 		return nil
 	})
 	if err != nil {
