@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/http"
 	"testing"
+	"time"
 )
 
 // CONTRACT §11 decline, on two instances: 204 for an offered mitra, which can
@@ -39,4 +40,28 @@ func TestDecline(t *testing.T) {
 	wantStatus(t, "accept by the other offered mitra", a.post(t, "/api/sessions/"+id+"/accept", m2.Token, nil), http.StatusOK)
 	wantError(t, "decline once taken", b.post(t, "/api/sessions/"+id+"/decline", m2.Token, nil), http.StatusConflict, "invalid_state")
 	wantError(t, "decline once taken (declined before)", b.post(t, "/api/sessions/"+id+"/decline", m1.Token, nil), http.StatusConflict, "invalid_state")
+}
+
+// CONTRACT §11 BLAST_LIMIT: with BLAST_LIMIT=1 a request is offered to one of
+// the available mitras, not all of them.
+func TestBlastLimit(t *testing.T) {
+	t.Parallel()
+	s := startValkeyServer(t, map[string]string{"BLAST_LIMIT": "1"})
+	admin := s.adminToken(t)
+	var ws []*WSClient
+	for range 3 {
+		m := s.newMitra(t, admin, 1)
+		s.goOnline(t, m)
+		ws = append(ws, s.dialWS(t, "mitra", m.Token))
+	}
+	cust := s.newCustomer(t)
+	id := s.requestSession(t, cust, 5)
+	time.Sleep(settleWindow)
+	offers := 0
+	for _, w := range ws {
+		offers += w.count(event("session_offer", id))
+	}
+	if offers != 1 {
+		t.Fatalf("session offered %d times with BLAST_LIMIT=1 and 3 available mitras, want 1", offers)
+	}
 }
