@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -20,6 +21,7 @@ var migrationTables = [][]string{
 	{"users"}, {"mitras"}, {"auth_sessions"}, {"refresh_tokens"}, {"chat_sessions"},
 	{}, // 00006: auth_sessions_revoked_at_idx
 	{}, // 00007: mitras.is_away
+	{"devices"},
 }
 
 // allTables are the tables of every migration.
@@ -235,6 +237,15 @@ func TestSchemaRules(t *testing.T) {
 		"mitra that is not a mitra": func() error {
 			return exec(`INSERT INTO chat_sessions (customer_id, mitra_id, status, duration_minutes, searching_since) VALUES ($1, $1, 'ended', 10, now())`, customer)
 		},
+		"unknown device platform": func() error {
+			return exec(`INSERT INTO devices (user_id, platform, token) VALUES ($1, 'apns', 't')`, customer)
+		},
+		"empty device token": func() error {
+			return exec(`INSERT INTO devices (user_id, platform, token) VALUES ($1, 'fcm', '')`, customer)
+		},
+		"device token of 4097 characters": func() error {
+			return exec(`INSERT INTO devices (user_id, platform, token) VALUES ($1, 'fcm', $2)`, customer, strings.Repeat("é", 4097))
+		},
 	}
 	for name, f := range bad {
 		if err := f(); err == nil {
@@ -249,7 +260,14 @@ func TestSchemaRules(t *testing.T) {
 		t.Error("second open session for a customer: accepted")
 	}
 
-	// Deleting a user cascades to its mitra row and auth sessions.
+	// A device token belongs to one user at most, however long it is.
+	long := strings.Repeat("é", 4096)
+	mustExec(`INSERT INTO devices (user_id, platform, token) VALUES ($1, 'fcm', $2)`, customer, long)
+	if err := exec(`INSERT INTO devices (user_id, platform, token) VALUES ($1, 'fcm', $2)`, mitra, long); err == nil {
+		t.Error("one device token for two users: accepted")
+	}
+
+	// Deleting a user cascades to its mitra row, auth sessions and device.
 	var sess string
 	if err := db.QueryRowContext(ctx, `INSERT INTO auth_sessions (user_id, expires_at) VALUES ($1, now() + interval '1 day') RETURNING id`, customer).Scan(&sess); err != nil {
 		t.Fatal(err)
@@ -258,11 +276,11 @@ func TestSchemaRules(t *testing.T) {
 	mustExec(`DELETE FROM chat_sessions`)
 	mustExec(`DELETE FROM users WHERE id = $1`, customer)
 	var n int
-	if err := db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM auth_sessions) + (SELECT count(*) FROM refresh_tokens)`).Scan(&n); err != nil {
+	if err := db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM auth_sessions) + (SELECT count(*) FROM refresh_tokens) + (SELECT count(*) FROM devices)`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {
-		t.Errorf("auth rows left after deleting their user: %d", n)
+		t.Errorf("auth and device rows left after deleting their user: %d", n)
 	}
 	mustExec(`DELETE FROM users WHERE id = $1`, mitra)
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM mitras`).Scan(&n); err != nil {

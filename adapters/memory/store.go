@@ -30,6 +30,7 @@ type Store struct {
 	authSessions map[string]authSessionRow
 	tokens       map[string]refreshTokenRow // by string(token hash)
 	chatSessions map[string]ports.Session   // by ID; values hold no pointer a caller has
+	devices      map[string]ports.Device    // by user ID
 
 	now func() time.Time
 }
@@ -42,6 +43,7 @@ var (
 	_ ports.SessionStats      = (*Store)(nil)
 	_ ports.AvailabilityTruth = (*Store)(nil)
 	_ ports.SessionStore      = (*Store)(nil)
+	_ ports.DeviceStore       = (*Store)(nil)
 )
 
 // mitraRow is a mitra's own state; phone and name live in its user.
@@ -81,6 +83,7 @@ func NewStore() *Store {
 		authSessions: make(map[string]authSessionRow),
 		tokens:       make(map[string]refreshTokenRow),
 		chatSessions: make(map[string]ports.Session),
+		devices:      make(map[string]ports.Device),
 		now:          time.Now,
 	}
 }

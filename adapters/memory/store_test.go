@@ -18,6 +18,7 @@ func newStores(*testing.T) porttest.Stores {
 		SessionStats: s,
 		Truth:        s,
 		Sessions:     s,
+		Devices:      s,
 	}
 }
 

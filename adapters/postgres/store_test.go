@@ -38,6 +38,7 @@ func newStores(t *testing.T) porttest.Stores {
 		SessionStats: s,
 		Truth:        s,
 		Sessions:     s,
+		Devices:      s,
 	}
 }
 
@@ -151,6 +152,13 @@ func TestStoreUnavailable(t *testing.T) {
 		},
 		"DueTimers": func() error { _, err := s.DueTimers(ctx, now, 10); return err },
 		"NextTimer": func() error { _, _, err := s.NextTimer(ctx); return err },
+		"PutDevice": func() error {
+			_, err := s.PutDevice(ctx, ports.Device{UserID: id, Platform: ports.PlatformFCM, Token: "t"})
+			return err
+		},
+		"DeleteDevice":    func() error { return s.DeleteDevice(ctx, id) },
+		"Devices":         func() error { _, err := s.Devices(ctx, []string{id}); return err },
+		"DropDeviceToken": func() error { _, err := s.DropDeviceToken(ctx, id, "t"); return err },
 	}
 	for name, call := range calls {
 		if err := call(); !errors.Is(err, ports.ErrStoreUnavailable) {

@@ -29,6 +29,7 @@ type Stores struct {
 	SessionStats ports.SessionStats
 	Truth        ports.AvailabilityTruth
 	Sessions     ports.SessionStore
+	Devices      ports.DeviceStore
 }
 
 // Factory returns a fresh, empty store for one test; it registers any cleanup with t.
@@ -44,6 +45,7 @@ func RunStoreSuite(t *testing.T, f Factory) {
 	t.Run("AvailabilityTruth", func(t *testing.T) { RunAvailabilityTruthSuite(t, f) })
 	t.Run("Away", func(t *testing.T) { RunAwaySuite(t, f) })
 	t.Run("SessionStore", func(t *testing.T) { RunSessionStoreSuite(t, f) })
+	t.Run("DeviceStore", func(t *testing.T) { RunDeviceStoreSuite(t, f) })
 }
 
 // t0 is the suites' reference time: not UTC, and with nanoseconds that a
