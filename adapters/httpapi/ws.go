@@ -50,7 +50,14 @@ type HubOptions struct {
 	// Registerer receives the hub's metrics (websocket_connections,
 	// websocket_slow_consumers_total). Nil registers none.
 	Registerer prometheus.Registerer
+	// Presence, when set, is told of every connection that opens and
+	// closes, so that push knows who has a WebSocket on any instance.
+	Presence ports.Presence
 }
+
+// presenceTimeout bounds each presence call of the hub (the Valkey presence
+// has a shorter deadline of its own).
+const presenceTimeout = 2 * time.Second
 
 // Hub serves GET /ws (docs/contract.md §8): it keeps this instance's WebSocket
 // connections, indexed by user, and writes to them the events of the bus.
@@ -437,6 +444,26 @@ func (h *Hub) unregister(c *wsClient) {
 	}
 }
 
+// presenceChanged tells the presence (if any) that a connection of userID
+// opened or closed. A failure is logged: the presence heals by itself (see
+// ports.Presence), and a connection never fails because of it.
+func (h *Hub) presenceChanged(userID string, opened bool) {
+	p := h.opts.Presence
+	if p == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
+	defer cancel()
+	call, what := p.Disconnected, "disconnected"
+	if opened {
+		call, what = p.Connected, "connected"
+	}
+	if err := call(ctx, userID); err != nil {
+		h.log.Debug("recording websocket presence failed", slog.String("change", what),
+			slog.String("user_id", userID), slog.Any("error", err))
+	}
+}
+
 // serve runs one accepted connection until it closes.
 func (h *Hub) serve(conn *websocket.Conn, userID, sessionID string) {
 	conn.SetReadLimit(wsReadLimit)
@@ -459,6 +486,7 @@ func (h *Hub) serve(conn *websocket.Conn, userID, sessionID string) {
 		h.closeConn(conn, websocket.StatusGoingAway, "server shutting down")
 		return
 	}
+	h.presenceChanged(userID, true)
 
 	readerDone := make(chan struct{})
 	go func() {
@@ -476,6 +504,7 @@ func (h *Hub) serve(conn *websocket.Conn, userID, sessionID string) {
 	// meanwhile do not count it as a slow consumer, then forget it.
 	c.requestClose(websocket.StatusNormalClosure, "", false)
 	h.unregister(c)
+	h.presenceChanged(userID, false)
 	endLife() // stop the pinger (and the reader, if still reading)
 	<-readerDone
 	<-pingerDone

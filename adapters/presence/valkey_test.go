@@ -1,0 +1,259 @@
+package presence_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/halobestie/mitra-availability/adapters/presence"
+	valkeyadapter "github.com/halobestie/mitra-availability/adapters/valkey"
+	"github.com/halobestie/mitra-availability/ports"
+	"github.com/halobestie/mitra-availability/ports/presencetest"
+)
+
+// requireIntegration reports whether REQUIRE_INTEGRATION=1: then a missing
+// integration dependency fails the test instead of skipping it.
+func requireIntegration() bool { return os.Getenv("REQUIRE_INTEGRATION") == "1" }
+
+func skipOrFail(t *testing.T, why string) {
+	t.Helper()
+	if requireIntegration() {
+		t.Fatalf("REQUIRE_INTEGRATION=1 but %s", why)
+	}
+	t.Skip(why)
+}
+
+// servers are the Valkey servers the presence is tested against: a fresh
+// miniredis per test, and the real server at TEST_VALKEY_URL.
+var servers = []struct {
+	name string
+	url  func(t *testing.T) string
+}{
+	{"miniredis", func(t *testing.T) string { return "redis://" + miniredis.RunT(t).Addr() }},
+	{"server", func(t *testing.T) string {
+		u := os.Getenv("TEST_VALKEY_URL")
+		if u == "" {
+			skipOrFail(t, "TEST_VALKEY_URL is not set")
+		}
+		return u
+	}},
+}
+
+// openClient connects to url as the service does, closing the client at cleanup.
+func openClient(t *testing.T, url string) valkey.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := valkeyadapter.Open(ctx, valkeyadapter.Config{URL: url})
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", url, err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// prefix returns a key prefix no other test uses.
+func prefix() string { return "test:presence:" + rand.Text()[:10] + ":" }
+
+func newValkey(t *testing.T, c valkey.Client, prefix string, opts presence.ValkeyOptions) *presence.Valkey {
+	t.Helper()
+	p, err := presence.NewValkey(c, prefix, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestValkeyContract(t *testing.T) {
+	for _, s := range servers {
+		t.Run(s.name, func(t *testing.T) {
+			presencetest.Run(t, func(t *testing.T) func() ports.Presence {
+				url, pfx := s.url(t), prefix()
+				return func() ports.Presence {
+					// Each instance has its own client, as separate processes do.
+					return newValkey(t, openClient(t, url), pfx, presence.ValkeyOptions{})
+				}
+			})
+		})
+	}
+}
+
+// An instance that dies without closing its connections (it stops
+// refreshing) stops counting once its entries expire; one that keeps
+// refreshing keeps its users online well past the TTL.
+func TestValkeyKilledInstanceExpires(t *testing.T) {
+	const ttl = 600 * time.Millisecond
+	for _, s := range servers {
+		t.Run(s.name, func(t *testing.T) {
+			url, pfx := s.url(t), prefix()
+			killed := newValkey(t, openClient(t, url), pfx, presence.ValkeyOptions{TTL: ttl})
+			alive := newValkey(t, openClient(t, url), pfx, presence.ValkeyOptions{TTL: ttl})
+			observer := newValkey(t, openClient(t, url), pfx, presence.ValkeyOptions{TTL: ttl})
+			users := []string{"alice", "bob"}
+			presencetest.Connect(t, killed, "alice")
+			presencetest.Connect(t, alive, "bob")
+			presencetest.AssertOnline(t, observer, users, "alice", "bob")
+
+			deadline := time.Now().Add(3 * ttl)
+			for time.Now().Before(deadline) {
+				if err := alive.Refresh(t.Context()); err != nil {
+					t.Fatalf("Refresh: %v", err)
+				}
+				time.Sleep(presence.RefreshInterval(ttl))
+			}
+			presencetest.AssertOnline(t, observer, users, "bob")
+			// The killed instance still believes in its own connection: only
+			// the shared view forgot it.
+			presencetest.AssertOnline(t, killed, users, "alice", "bob")
+		})
+	}
+}
+
+// Entries lost on the server (a restart, a flush) come back with the next Refresh.
+func TestValkeyRefreshRestoresLostEntries(t *testing.T) {
+	m := miniredis.RunT(t)
+	url, pfx := "redis://"+m.Addr(), prefix()
+	one := newValkey(t, openClient(t, url), pfx, presence.ValkeyOptions{})
+	two := newValkey(t, openClient(t, url), pfx, presence.ValkeyOptions{})
+	presencetest.Connect(t, one, "alice")
+	m.FlushAll()
+	presencetest.AssertOnline(t, two, []string{"alice"})
+	if err := one.Refresh(t.Context()); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	presencetest.AssertOnline(t, two, []string{"alice"}, "alice")
+	// A user who left is not written back.
+	presencetest.Disconnect(t, one, "alice")
+	if err := one.Refresh(t.Context()); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	presencetest.AssertOnline(t, two, []string{"alice"})
+}
+
+// While Valkey is unreachable or hung, every call fails within about the
+// timeout; Online still reports the users connected to this instance, and
+// the connections made meanwhile are written by the first Refresh after.
+func TestValkeyOutage(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	s := startServer(t)
+	url, pfx := "redis://"+s.addr(), prefix()
+	here := newValkey(t, openClient(t, url), pfx, presence.ValkeyOptions{Timeout: timeout})
+	there := newValkey(t, openClient(t, url), pfx, presence.ValkeyOptions{Timeout: timeout})
+	presencetest.Connect(t, there, "bob")
+
+	ctx := t.Context()
+	bound := func(what string, call func() error) {
+		t.Helper()
+		start := time.Now()
+		err := call()
+		if err == nil {
+			t.Errorf("%s: no error while Valkey is hung", what)
+		}
+		if took := time.Since(start); took > 3*timeout {
+			t.Errorf("%s took %v, want about %v", what, took, timeout)
+		}
+	}
+	s.signal(syscall.SIGSTOP)
+	bound("Connected", func() error { return here.Connected(ctx, "alice") })
+	var online map[string]bool
+	bound("Online", func() (err error) { online, err = here.Online(ctx, []string{"alice", "bob"}); return err })
+	if !online["alice"] || online["bob"] || len(online) != 1 {
+		t.Errorf("Online during the outage = %v, want alice (connected here) only", online)
+	}
+	bound("Refresh", func() error { return here.Refresh(ctx) })
+	bound("Disconnected", func() error { return there.Disconnected(ctx, "bob") })
+
+	s.signal(syscall.SIGCONT)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := here.Refresh(ctx)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Refresh after the outage: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// bob's removal was lost: he stays online for another instance until his
+	// entry expires (the TTL); alice is back.
+	got, err := there.Online(ctx, []string{"alice"})
+	if err != nil || !got["alice"] {
+		t.Errorf("Online(alice) after the outage = %v, %v; want online", got, err)
+	}
+}
+
+func TestNewValkeyValidates(t *testing.T) {
+	if _, err := presence.NewValkey(nil, "", presence.ValkeyOptions{}); err == nil {
+		t.Error("nil client accepted")
+	}
+}
+
+// server is a private redis-server that a test can stop (SIGSTOP) and resume.
+type server struct {
+	cmd  *exec.Cmd
+	port int
+	out  bytes.Buffer
+}
+
+func (s *server) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+
+// startServer starts a redis-server (TEST_REDIS_SERVER, or from PATH) on a
+// free port, killed at cleanup.
+func startServer(t *testing.T) *server {
+	t.Helper()
+	bin := os.Getenv("TEST_REDIS_SERVER")
+	if bin == "" {
+		for _, name := range []string{"redis-server", "valkey-server"} {
+			if p, err := exec.LookPath(name); err == nil {
+				bin = p
+				break
+			}
+		}
+	}
+	if bin == "" {
+		skipOrFail(t, "no redis-server or valkey-server in PATH and TEST_REDIS_SERVER unset")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{port: l.Addr().(*net.TCPAddr).Port}
+	l.Close()
+	dir := t.TempDir()
+	s.cmd = exec.Command(bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGCONT)
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", s.addr(), 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not start: %v\n%s", bin, err, s.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *server) signal(sig syscall.Signal) { _ = s.cmd.Process.Signal(sig) }
