@@ -24,6 +24,7 @@ import (
 	"github.com/halobestie/mitra-availability/core/auth"
 	"github.com/halobestie/mitra-availability/core/mirror"
 	"github.com/halobestie/mitra-availability/core/mitras"
+	"github.com/halobestie/mitra-availability/core/push"
 	"github.com/halobestie/mitra-availability/core/sessions"
 	"github.com/halobestie/mitra-availability/ports"
 )
@@ -43,6 +44,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 		envOptions(cfg.AppEnv),
 		StoreModule(cfg),
 		CacheModule(cfg),
+		PushModule(cfg),
 		fx.Provide(
 			newRegistry,
 			newMetrics,
@@ -88,8 +90,16 @@ func startScheduler(lc fx.Lifecycle, sc *sessions.Scheduler) {
 	lc.Append(fx.Hook{OnStart: sc.Start, OnStop: sc.Stop})
 }
 
-func newHub(bus ports.EventBus, log *slog.Logger, reg *prometheus.Registry) *httpapi.Hub {
-	return httpapi.NewHub(bus, log, httpapi.HubOptions{Registerer: reg})
+type hubParams struct {
+	fx.In
+	Bus      ports.EventBus
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+	Presence ports.Presence `optional:"true"` // only with a push backend
+}
+
+func newHub(p hubParams) *httpapi.Hub {
+	return httpapi.NewHub(p.Bus, p.Log, httpapi.HubOptions{Registerer: p.Registry, Presence: p.Presence})
 }
 
 func startHub(lc fx.Lifecycle, h *httpapi.Hub) {
@@ -177,6 +187,7 @@ type httpParams struct {
 	Auth     *auth.Service
 	Mitras   *mitras.Service
 	Sessions *sessions.Service
+	Devices  *push.Devices
 	Hub      *httpapi.Hub
 }
 
@@ -191,7 +202,7 @@ func newHTTP(p httpParams) (*httpapi.HTTPServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := httpapi.RegisterRoutes(e, httpapi.Services{Auth: p.Auth, Mitras: p.Mitras, Sessions: p.Sessions, Hub: p.Hub}); err != nil {
+	if err := httpapi.RegisterRoutes(e, httpapi.Services{Auth: p.Auth, Mitras: p.Mitras, Sessions: p.Sessions, Devices: p.Devices, Hub: p.Hub}); err != nil {
 		return nil, err
 	}
 	return httpapi.NewHTTPServer(p.Cfg.HTTPAddr, e), nil

@@ -20,7 +20,7 @@ type Device struct {
 	UpdatedAt time.Time
 }
 
-// DeviceStore keeps each user's device (CONTRACT §12). A token belongs to at
+// DeviceStore keeps each user's device (docs/contract.md §12). A token belongs to at
 // most one user: registering it for a user removes it from any other, so a
 // phone handed from one account to another never receives the first
 // account's notifications.

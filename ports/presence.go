@@ -4,7 +4,7 @@ import "context"
 
 // Presence records which users have an open WebSocket connection, shared by
 // every instance of the service, so that an event is pushed to a user's
-// device only when no instance can deliver it over a WebSocket (CONTRACT §12).
+// device only when no instance can deliver it over a WebSocket (docs/contract.md §12).
 //
 // Each instance holds its own view: Connected and Disconnected count this
 // instance's connections; Online answers for every instance. An instance that

@@ -8,6 +8,7 @@ import (
 
 	"github.com/halobestie/mitra-availability/core/auth"
 	"github.com/halobestie/mitra-availability/core/mitras"
+	"github.com/halobestie/mitra-availability/core/push"
 	"github.com/halobestie/mitra-availability/core/sessions"
 	"github.com/halobestie/mitra-availability/ports"
 )
@@ -17,12 +18,13 @@ type Services struct {
 	Auth     *auth.Service
 	Mitras   *mitras.Service
 	Sessions *sessions.Service
+	Devices  *push.Devices
 	Hub      *Hub
 }
 
-// RegisterRoutes adds the API routes of docs/contract.md §3–§6 to e.
+// RegisterRoutes adds the API routes of docs/contract.md §3–§8 and §12 to e.
 func RegisterRoutes(e *echo.Echo, s Services) error {
-	if s.Auth == nil || s.Mitras == nil || s.Sessions == nil || s.Hub == nil {
+	if s.Auth == nil || s.Mitras == nil || s.Sessions == nil || s.Devices == nil || s.Hub == nil {
 		return errors.New("httpapi: missing service")
 	}
 	ah := authHandlers{svc: s.Auth}
@@ -30,6 +32,7 @@ func RegisterRoutes(e *echo.Echo, s Services) error {
 	mh := mitraHandlers{mitras: s.Mitras}
 	av := newAvailabilityHandlers(s.Mitras)
 	sh := sessionHandlers{svc: s.Sessions}
+	dh := deviceHandlers{devices: s.Devices}
 
 	// Every route a mitra can call refuses a deactivated one (403
 	// account_deactivated); the /api/mitra/status routes check it in the
@@ -72,6 +75,9 @@ func RegisterRoutes(e *echo.Echo, s Services) error {
 	e.POST("/api/sessions/:id/extend", customer(sh.extend))
 	e.POST("/api/sessions/:id/end", participant(sh.end))
 	e.POST("/api/sessions/:id/reroute", customer(sh.reroute))
+
+	e.PUT("/api/me/device", dh.put, anyRole)
+	e.DELETE("/api/me/device", dh.remove, anyRole)
 
 	e.GET("/ws", s.Hub.Handler(func(token string) (auth.Principal, error) {
 		p, err := s.Auth.Authenticate(token)

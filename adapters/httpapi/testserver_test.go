@@ -17,12 +17,20 @@ import (
 	"github.com/halobestie/mitra-availability/core/auth"
 	"github.com/halobestie/mitra-availability/core/mirror"
 	"github.com/halobestie/mitra-availability/core/mitras"
+	"github.com/halobestie/mitra-availability/core/push"
 	"github.com/halobestie/mitra-availability/core/sessions"
 )
 
 // buildServerForTest builds the whole API on in-memory adapters: the server
 // whose routes openapi_test compares with docs/openapi.yaml.
 func buildServerForTest(t *testing.T) *echo.Echo {
+	t.Helper()
+	e, _ := buildServerWithStore(t)
+	return e
+}
+
+// buildServerWithStore is buildServerForTest that also returns its store.
+func buildServerWithStore(t *testing.T) (*echo.Echo, *memory.Store) {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	e, err := New(Options{
@@ -60,8 +68,12 @@ func buildServerForTest(t *testing.T) *echo.Echo {
 		t.Fatal(err)
 	}
 	hub := NewHub(bus, log, HubOptions{})
-	if err := RegisterRoutes(e, Services{Auth: as, Mitras: ms, Sessions: ss, Hub: hub}); err != nil {
+	ds, err := push.NewDevices(st)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	if err := RegisterRoutes(e, Services{Auth: as, Mitras: ms, Sessions: ss, Devices: ds, Hub: hub}); err != nil {
+		t.Fatal(err)
+	}
+	return e, st
 }

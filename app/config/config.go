@@ -6,8 +6,10 @@ package config
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -27,10 +29,16 @@ const (
 	CacheMemory   = "memory"
 	CacheValkey   = "valkey"
 	CacheNone     = "none"
+	PushNone      = "none"
+	PushLog       = "log"
+	PushFCM       = "fcm"
 )
 
 // RoutingBlast is the routing strategy this build serves (ROUTING_STRATEGY).
 const RoutingBlast = "blast"
+
+// DefaultFCMEndpoint is the base URL of FCM's HTTP v1 API.
+const DefaultFCMEndpoint = "https://fcm.googleapis.com"
 
 // Config is the whole configuration of one process.
 type Config struct {
@@ -66,6 +74,12 @@ type Config struct {
 	BlastLimit           int
 	ShutdownTimeout      time.Duration
 	LogLevel             string
+
+	PushBackend        string
+	FCMProjectID       string
+	FCMCredentialsFile string
+	FCMCredentials     []byte // the file's content, read by Load
+	FCMEndpoint        string
 }
 
 // Error is a configuration error about one variable.
@@ -109,8 +123,19 @@ func Load(getenv func(string) string) (Config, error) {
 	c.SessionWarningLead = r.seconds("SESSION_WARNING_LEAD_SECONDS", 180)
 	c.RoutingStrategy = r.str("ROUTING_STRATEGY", RoutingBlast)
 	c.BlastLimit = r.integer("BLAST_LIMIT", 0, 0, 1_000_000)
+	c.PushBackend = r.str("PUSH_BACKEND", PushNone)
+	c.FCMProjectID = r.str("FCM_PROJECT_ID", "")
+	c.FCMCredentialsFile = r.str("FCM_CREDENTIALS_FILE", "")
+	c.FCMEndpoint = r.str("FCM_ENDPOINT", DefaultFCMEndpoint)
 	if r.err != nil {
 		return Config{}, r.err
+	}
+	if c.PushBackend == PushFCM && c.FCMCredentialsFile != "" {
+		b, err := os.ReadFile(c.FCMCredentialsFile)
+		if err != nil {
+			return Config{}, &Error{"FCM_CREDENTIALS_FILE", fmt.Sprintf("cannot be read: %v", err)}
+		}
+		c.FCMCredentials = b
 	}
 
 	secret := getenv("JWT_SECRET")
@@ -171,6 +196,9 @@ func (c Config) Validate() error {
 	case strings.ContainsAny(c.ValkeyPrefix, "{}"):
 		return &Error{"VALKEY_KEY_PREFIX", "must not contain { or }: the service's keys carry their own hash tag"}
 	}
+	if err := c.validatePush(); err != nil {
+		return err
+	}
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			return &Error{"DATABASE_URL", "must be a postgres:// URL"}
@@ -188,6 +216,37 @@ func (c Config) Validate() error {
 				return &Error{"VALKEY_URL", "has an empty address"}
 			}
 		}
+	}
+	return nil
+}
+
+// validatePush checks the push backend and, for fcm, its project, its
+// endpoint and that the credentials are a service account's JSON key.
+func (c Config) validatePush() error {
+	switch c.PushBackend {
+	case PushNone, PushLog:
+		return nil
+	case PushFCM:
+	default:
+		return &Error{"PUSH_BACKEND", fmt.Sprintf("must be none, log or fcm, not %q", c.PushBackend)}
+	}
+	if c.FCMProjectID == "" {
+		return &Error{"FCM_PROJECT_ID", "is required when PUSH_BACKEND=fcm"}
+	}
+	if c.FCMCredentialsFile == "" {
+		return &Error{"FCM_CREDENTIALS_FILE", "is required when PUSH_BACKEND=fcm"}
+	}
+	var key struct {
+		Type        string `json:"type"`
+		ClientEmail string `json:"client_email"`
+		PrivateKey  string `json:"private_key"`
+	}
+	if err := json.Unmarshal(c.FCMCredentials, &key); err != nil || key.Type != "service_account" ||
+		key.ClientEmail == "" || key.PrivateKey == "" {
+		return &Error{"FCM_CREDENTIALS_FILE", "must be a service account's JSON key (type service_account, with client_email and private_key)"}
+	}
+	if u, err := url.Parse(c.FCMEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return &Error{"FCM_ENDPOINT", "must be an http(s) URL such as " + DefaultFCMEndpoint}
 	}
 	return nil
 }

@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -134,5 +136,64 @@ func TestVarsListsWhatLoadReads(t *testing.T) {
 	// A variable Load does not read is not listed.
 	if slices.Contains(vars, "PATH") || len(vars) != len(slices.Compact(slices.Sorted(slices.Values(vars)))) {
 		t.Errorf("Vars() = %v: lists PATH or a name twice", vars)
+	}
+}
+
+func TestPushConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("sa.json", `{"type":"service_account","client_email":"a@b.iam.gserviceaccount.com","private_key":"-----BEGIN PRIVATE KEY-----\n..."}`)
+	user := write("user.json", `{"type":"authorized_user","client_id":"x"}`)
+	garbage := write("garbage.json", `not json`)
+	unreadable := filepath.Join(dir, "missing.json")
+
+	c, err := Load(env(nil))
+	if err != nil || c.PushBackend != PushNone || c.FCMEndpoint != DefaultFCMEndpoint {
+		t.Fatalf("defaults: backend %q endpoint %q, %v", c.PushBackend, c.FCMEndpoint, err)
+	}
+	c, err = Load(env(map[string]string{"PUSH_BACKEND": "fcm", "FCM_PROJECT_ID": "p", "FCM_CREDENTIALS_FILE": good, "FCM_ENDPOINT": "http://127.0.0.1:9/"}))
+	if err != nil || c.PushBackend != PushFCM || len(c.FCMCredentials) == 0 || c.FCMEndpoint != "http://127.0.0.1:9/" {
+		t.Fatalf("fcm: %+v, %v", c, err)
+	}
+	if _, err := Load(env(map[string]string{"PUSH_BACKEND": "log"})); err != nil {
+		t.Fatalf("log: %v", err)
+	}
+
+	fcm := func(extra map[string]string) map[string]string {
+		m := map[string]string{"PUSH_BACKEND": "fcm", "FCM_PROJECT_ID": "p", "FCM_CREDENTIALS_FILE": good}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	cases := []struct {
+		name, want string
+		vars       map[string]string
+	}{
+		{"unknown backend", "PUSH_BACKEND", map[string]string{"PUSH_BACKEND": "apns"}},
+		{"no project", "FCM_PROJECT_ID", fcm(map[string]string{"FCM_PROJECT_ID": ""})},
+		{"no credentials", "FCM_CREDENTIALS_FILE", fcm(map[string]string{"FCM_CREDENTIALS_FILE": ""})},
+		{"unreadable file", "FCM_CREDENTIALS_FILE", fcm(map[string]string{"FCM_CREDENTIALS_FILE": unreadable})},
+		{"directory", "FCM_CREDENTIALS_FILE", fcm(map[string]string{"FCM_CREDENTIALS_FILE": dir})},
+		{"not JSON", "FCM_CREDENTIALS_FILE", fcm(map[string]string{"FCM_CREDENTIALS_FILE": garbage})},
+		{"user credentials", "FCM_CREDENTIALS_FILE", fcm(map[string]string{"FCM_CREDENTIALS_FILE": user})},
+		{"bad endpoint", "FCM_ENDPOINT", fcm(map[string]string{"FCM_ENDPOINT": "fcm.googleapis.com"})},
+	}
+	for _, tc := range cases {
+		_, err := Load(env(tc.vars))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != tc.want {
+			t.Errorf("%s: err = %v, want a config error naming %s", tc.name, err, tc.want)
+			continue
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: the error must be one line: %q", tc.name, err)
+		}
 	}
 }
