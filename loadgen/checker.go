@@ -27,10 +27,15 @@ const (
 	InvariantEndedOnce = "sessions_end_once_and_on_time"
 	// InvariantDeactivated (e): no deactivated mitra is offered a session.
 	InvariantDeactivated = "no_offer_to_deactivated"
+	// InvariantAway: no mitra is offered a session while it is away (CONTRACT §12).
+	InvariantAway = "no_offer_to_away"
+	// InvariantDeclined: no mitra is offered a session again after declining it (CONTRACT §11).
+	InvariantDeclined = "no_offer_after_decline"
 )
 
 // Invariants lists every invariant, in the order of the brief.
-var Invariants = []string{InvariantMirror, InvariantCapacity, InvariantOneWarning, InvariantEndedOnce, InvariantDeactivated}
+var Invariants = []string{InvariantMirror, InvariantCapacity, InvariantOneWarning, InvariantEndedOnce, InvariantDeactivated,
+	InvariantAway, InvariantDeclined}
 
 // Sources of a violation.
 const (
@@ -289,6 +294,8 @@ type CheckStats struct {
 	MitraViewsChecked  int `json:"mitra_views_checked"`
 	SessionsChecked    int `json:"sessions_checked"`
 	Deactivations      int `json:"deactivations"`
+	Aways              int `json:"aways"`
+	Declines           int `json:"declines"`
 }
 
 // Result is the outcome of Final.
@@ -312,6 +319,8 @@ type Checker struct {
 	connsByUser map[string][]int64
 	frames      map[frameKey][]frameSeen
 	deactivated map[string]time.Time
+	away        map[string]time.Time    // mitra → when its away answered
+	declined    map[[2]string]time.Time // {mitra, session} → when the decline answered
 	holds       map[holdKey]*hold
 	capacity    map[string]int
 	finalViews  map[string]SessionView
@@ -378,6 +387,8 @@ func NewChecker(cfg CheckerConfig) (*Checker, error) {
 		connsByUser: make(map[string][]int64),
 		frames:      make(map[frameKey][]frameSeen),
 		deactivated: make(map[string]time.Time),
+		away:        make(map[string]time.Time),
+		declined:    make(map[[2]string]time.Time),
 		holds:       make(map[holdKey]*hold),
 		capacity:    make(map[string]int),
 		finalViews:  make(map[string]SessionView),
@@ -440,6 +451,34 @@ func (c *Checker) Deactivated(mitra string, at time.Time) {
 	}
 }
 
+// Away records that mitra went away; at is when POST …/away answered.
+// Offers that reach it more than Grace later, until Back, are violations.
+func (c *Checker) Away(mitra string, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.away[mitra] = at
+	c.stats.Aways++
+}
+
+// Back records that mitra is about to leave away (called before the request
+// that takes it online or offline is sent).
+func (c *Checker) Back(mitra string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.away, mitra)
+}
+
+// Declined records that mitra declined session; at is when the decline
+// answered. Any later offer of that session to it (beyond Grace) is a violation.
+func (c *Checker) Declined(mitra, session string, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.declined[[2]string{mitra, session}]; !ok {
+		c.declined[[2]string{mitra, session}] = at
+		c.stats.Declines++
+	}
+}
+
 // Reactivated forgets a deactivation (offers to the mitra are fine again).
 func (c *Checker) Reactivated(mitra string) {
 	c.mu.Lock()
@@ -458,6 +497,18 @@ func (c *Checker) Frame(conn int64, f Frame, at time.Time) {
 	switch f.Type {
 	case EventSessionOffer:
 		c.stats.OffersSeen++
+		if d, ok := c.away[ci.user]; ok && at.Sub(d) > c.cfg.Grace {
+			c.violate(Violation{
+				Invariant: InvariantAway, Kind: "offer_received", Subject: ci.user, Source: SourceWebSocket, At: at,
+				Detail: fmt.Sprintf("session_offer %s reached the mitra %s after it went away", f.SessionID, at.Sub(d).Round(time.Millisecond)),
+			})
+		}
+		if d, ok := c.declined[[2]string{ci.user, f.SessionID}]; ok && at.Sub(d) > c.cfg.Grace {
+			c.violate(Violation{
+				Invariant: InvariantDeclined, Kind: "offer_received", Subject: ci.user, Source: SourceWebSocket, At: at,
+				Detail: fmt.Sprintf("session_offer %s reached the mitra %s after it declined it", f.SessionID, at.Sub(d).Round(time.Millisecond)),
+			})
+		}
 		if d, ok := c.deactivated[ci.user]; ok && at.After(d) {
 			if at.Sub(d) > c.cfg.Grace {
 				c.violate(Violation{

@@ -645,6 +645,38 @@ func TestOfferAfterDeactivation(t *testing.T) {
 	}
 }
 
+func TestOfferToAwayOrAfterDecline(t *testing.T) {
+	c, _ := newTestChecker(t, CheckerConfig{Grace: 2 * time.Second})
+	conn := c.ConnOpened("m", "mitra", t0)
+	offer := func(id string, at time.Time) {
+		c.Frame(conn, Frame{Type: EventSessionOffer, SessionID: id, DurationMinutes: 2}, at)
+	}
+	offer("s1", t0.Add(time.Second))
+	c.Declined("m", "s1", t0.Add(2*time.Second))
+	offer("s2", t0.Add(3*time.Second)) // another session: fine
+	offer("s1", t0.Add(3*time.Second)) // within the grace: in flight
+	wantViolations(t, c.Violations())
+	offer("s1", t0.Add(10*time.Second)) // offered again after the decline
+	wantViolations(t, c.Violations(), InvariantDeclined+"/offer_received")
+
+	c.Away("m", t0.Add(20*time.Second))
+	offer("s3", t0.Add(21*time.Second)) // in flight
+	if n := len(c.Violations()); n != 1 {
+		t.Fatalf("violations = %v", kinds(c.Violations()))
+	}
+	offer("s4", t0.Add(30*time.Second))
+	wantViolations(t, c.Violations(), InvariantDeclined+"/offer_received", InvariantAway+"/offer_received")
+	c.Back("m")
+	offer("s5", t0.Add(40*time.Second)) // back online: fine
+	if n := len(c.Violations()); n != 2 {
+		t.Fatalf("violations = %v", kinds(c.Violations()))
+	}
+	res := final(t, c)
+	if res.Stats.Aways != 1 || res.Stats.Declines != 1 {
+		t.Fatalf("stats = %+v", res.Stats)
+	}
+}
+
 func TestOfferedInStoreAfterDeactivation(t *testing.T) {
 	d := t0.Add(-time.Minute)
 	fs := &fakeStore{sessions: []SessionRecord{

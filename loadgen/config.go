@@ -114,6 +114,8 @@ type Config struct {
 	OfflineProbability  float64       // chance per heartbeat tick to go offline for a while
 	OfflineFor          DurationRange // how long it stays offline
 	StatusProbability   float64       // chance to read its own status after an accept
+	DeclineProbability  float64       // chance a free mitra declines an offer it does not accept
+	AwayProbability     float64       // chance per heartbeat tick to go away for a while (as long as OfflineFor)
 
 	// Customer behaviour.
 	SessionMinutes     IntRange      // duration_minutes requested (1..240)
@@ -181,6 +183,8 @@ func DefaultConfig() Config {
 		OfflineProbability:  0.03,
 		OfflineFor:          DurationRange{5 * time.Second, 20 * time.Second},
 		StatusProbability:   0.5,
+		DeclineProbability:  0.2,
+		AwayProbability:     0.03,
 		SessionMinutes:      IntRange{1, 3},
 		Think:               DurationRange{time.Second, 5 * time.Second},
 		BeaconEvery:         5 * time.Second,
@@ -256,6 +260,7 @@ func (c Config) Validate() error {
 	for name, p := range map[string]float64{
 		"accept probability": c.AcceptProbability, "mitra end probability": c.MitraEndProbability,
 		"offline probability": c.OfflineProbability, "status probability": c.StatusProbability,
+		"decline probability": c.DeclineProbability, "away probability": c.AwayProbability,
 		"extend probability": c.ExtendProbability, "reroute probability": c.RerouteProbability,
 		"end probability": c.EndProbability, "cancel probability": c.CancelProbability,
 	} {

@@ -27,6 +27,7 @@ type mitraActor struct {
 
 	// Owned by the actor's goroutine.
 	retrying bool            // an online retry is scheduled
+	away     bool            // it went away and has not come back yet
 	held     map[string]bool // sessions it holds (pending_payment or active)
 	pending  map[string]bool // offers with an accept scheduled
 	over     map[string]bool // sessions it saw end or leave it
@@ -125,12 +126,24 @@ func (a *mitraActor) goOnline(ctx context.Context) {
 	}
 }
 
-// tick is one heartbeat period: a heartbeat, or now and then a pause offline.
+// tick is one heartbeat period: a heartbeat, or now and then a pause offline
+// or away. An away mitra keeps heartbeating.
 func (a *mitraActor) tick(ctx context.Context) {
 	if !a.online.Load() {
 		return
 	}
-	if rand.Float64() < a.r.cfg.OfflineProbability {
+	if !a.away && rand.Float64() < a.r.cfg.AwayProbability {
+		var v MitraView
+		if err := a.call(ctx, http.MethodPost, routeAway, routeAway, nil, &v); err == nil {
+			a.away = true
+			a.r.checker.Away(a.u.ID(), time.Now())
+			a.r.checker.MitraView(v)
+			a.r.sim.Inc("mitra_away")
+			a.after(ctx, a.r.cfg.OfflineFor.Pick(), func() { a.comeBack(ctx) })
+		}
+		return
+	}
+	if !a.away && rand.Float64() < a.r.cfg.OfflineProbability {
 		if err := a.call(ctx, http.MethodPost, routeOffline, routeOffline, nil, nil); err == nil {
 			a.online.Store(false)
 			a.r.sim.Inc("mitra_offline_pause")
@@ -146,8 +159,19 @@ func (a *mitraActor) tick(ctx context.Context) {
 		// Taken offline by the auto-offline sweep: the app goes online again.
 		a.r.sim.Inc("heartbeat_not_online")
 		a.online.Store(false)
-		a.goOnline(ctx)
+		a.comeBack(ctx)
 	}
+}
+
+// comeBack ends an away pause (if any) and goes online. The checker forgets
+// the pause before the request is sent: offers may arrive from then on.
+func (a *mitraActor) comeBack(ctx context.Context) {
+	if a.away {
+		a.away = false
+		a.r.checker.Back(a.u.ID())
+		a.r.sim.Inc("mitra_back_from_away")
+	}
+	a.goOnline(ctx)
 }
 
 func (a *mitraActor) onFrame(ctx context.Context, f Frame) {
@@ -155,10 +179,13 @@ func (a *mitraActor) onFrame(ctx context.Context, f Frame) {
 	switch f.Type {
 	case EventSessionOffer:
 		a.r.sim.Inc("offers_received")
-		if !a.online.Load() || a.over[id] || len(a.held)+len(a.pending) >= a.capacity {
+		if !a.online.Load() || a.away || a.over[id] || len(a.held)+len(a.pending) >= a.capacity {
 			return
 		}
 		if rand.Float64() >= a.r.cfg.AcceptProbability {
+			if rand.Float64() < a.r.cfg.DeclineProbability {
+				a.after(ctx, a.r.cfg.AcceptDelay.Pick(), func() { a.decline(ctx, id) })
+			}
 			return
 		}
 		a.pending[id] = true
@@ -183,6 +210,23 @@ func (a *mitraActor) onFrame(ctx context.Context, f Frame) {
 		delete(a.held, id)
 		delete(a.pending, id)
 		a.over[id] = true
+	}
+}
+
+// decline declines an offer; the checker then fails any later offer of the
+// session to this mitra.
+func (a *mitraActor) decline(ctx context.Context, id string) {
+	if a.over[id] {
+		return
+	}
+	err := a.call(ctx, http.MethodPost, routeDecline, sessionPath(id, "decline"), nil, nil)
+	switch {
+	case err == nil:
+		a.r.checker.Declined(a.u.ID(), id, time.Now())
+		a.r.sim.Inc("declined")
+		a.over[id] = true
+	case ErrorCode(err) != "":
+		a.r.sim.Inc("decline_" + ErrorCode(err))
 	}
 }
 

@@ -89,6 +89,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.Float64Var(&c.MitraEndProbability, "mitra-end-prob", c.MitraEndProbability, "chance that a mitra ends a session it accepted")
 	fs.Var(durationRange{&c.MitraEndAfter}, "mitra-end-after", "when a mitra ends it, after accepting, D or A-B")
 	fs.Float64Var(&c.OfflineProbability, "offline-prob", c.OfflineProbability, "chance per heartbeat tick that a mitra goes offline for a while")
+	fs.Float64Var(&c.AwayProbability, "away-prob", c.AwayProbability, "chance per heartbeat tick that a mitra goes away for a while (as long as an offline pause)")
+	fs.Float64Var(&c.DeclineProbability, "decline-prob", c.DeclineProbability, "chance that a mitra declines an offer it does not accept")
 	fs.Var(durationRange{&c.OfflineFor}, "offline-for", "how long a mitra stays offline, D or A-B")
 	fs.Float64Var(&c.StatusProbability, "status-prob", c.StatusProbability, "chance that a mitra reads its status after an accept")
 
