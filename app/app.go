@@ -148,8 +148,17 @@ func newSigner(cfg config.Config, log *slog.Logger) (ports.TokenSigner, error) {
 	return token.NewSigner(cfg.JWTSecret)
 }
 
-func newAuthService(s Stores, h ports.PasswordHasher, sg ports.TokenSigner, c ports.Clock, cfg config.Config) (*auth.Service, error) {
-	return auth.NewService(s.Users, s.Mitras, s.Auth, h, sg, c, auth.Config{AccessTTL: cfg.AccessTokenTTL, RefreshTTL: cfg.RefreshTokenTTL})
+func newAuthService(s Stores, h ports.PasswordHasher, sg ports.TokenSigner, c ports.Clock, cfg config.Config, lim ports.Limiter, m ports.Metrics) (*auth.Service, error) {
+	return auth.NewService(s.Users, s.Mitras, s.Auth, h, sg, c, auth.Config{
+		AccessTTL: cfg.AccessTokenTTL, RefreshTTL: cfg.RefreshTokenTTL,
+		Throttle: auth.Throttle{
+			Limiter:       lim,
+			MaxFailures:   cfg.LoginMaxFailures,
+			MaxPerAddress: cfg.LoginMaxPerAddress,
+			Window:        cfg.LoginWindow,
+			Throttled:     m.LoginThrottled,
+		},
+	})
 }
 
 type mitraParams struct {
@@ -193,8 +202,9 @@ type httpParams struct {
 
 func newHTTP(p httpParams) (*httpapi.HTTPServer, error) {
 	e, err := httpapi.New(httpapi.Options{
-		Logger:   p.Log,
-		Registry: p.Registry,
+		Logger:         p.Log,
+		Registry:       p.Registry,
+		TrustedProxies: p.Cfg.TrustedProxies,
 		Ready: func(ctx context.Context) httpapi.ReadyStatus {
 			return readiness(ctx, p.Stores.Ping, p.Cache)
 		},

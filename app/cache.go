@@ -10,6 +10,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/halobestie/mitra-availability/adapters/eventbus"
+	"github.com/halobestie/mitra-availability/adapters/limiter"
 	"github.com/halobestie/mitra-availability/adapters/memory"
 	"github.com/halobestie/mitra-availability/adapters/nocache"
 	valkeymirror "github.com/halobestie/mitra-availability/adapters/valkey"
@@ -25,16 +26,16 @@ func CacheModule(cfg config.Config) fx.Option {
 	var backend fx.Option
 	switch cfg.CacheBackend {
 	case config.CacheValkey:
-		backend = fx.Provide(newValkeyClient, newValkeyMirror, newValkeyBus, newValkeyRevocationSource)
+		backend = fx.Provide(newValkeyClient, newValkeyMirror, newValkeyBus, newValkeyRevocationSource, newValkeyLimiter)
 	case config.CacheNone:
-		backend = fx.Provide(func() (ports.AvailabilityMirror, *mirror.Health, ports.EventBus, revocationSource) {
+		backend = fx.Provide(func() (ports.AvailabilityMirror, *mirror.Health, ports.EventBus, revocationSource, ports.Limiter) {
 			// No cache: other instances' revocations are read from the store.
-			return nocache.NewMirror(), mirror.NewHealth(config.CacheNone, false), eventbus.NewMemory(), revocationSource{poll: true}
+			return nocache.NewMirror(), mirror.NewHealth(config.CacheNone, false), eventbus.NewMemory(), revocationSource{poll: true}, memory.NewLimiter()
 		})
 	default:
-		backend = fx.Provide(func() (ports.AvailabilityMirror, *mirror.Health, ports.EventBus, revocationSource) {
+		backend = fx.Provide(func() (ports.AvailabilityMirror, *mirror.Health, ports.EventBus, revocationSource, ports.Limiter) {
 			// One instance: it knows every revocation itself.
-			return memory.NewMirror(), mirror.NewHealth(config.CacheMemory, true), eventbus.NewMemory(), revocationSource{}
+			return memory.NewMirror(), mirror.NewHealth(config.CacheMemory, true), eventbus.NewMemory(), revocationSource{}, memory.NewLimiter()
 		})
 	}
 	return fx.Module("cache."+cfg.CacheBackend,
@@ -79,6 +80,13 @@ func newValkeyBus(lc fx.Lifecycle, client valkey.Client, cfg config.Config, log 
 	}
 	lc.Append(fx.Hook{OnStart: bus.Start, OnStop: bus.Stop})
 	return bus, nil
+}
+
+// newValkeyLimiter counts login attempts in Valkey, shared by every instance,
+// and on this instance while Valkey fails (CONTRACT §14).
+func newValkeyLimiter(client valkey.Client, cfg config.Config, m ports.Metrics, log *slog.Logger) ports.Limiter {
+	shared := valkeymirror.NewLimiter(client, cfg.ValkeyPrefix, cfg.ValkeyTimeout)
+	return limiter.NewFallback(shared, memory.NewLimiter(), m, log)
 }
 
 func newSeeder(m ports.AvailabilityMirror, s Stores, h *mirror.Health, metrics ports.Metrics, log *slog.Logger) *mirror.Seeder {

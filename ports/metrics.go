@@ -13,4 +13,6 @@ type Metrics interface {
 	DriftHealed(n int)
 	// MirrorSeeded: the mirror was seeded (reason: start, reconnect, lost_data, periodic).
 	MirrorSeeded(reason string)
+	// LoginThrottled: a login attempt was refused with 429 by a limit ("phone" or "address").
+	LoginThrottled(limit string)
 }

@@ -82,7 +82,7 @@ func (h authHandlers) login(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	t, err := h.svc.Login(c.Request().Context(), req.Phone, req.Password)
+	t, err := h.svc.LoginFrom(c.Request().Context(), c.RealIP(), req.Phone, req.Password)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -30,6 +32,7 @@ const (
 	codeInvalidState       = "invalid_state"
 	codePayloadTooLarge    = "payload_too_large"
 	codeUnavailable        = "unavailable"
+	codeRateLimited        = "rate_limited"
 	codeInternal           = "internal"
 )
 
@@ -74,9 +77,10 @@ var errorTable = []errorRule{
 
 // apiError is the HTTP answer to an error.
 type apiError struct {
-	status  int
-	code    string
-	message string
+	status     int
+	code       string
+	message    string
+	retryAfter time.Duration // > 0: a Retry-After header in whole seconds
 }
 
 // errorEnvelope is the body of every error response: {"error":{"code","message"}}.
@@ -94,15 +98,19 @@ type errorBody struct {
 func classify(err error) (ae apiError, ok bool) {
 	var ve *core.ValidationError
 	if errors.As(err, &ve) {
-		return apiError{http.StatusBadRequest, codeInvalidRequest, ve.Error()}, true
+		return apiError{http.StatusBadRequest, codeInvalidRequest, ve.Error(), 0}, true
 	}
 	var ive *ports.InvalidValueError
 	if errors.As(err, &ive) {
-		return apiError{http.StatusBadRequest, codeInvalidRequest, ive.Error()}, true
+		return apiError{http.StatusBadRequest, codeInvalidRequest, ive.Error(), 0}, true
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return payloadTooLarge(mbe.Limit), true
+	}
+	var rle *core.RateLimitedError
+	if errors.As(err, &rle) {
+		return apiError{http.StatusTooManyRequests, codeRateLimited, rle.Error(), rle.RetryAfter}, true
 	}
 	for _, r := range errorTable {
 		if errors.Is(err, r.target) {
@@ -110,19 +118,26 @@ func classify(err error) (ae apiError, ok bool) {
 			if r.showText {
 				msg = err.Error()
 			}
-			return apiError{r.status, r.code, msg}, true
+			return apiError{status: r.status, code: r.code, message: msg}, true
 		}
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		return classifyHTTPError(he)
 	}
-	return apiError{http.StatusInternalServerError, codeInternal, internalMessage}, false
+	return apiError{http.StatusInternalServerError, codeInternal, internalMessage, 0}, false
+}
+
+// retryAfterSeconds renders d as Retry-After wants it: whole seconds, rounded
+// up, at least 1.
+func retryAfterSeconds(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	return strconv.FormatInt(max(s, 1), 10)
 }
 
 func payloadTooLarge(limit int64) apiError {
 	return apiError{http.StatusRequestEntityTooLarge, codePayloadTooLarge,
-		fmt.Sprintf("request body must not exceed %d bytes", limit)}
+		fmt.Sprintf("request body must not exceed %d bytes", limit), 0}
 }
 
 // classifyHTTPError maps Echo's own errors (router 404/405, middleware errors).
@@ -130,25 +145,25 @@ func classifyHTTPError(he *echo.HTTPError) (apiError, bool) {
 	msg, _ := he.Message.(string)
 	switch {
 	case he.Code == http.StatusNotFound:
-		return apiError{http.StatusNotFound, codeNotFound, "route not found"}, true
+		return apiError{http.StatusNotFound, codeNotFound, "route not found", 0}, true
 	case he.Code == http.StatusMethodNotAllowed:
-		return apiError{http.StatusMethodNotAllowed, codeMethodNotAllowed, "method not allowed on this route"}, true
+		return apiError{http.StatusMethodNotAllowed, codeMethodNotAllowed, "method not allowed on this route", 0}, true
 	case he.Code == http.StatusRequestEntityTooLarge:
-		return apiError{http.StatusRequestEntityTooLarge, codePayloadTooLarge, "request body is too large"}, true
+		return apiError{http.StatusRequestEntityTooLarge, codePayloadTooLarge, "request body is too large", 0}, true
 	case he.Code == http.StatusUnauthorized:
 		if msg == "" || msg == http.StatusText(http.StatusUnauthorized) {
 			msg = "missing, malformed, expired or revoked credentials"
 		}
-		return apiError{http.StatusUnauthorized, codeUnauthenticated, msg}, true
+		return apiError{http.StatusUnauthorized, codeUnauthenticated, msg, 0}, true
 	case he.Code == http.StatusServiceUnavailable:
-		return apiError{http.StatusServiceUnavailable, codeUnavailable, "the service is temporarily unavailable, retry later"}, true
+		return apiError{http.StatusServiceUnavailable, codeUnavailable, "the service is temporarily unavailable, retry later", 0}, true
 	case he.Code >= 400 && he.Code < 500:
 		if msg == "" {
 			msg = http.StatusText(he.Code)
 		}
-		return apiError{he.Code, codeInvalidRequest, msg}, true
+		return apiError{he.Code, codeInvalidRequest, msg, 0}, true
 	}
-	return apiError{http.StatusInternalServerError, codeInternal, internalMessage}, false
+	return apiError{http.StatusInternalServerError, codeInternal, internalMessage, 0}, false
 }
 
 // newErrorHandler returns the server's one echo.HTTPErrorHandler: it writes
@@ -182,6 +197,9 @@ func newErrorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 
 		if ae.code == codeUnauthenticated {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, "Bearer")
+		}
+		if ae.retryAfter > 0 {
+			c.Response().Header().Set(echo.HeaderRetryAfter, retryAfterSeconds(ae.retryAfter))
 		}
 		var werr error
 		if req.Method == http.MethodHead {

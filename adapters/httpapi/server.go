@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -40,6 +41,9 @@ type Options struct {
 	// BodyLimit is the largest request body in bytes; larger ones get 413.
 	// Zero means DefaultBodyLimit.
 	BodyLimit int64
+	// TrustedProxies are the peers whose X-Forwarded-For is believed
+	// (TRUSTED_PROXIES); see clientAddrExtractor.
+	TrustedProxies []netip.Prefix
 }
 
 // New builds the Echo instance: the error handler, the middleware
@@ -69,8 +73,9 @@ func New(opts Options) (*echo.Echo, error) {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	// The peer address, not X-Forwarded-For: a client must not choose the IP we log.
-	e.IPExtractor = echo.ExtractIPDirect()
+	// The client address of CONTRACT §14, decided in this one place: the peer,
+	// or X-Forwarded-For as far as TrustedProxies vouch for it.
+	e.IPExtractor = clientAddrExtractor(opts.TrustedProxies)
 	e.HTTPErrorHandler = newErrorHandler(opts.Logger)
 
 	e.Use(stackMiddleware(opts.Logger, m, opts.BodyLimit, e.HTTPErrorHandler))

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -23,20 +24,27 @@ import (
 
 // buildServerForTest builds the whole API on in-memory adapters: the server
 // whose routes openapi_test compares with docs/openapi.yaml.
-func buildServerForTest(t *testing.T) *echo.Echo {
-	t.Helper()
-	e, _ := buildServerWithStore(t)
+func buildServerForTest(t testing.TB) *echo.Echo {
+	e, _, _ := buildServer(t, auth.Throttle{}, nil)
 	return e
 }
 
 // buildServerWithStore is buildServerForTest that also returns its store.
-func buildServerWithStore(t *testing.T) (*echo.Echo, *memory.Store) {
+func buildServerWithStore(t testing.TB) (*echo.Echo, *memory.Store) {
+	e, st, _ := buildServer(t, auth.Throttle{}, nil)
+	return e, st
+}
+
+// buildServer is buildServerForTest with a login throttle and trusted
+// proxies; it also returns its store and the auth service (to create admins).
+func buildServer(t testing.TB, throttle auth.Throttle, trusted []netip.Prefix) (*echo.Echo, *memory.Store, *auth.Service) {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	e, err := New(Options{
-		Logger:   log,
-		Registry: prometheus.NewRegistry(),
-		Ready:    func(context.Context) ReadyStatus { return ReadyStatus{StoreOK: true, CacheOK: true} },
+		Logger:         log,
+		Registry:       prometheus.NewRegistry(),
+		Ready:          func(context.Context) ReadyStatus { return ReadyStatus{StoreOK: true, CacheOK: true} },
+		TrustedProxies: trusted,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -51,7 +59,7 @@ func buildServerWithStore(t *testing.T) (*echo.Echo, *memory.Store) {
 		t.Fatal(err)
 	}
 	clk := clock.System{}
-	as, err := auth.NewService(st, st, st, h, sg, clk, auth.Config{AccessTTL: time.Minute, RefreshTTL: time.Hour})
+	as, err := auth.NewService(st, st, st, h, sg, clk, auth.Config{AccessTTL: time.Minute, RefreshTTL: time.Hour, Throttle: throttle})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,5 +83,5 @@ func buildServerWithStore(t *testing.T) (*echo.Echo, *memory.Store) {
 	if err := RegisterRoutes(e, Services{Auth: as, Mitras: ms, Sessions: ss, Devices: ds, Hub: hub}); err != nil {
 		t.Fatal(err)
 	}
-	return e, st
+	return e, st, as
 }

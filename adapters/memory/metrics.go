@@ -14,13 +14,14 @@ type Metrics struct {
 	sweeps    map[string]int // "sweep/outcome"
 	drift     int
 	seeds     map[string]int
+	throttled map[string]int
 }
 
 var _ ports.Metrics = (*Metrics)(nil)
 
 // NewMetrics returns an empty recorder.
 func NewMetrics() *Metrics {
-	return &Metrics{fallbacks: map[string]int{}, writes: map[string]int{}, sweeps: map[string]int{}, seeds: map[string]int{}}
+	return &Metrics{fallbacks: map[string]int{}, writes: map[string]int{}, sweeps: map[string]int{}, seeds: map[string]int{}, throttled: map[string]int{}}
 }
 
 func (m *Metrics) CacheFallback(op string) { m.mu.Lock(); m.fallbacks[op]++; m.mu.Unlock() }
@@ -36,6 +37,15 @@ func (m *Metrics) SweepRun(sweep, outcome string) {
 func (m *Metrics) DriftHealed(n int) { m.mu.Lock(); m.drift += n; m.mu.Unlock() }
 
 func (m *Metrics) MirrorSeeded(reason string) { m.mu.Lock(); m.seeds[reason]++; m.mu.Unlock() }
+
+func (m *Metrics) LoginThrottled(limit string) { m.mu.Lock(); m.throttled[limit]++; m.mu.Unlock() }
+
+// Throttled returns how many login attempts limit refused.
+func (m *Metrics) Throttled(limit string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.throttled[limit]
+}
 
 // Fallbacks returns how many fallbacks op recorded ("" for all ops).
 func (m *Metrics) Fallbacks(op string) int {

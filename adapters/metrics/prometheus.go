@@ -17,6 +17,7 @@ type Prometheus struct {
 	sweeps        *prometheus.CounterVec
 	drift         prometheus.Counter
 	seeds         *prometheus.CounterVec
+	throttled     *prometheus.CounterVec
 }
 
 var _ ports.Metrics = (*Prometheus)(nil)
@@ -44,8 +45,12 @@ func NewPrometheus(reg prometheus.Registerer) (*Prometheus, error) {
 			Name: "mirror_seeds_total",
 			Help: "Reseeds of the mirror from the store, by reason (start, reconnect, lost_data, periodic).",
 		}, []string{"reason"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "login_throttled_total",
+			Help: "Login attempts refused with 429 rate_limited, by the limit that refused them (phone, address).",
+		}, []string{"limit"}),
 	}
-	for _, c := range []prometheus.Collector{p.fallbacks, p.writeFailures, p.sweeps, p.drift, p.seeds} {
+	for _, c := range []prometheus.Collector{p.fallbacks, p.writeFailures, p.sweeps, p.drift, p.seeds, p.throttled} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -58,6 +63,7 @@ func (p *Prometheus) CacheWriteFailed(op string)     { p.writeFailures.WithLabel
 func (p *Prometheus) SweepRun(sweep, outcome string) { p.sweeps.WithLabelValues(sweep, outcome).Inc() }
 func (p *Prometheus) DriftHealed(n int)              { p.drift.Add(float64(n)) }
 func (p *Prometheus) MirrorSeeded(reason string)     { p.seeds.WithLabelValues(reason).Inc() }
+func (p *Prometheus) LoginThrottled(limit string)    { p.throttled.WithLabelValues(limit).Inc() }
 
 // SessionsCollector exports the number of chat sessions per open status,
 // asked of the store at scrape time (bounded by a short deadline).

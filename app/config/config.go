@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -80,6 +81,11 @@ type Config struct {
 	FCMCredentialsFile string
 	FCMCredentials     []byte // the file's content, read by Load
 	FCMEndpoint        string
+	// Login throttling (CONTRACT §14).
+	LoginMaxFailures   int
+	LoginWindow        time.Duration
+	LoginMaxPerAddress int            // 0: no per-address limit
+	TrustedProxies     []netip.Prefix // peers whose X-Forwarded-For is believed
 }
 
 // Error is a configuration error about one variable.
@@ -127,6 +133,10 @@ func Load(getenv func(string) string) (Config, error) {
 	c.FCMProjectID = r.str("FCM_PROJECT_ID", "")
 	c.FCMCredentialsFile = r.str("FCM_CREDENTIALS_FILE", "")
 	c.FCMEndpoint = r.str("FCM_ENDPOINT", DefaultFCMEndpoint)
+	c.LoginMaxFailures = r.integer("LOGIN_MAX_FAILURES", 5, 1, 1_000_000)
+	c.LoginWindow = r.seconds("LOGIN_WINDOW_SECONDS", 900)
+	c.LoginMaxPerAddress = r.integer("LOGIN_MAX_PER_ADDRESS", 0, 0, 1_000_000)
+	c.TrustedProxies = r.prefixes("TRUSTED_PROXIES")
 	if r.err != nil {
 		return Config{}, r.err
 	}
@@ -303,6 +313,33 @@ func (r *reader) integer(name string, def, min, max int) int {
 
 func (r *reader) seconds(name string, def int) time.Duration {
 	return time.Duration(r.integer(name, def, 1, 86400*30)) * time.Second
+}
+
+// prefixes parses a comma-separated list of CIDRs; a bare address stands for
+// itself (/32 or /128).
+func (r *reader) prefixes(name string) []netip.Prefix {
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			r.fail(name, fmt.Sprintf("must be comma-separated CIDRs such as 10.0.0.0/8,2001:db8::/32, not %q", s))
+			return nil
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out
 }
 
 func (r *reader) duration(name string, def time.Duration) time.Duration {

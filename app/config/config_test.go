@@ -80,6 +80,10 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"SESSION_WARNING_LEAD_SECONDS":     {"SESSION_WARNING_LEAD_SECONDS": "1.5"},
 		"BLAST_LIMIT":                      {"BLAST_LIMIT": "-1"},
 		"ROUTING_STRATEGY":                 {"ROUTING_STRATEGY": "random"},
+		"LOGIN_MAX_FAILURES":               {"LOGIN_MAX_FAILURES": "0"},
+		"LOGIN_WINDOW_SECONDS":             {"LOGIN_WINDOW_SECONDS": "15m"},
+		"LOGIN_MAX_PER_ADDRESS":            {"LOGIN_MAX_PER_ADDRESS": "-1"},
+		"TRUSTED_PROXIES":                  {"TRUSTED_PROXIES": "10.0.0.0/8,not-a-cidr"},
 	}
 	for name, vars := range cases {
 		_, err := Load(env(vars))
@@ -111,6 +115,31 @@ func TestRouting(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Var != "ROUTING_STRATEGY" || !strings.Contains(err.Error(), "not served") {
 			t.Errorf("ROUTING_STRATEGY=%s: %v, want a config error saying it is not served", s, err)
 		}
+	}
+}
+
+func TestLoginThrottleConfig(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LoginMaxFailures != 5 || c.LoginWindow != 900*time.Second || c.LoginMaxPerAddress != 0 || c.TrustedProxies != nil {
+		t.Fatalf("defaults: failures %d window %v per address %d proxies %v", c.LoginMaxFailures, c.LoginWindow, c.LoginMaxPerAddress, c.TrustedProxies)
+	}
+	c, err = Load(env(map[string]string{
+		"LOGIN_MAX_FAILURES": "3", "LOGIN_WINDOW_SECONDS": "60", "LOGIN_MAX_PER_ADDRESS": "100",
+		"TRUSTED_PROXIES": " 10.0.0.0/8, 192.168.1.7 ,2001:db8::/32,172.16.5.9/12",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range c.TrustedProxies {
+		got = append(got, p.String())
+	}
+	want := "10.0.0.0/8 192.168.1.7/32 2001:db8::/32 172.16.0.0/12"
+	if c.LoginMaxFailures != 3 || c.LoginWindow != time.Minute || c.LoginMaxPerAddress != 100 || strings.Join(got, " ") != want {
+		t.Fatalf("parsed failures %d window %v per address %d proxies %v; want proxies %s", c.LoginMaxFailures, c.LoginWindow, c.LoginMaxPerAddress, got, want)
 	}
 }
 

@@ -22,10 +22,29 @@ import (
 	"github.com/halobestie/mitra-availability/ports"
 )
 
-// Config holds the token lifetimes.
+// Config holds the token lifetimes and the login throttle.
 type Config struct {
 	AccessTTL  time.Duration
 	RefreshTTL time.Duration
+	Throttle   Throttle
+}
+
+// Throttle limits login attempts (CONTRACT §14). With no Limiter there is no limit.
+type Throttle struct {
+	// Limiter counts the attempts: shared by every instance through Valkey,
+	// per instance while Valkey is down.
+	Limiter ports.Limiter
+	// MaxFailures is how many failed logins of one phone the window holds
+	// before every attempt for that phone is refused (LOGIN_MAX_FAILURES).
+	MaxFailures int
+	// MaxPerAddress caps the attempts of one client address in the window;
+	// 0 is no cap (LOGIN_MAX_PER_ADDRESS).
+	MaxPerAddress int
+	// Window is the sliding window of both limits (LOGIN_WINDOW_SECONDS).
+	Window time.Duration
+	// Throttled, when set, is called for each refused attempt with the limit
+	// that refused it ("phone" or "address").
+	Throttled func(limit string)
 }
 
 // Principal is the authenticated caller of a request.
@@ -74,6 +93,9 @@ func NewService(users ports.UserStore, mitras ports.MitraStore, authDB ports.Aut
 	hasher ports.PasswordHasher, signer ports.TokenSigner, clock ports.Clock, cfg Config) (*Service, error) {
 	if cfg.AccessTTL <= 0 || cfg.RefreshTTL <= 0 {
 		return nil, errors.New("auth: token lifetimes must be positive")
+	}
+	if th := cfg.Throttle; th.Limiter != nil && (th.MaxFailures < 1 || th.MaxPerAddress < 0 || th.Window <= 0) {
+		return nil, errors.New("auth: the login throttle needs MaxFailures >= 1, MaxPerAddress >= 0 and a positive Window")
 	}
 	dummy, err := hasher.Hash("not-a-real-password")
 	if err != nil {
@@ -147,13 +169,31 @@ func (s *Service) EnsureAdmin(ctx context.Context, a NewAccount) (ports.User, bo
 	return u, err == nil, err
 }
 
-// Login checks credentials and starts an auth session.
+// Login checks credentials and starts an auth session; it is LoginFrom with
+// no client address (no per-address limit).
 func (s *Service) Login(ctx context.Context, phone, password string) (Tokens, error) {
+	return s.LoginFrom(ctx, "", phone, password)
+}
+
+// LoginFrom checks credentials and starts an auth session. addr is the
+// client address of CONTRACT §14 ("" when unknown).
+//
+// Throttling: the attempt is counted before the password is checked, and a
+// successful check clears the phone's count, so what the window holds are
+// the failures since the last success (and attempts still in flight): any
+// number of concurrent guesses gets at most MaxFailures bcrypt comparisons.
+// A refused attempt costs no comparison and is not counted. A phone with no
+// account is counted alike and compared against a dummy hash, so neither the
+// answer nor its time tells whether an account exists.
+func (s *Service) LoginFrom(ctx context.Context, addr, phone, password string) (Tokens, error) {
 	if phone == "" {
 		return Tokens{}, core.Invalid("phone", "is required")
 	}
 	if password == "" {
 		return Tokens{}, core.Invalid("password", "is required")
+	}
+	if err := s.countAttempt(ctx, addr, phone); err != nil {
+		return Tokens{}, err
 	}
 	u, err := s.users.UserByPhone(ctx, phone)
 	if errors.Is(err, ports.ErrNotFound) {
@@ -165,6 +205,11 @@ func (s *Service) Login(ctx context.Context, phone, password string) (Tokens, er
 	}
 	if s.hasher.Compare(u.PasswordHash, password) != nil {
 		return Tokens{}, core.ErrInvalidCredentials
+	}
+	if th := s.cfg.Throttle; th.Limiter != nil {
+		if err := th.Limiter.Reset(ctx, phoneLimitKey(phone)); err != nil {
+			return Tokens{}, fmt.Errorf("login: clearing the failure count: %w", err)
+		}
 	}
 	if u.Role == ports.RoleMitra {
 		m, err := s.mitras.Mitra(ctx, u.ID)
@@ -185,6 +230,41 @@ func (s *Service) Login(ctx context.Context, phone, password string) (Tokens, er
 		return Tokens{}, fmt.Errorf("login: %w", err)
 	}
 	return s.issue(u, sess.ID, refresh, now)
+}
+
+func phoneLimitKey(phone string) string { return "login:phone:" + phone }
+func addrLimitKey(addr string) string   { return "login:addr:" + addr }
+
+// countAttempt counts a login attempt against the address limit (when on and
+// the address known) and the phone limit, or returns the *core.RateLimitedError
+// of the first limit that refuses it.
+func (s *Service) countAttempt(ctx context.Context, addr, phone string) error {
+	th := s.cfg.Throttle
+	if th.Limiter == nil {
+		return nil
+	}
+	now := s.clock.Now()
+	if th.MaxPerAddress > 0 && addr != "" {
+		if err := s.take(ctx, "address", addrLimitKey(addr), now, th.MaxPerAddress); err != nil {
+			return err
+		}
+	}
+	return s.take(ctx, "phone", phoneLimitKey(phone), now, th.MaxFailures)
+}
+
+func (s *Service) take(ctx context.Context, limit, key string, now time.Time, max int) error {
+	th := s.cfg.Throttle
+	ra, err := th.Limiter.Take(ctx, key, now, max, th.Window)
+	if err != nil {
+		return fmt.Errorf("login: counting the attempt: %w", err)
+	}
+	if ra <= 0 {
+		return nil
+	}
+	if th.Throttled != nil {
+		th.Throttled(limit)
+	}
+	return &core.RateLimitedError{Limit: limit, RetryAfter: ra}
 }
 
 // Refresh rotates a refresh token: the presented one stops working and a new
