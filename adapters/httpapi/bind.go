@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -112,10 +113,10 @@ func checkJSONText(body []byte, known map[string]struct{}) error {
 			return core.Invalid(fieldBody, "field names must not contain control characters")
 		case isName && known != nil && d.StackDepth() == 1:
 			if _, ok := known[s]; !ok {
-				return core.Invalid(s, "unknown field")
+				return invalidField(s, "unknown field")
 			}
 		case !isName && validate.HasControl(s):
-			return core.Invalid(fieldName(d.StackPointer()), "must not contain control characters (U+0000–U+001F, U+007F–U+009F)")
+			return invalidField(fieldName(d.StackPointer()), "must not contain control characters (U+0000–U+001F, U+007F–U+009F)")
 		}
 	}
 	if _, err := d.ReadToken(); !errors.Is(err, io.EOF) {
@@ -131,16 +132,41 @@ func jsonTextError(err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return core.Invalid(fieldBody, "malformed JSON: unexpected end of input")
 	case errors.As(err, &se) && errors.Is(se.Err, jsontext.ErrDuplicateName):
-		return core.Invalid(fieldName(se.JSONPointer), "repeated key")
+		return invalidField(fieldName(se.JSONPointer), "repeated key")
 	case errors.As(err, &se) && se.Err != nil && strings.Contains(se.Err.Error(), "invalid UTF-8"):
-		if field := fieldName(se.JSONPointer); field != "" {
-			return core.Invalid(field, "must be valid UTF-8")
-		}
-		return core.Invalid(fieldBody, "must be valid UTF-8")
+		return invalidField(fieldName(se.JSONPointer), "must be valid UTF-8")
 	case errors.As(err, &se):
 		return core.Invalid(fieldBody, fmt.Sprintf("malformed JSON at offset %d", se.ByteOffset))
 	}
 	return core.Invalid(fieldBody, "malformed JSON")
+}
+
+// invalidField names a field the client chose in a 400. A name that does not
+// read as one (empty, or with characters beyond letters, digits, _ . -) is
+// not put first, where a client looks for the field, but quoted after "body:".
+func invalidField(name, reason string) error {
+	if plainName(name) {
+		return core.Invalid(name, reason)
+	}
+	if len(name) > 64 {
+		name = name[:64] + "…"
+	}
+	return core.Invalid(fieldBody, fmt.Sprintf("%s %s", reason, strconv.QuoteToASCII(name)))
+}
+
+// plainName reports whether name is 1..64 characters of [A-Za-z0-9_.-].
+func plainName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '.', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // fieldName turns a JSON pointer (/nested/flag) into the dotted field name
@@ -226,7 +252,7 @@ func fieldError(err error) error {
 		return core.Invalid(ute.Field, "must be "+jsonTypeName(ute.Type))
 	}
 	if name, ok := strings.CutPrefix(err.Error(), `json: unknown field "`); ok {
-		return core.Invalid(strings.TrimSuffix(name, `"`), "unknown field")
+		return invalidField(strings.TrimSuffix(name, `"`), "unknown field")
 	}
 	var ime *json.InvalidUnmarshalError
 	if errors.As(err, &ime) {
