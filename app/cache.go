@@ -83,7 +83,7 @@ func newValkeyBus(lc fx.Lifecycle, client valkey.Client, cfg config.Config, log 
 }
 
 // newValkeyLimiter counts login attempts in Valkey, shared by every instance,
-// and on this instance while Valkey fails (CONTRACT §14).
+// and on this instance while Valkey fails (docs/contract.md §14).
 func newValkeyLimiter(client valkey.Client, cfg config.Config, m ports.Metrics, log *slog.Logger) ports.Limiter {
 	shared := valkeymirror.NewLimiter(client, cfg.ValkeyPrefix, cfg.ValkeyTimeout)
 	return limiter.NewFallback(shared, memory.NewLimiter(), m, log)

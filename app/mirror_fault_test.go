@@ -461,7 +461,7 @@ func TestDeactivation(t *testing.T) {
 	if r := s.row(m.ID); !r.IsActive || r.IsOnline {
 		t.Errorf("store after reactivation: %+v", r)
 	}
-	// The deactivation revoked the old access token (CONTRACT §13): after
+	// The deactivation revoked the old access token (docs/contract.md §13): after
 	// the reactivation it is a plain 401. A new login works; the mitra is
 	// offline until it goes online.
 	in.api.wantError(http.MethodGet, "/api/mitra/status", m.Access, nil, http.StatusUnauthorized, "unauthenticated")

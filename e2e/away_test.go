@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// CONTRACT §12, on two instances sharing Postgres and Valkey: an away mitra
+// docs/contract.md §12, on two instances sharing Postgres and Valkey: an away mitra
 // stays online and reachable, heartbeats, is never offered a session, and
 // stays away through the end of its session, heartbeats and an instance that
 // dies and another that starts, until it goes online itself.

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// CONTRACT §11 decline, on two instances: 204 for an offered mitra, which can
+// docs/contract.md §11 decline, on two instances: 204 for an offered mitra, which can
 // then no longer accept; the other offers stand; 403 for a mitra never
 // offered the session or a customer; 400 for a malformed id; 404 for an
 // unknown one; 409 invalid_state once the session is not searching.
@@ -42,7 +42,7 @@ func TestDecline(t *testing.T) {
 	wantError(t, "decline once taken (declined before)", b.post(t, "/api/sessions/"+id+"/decline", m1.Token, nil), http.StatusConflict, "invalid_state")
 }
 
-// CONTRACT §11 BLAST_LIMIT: with BLAST_LIMIT=1 a request is offered to one of
+// docs/contract.md §11 BLAST_LIMIT: with BLAST_LIMIT=1 a request is offered to one of
 // the available mitras, not all of them.
 func TestBlastLimit(t *testing.T) {
 	t.Parallel()

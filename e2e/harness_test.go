@@ -30,12 +30,16 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/halobestie/mitra-availability/client"
+	"github.com/halobestie/mitra-availability/docs"
+	"github.com/halobestie/mitra-availability/internal/openapicheck"
 	"github.com/halobestie/mitra-availability/internal/serverproc"
 )
 
@@ -64,6 +68,13 @@ const (
 
 // serverBin is the path of the binary TestMain built; empty when it built none.
 var serverBin string
+
+// checker checks every answer against docs/openapi.yaml (checkedClient).
+var (
+	checkerOnce sync.Once
+	checker     *openapicheck.Checker
+	checkerErr  error
+)
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -181,6 +192,8 @@ type Server struct {
 	DSN string
 
 	client *http.Client
+	// api is the typed client (package client) over client.
+	api *client.ClientWithResponses
 }
 
 // startServer starts the binary on a fresh database with the standard test
@@ -339,7 +352,48 @@ func deleteValkeyPrefix(t *testing.T, url, prefix string) {
 func startProcess(t *testing.T, vars map[string]string) *Server {
 	t.Helper()
 	requireBinary(t)
-	return &Server{Process: serverproc.Start(t, serverBin, vars), client: &http.Client{Timeout: requestTimeout}}
+	s := &Server{Process: serverproc.Start(t, serverBin, vars), client: checkedClient(t)}
+	api, err := client.New(s.URL, s.client)
+	if err != nil {
+		t.Fatalf("API client: %v", err)
+	}
+	s.api = api
+	return s
+}
+
+// typed is the Response of an answer the typed client received (its
+// HTTPResponse and Body): status and raw body; the client decoded its own copy.
+func typed(hr *http.Response, raw []byte) Response {
+	r := Response{Status: hr.StatusCode, ContentType: hr.Header.Get("Content-Type"), Raw: raw}
+	if len(bytes.TrimSpace(raw)) > 0 && strings.HasPrefix(r.ContentType, contentTypeJSON) {
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err == nil {
+			r.Body = m
+		}
+	}
+	return r
+}
+
+// ctx is the context of one typed request.
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(t.Context(), requestTimeout)
+	t.Cleanup(cancel)
+	return c
+}
+
+// checkedClient is the HTTP client of every request of the suite: each answer
+// it receives, errors included, is checked against docs/openapi.yaml, and one
+// that does not match fails t.
+func checkedClient(t *testing.T) *http.Client {
+	t.Helper()
+	checkerOnce.Do(func() { checker, checkerErr = openapicheck.Load(docs.OpenAPI) })
+	if checkerErr != nil {
+		t.Fatalf("docs/openapi.yaml: %v", checkerErr)
+	}
+	tr := &openapicheck.Transport{Checker: checker, Report: func(err error) {
+		t.Errorf("the answer does not match docs/openapi.yaml: %v", err)
+	}}
+	return &http.Client{Timeout: requestTimeout, Transport: tr}
 }
 
 // runServerCommand runs the binary with args and vars (on top of the stripped
@@ -510,9 +564,11 @@ type Tokens struct {
 // signupCustomer creates a customer and returns its user view.
 func (s *Server) signupCustomer(t *testing.T, phone, password, name string) map[string]any {
 	t.Helper()
-	r := s.request(t, http.MethodPost, "/api/customers", "", map[string]any{
-		"phone": phone, "password": password, "display_name": name,
-	})
+	resp, err := s.api.CreateCustomerWithResponse(ctx(t), client.CreateCustomerRequest{Phone: phone, Password: password, DisplayName: name})
+	if err != nil {
+		t.Fatalf("POST /api/customers: %v", err)
+	}
+	r := typed(resp.HTTPResponse, resp.Body)
 	wantStatus(t, "POST /api/customers", r, http.StatusCreated)
 	return r.Body
 }
@@ -520,7 +576,11 @@ func (s *Server) signupCustomer(t *testing.T, phone, password, name string) map[
 // login logs in and returns the tokens; the login must succeed.
 func (s *Server) login(t *testing.T, phone, password string) Tokens {
 	t.Helper()
-	r := s.request(t, http.MethodPost, "/api/auth/login", "", map[string]any{"phone": phone, "password": password})
+	resp, err := s.api.LoginWithResponse(ctx(t), client.LoginRequest{Phone: phone, Password: password})
+	if err != nil {
+		t.Fatalf("POST /api/auth/login: %v", err)
+	}
+	r := typed(resp.HTTPResponse, resp.Body)
 	wantStatus(t, "POST /api/auth/login", r, http.StatusOK)
 	return tokensOf(t, "login", r)
 }
@@ -528,7 +588,11 @@ func (s *Server) login(t *testing.T, phone, password string) Tokens {
 // refresh exchanges a refresh token; the exchange must succeed.
 func (s *Server) refresh(t *testing.T, refreshToken string) Tokens {
 	t.Helper()
-	r := s.request(t, http.MethodPost, "/api/auth/refresh", "", map[string]any{"refresh_token": refreshToken})
+	resp, err := s.api.RefreshWithResponse(ctx(t), client.RefreshRequest{RefreshToken: refreshToken})
+	if err != nil {
+		t.Fatalf("POST /api/auth/refresh: %v", err)
+	}
+	r := typed(resp.HTTPResponse, resp.Body)
 	wantStatus(t, "POST /api/auth/refresh", r, http.StatusOK)
 	return tokensOf(t, "refresh", r)
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/halobestie/mitra-availability/internal/serverproc"
 )
 
-// revocationBound is CONTRACT §13's bound on a revocation reaching every
+// revocationBound is docs/contract.md §13's bound on a revocation reaching every
 // instance; revocationSlack allows for the -race build on a loaded machine.
 const (
 	revocationBound = time.Second
@@ -57,7 +57,7 @@ func waitClosed(t *testing.T, w *WSClient, code websocket.StatusCode) {
 	t.Fatalf("%s: still open", w.name)
 }
 
-// CONTRACT §13: a logout on one instance stops the access token of that auth
+// docs/contract.md §13: a logout on one instance stops the access token of that auth
 // session on every instance within a second (REST and WebSocket handshake),
 // and closes its open WebSockets; the user's other sessions go on. The same
 // holds with Valkey unreachable: the instances then learn it from Postgres.
@@ -93,7 +93,7 @@ func TestLogoutRevokesAccessTokensOnEveryInstance(t *testing.T) {
 	}
 }
 
-// CONTRACT §13 and §4: after a deactivation on one instance, the mitra's
+// docs/contract.md §13 and §4: after a deactivation on one instance, the mitra's
 // access tokens get 403 account_deactivated on every endpoint and handshake
 // of every instance within a second, and its WebSockets are closed.
 func TestDeactivationRevokesAccessTokensOnEveryInstance(t *testing.T) {

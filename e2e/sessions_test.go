@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/halobestie/mitra-availability/client"
 )
 
 // clockSlack absorbs the rounding of times to the store's precision and the
@@ -723,7 +725,7 @@ type actor struct {
 	ID, Phone, Token string
 }
 
-// newCustomer signs up a customer and logs it in.
+// newCustomer signs up a customer and logs it in (through the typed client).
 func (s *Server) newCustomer(t *testing.T) actor {
 	t.Helper()
 	phone := randomPhone(t)
@@ -737,19 +739,28 @@ func (s *Server) newCustomer(t *testing.T) actor {
 func (s *Server) newMitra(t *testing.T, admin string, capacity int) actor {
 	t.Helper()
 	phone := randomPhone(t)
-	v := s.createMitra(t, admin, map[string]any{
-		"phone": phone, "password": mitraPassword, "display_name": "Mitra", "capacity": capacity,
-	})
+	resp, err := s.api.CreateMitraWithResponse(ctx(t), client.CreateMitraRequest{
+		Phone: phone, Password: mitraPassword, DisplayName: "Mitra", Capacity: &capacity,
+	}, client.WithToken(admin))
+	if err != nil {
+		t.Fatalf("POST /api/admin/mitras: %v", err)
+	}
+	wantStatus(t, "POST /api/admin/mitras", typed(resp.HTTPResponse, resp.Body), http.StatusCreated)
 	tok := s.login(t, phone, mitraPassword)
-	return actor{ID: v["id"].(string), Phone: phone, Token: tok.Access}
+	return actor{ID: resp.JSON201.ID, Phone: phone, Token: tok.Access}
 }
 
 // goOnline takes a mitra online; it must then be available.
 func (s *Server) goOnline(t *testing.T, m actor) {
 	t.Helper()
-	r := s.post(t, "/api/mitra/status/online", m.Token, nil)
-	wantStatus(t, "go online", r, http.StatusOK)
-	expectFields(t, "online mitra", r.Body, map[string]any{"is_online": true, "available": true})
+	resp, err := s.api.MitraGoOnlineWithResponse(ctx(t), client.WithToken(m.Token))
+	if err != nil {
+		t.Fatalf("go online: %v", err)
+	}
+	wantStatus(t, "go online", typed(resp.HTTPResponse, resp.Body), http.StatusOK)
+	if v := resp.JSON200; !v.IsOnline || !v.Available || v.ID != m.ID {
+		t.Fatalf("go online: mitra view %+v, want itself online and available", *v)
+	}
 }
 
 // post is a POST with an optional JSON body.
@@ -761,20 +772,30 @@ func (s *Server) post(t *testing.T, path, token string, body any) Response {
 // requestSession requests a session of minutes for c (a blast) and returns its id.
 func (s *Server) requestSession(t *testing.T, c actor, minutes int) string {
 	t.Helper()
-	r := s.post(t, "/api/sessions", c.Token, map[string]any{"duration_minutes": minutes})
-	wantStatus(t, "POST /api/sessions", r, http.StatusCreated)
-	checkSessionView(t, "requested session", r.Body)
-	expectFields(t, "requested session", r.Body, map[string]any{"status": "searching", "customer_id": c.ID})
-	return r.Body["id"].(string)
+	return s.createSession(t, "POST /api/sessions", c, client.CreateSessionRequest{DurationMinutes: minutes})
 }
 
 // requestSessionOf requests a session of minutes for c of one mitra and returns its id.
 func (s *Server) requestSessionOf(t *testing.T, c actor, minutes int, mitraID string) string {
 	t.Helper()
-	r := s.post(t, "/api/sessions", c.Token, map[string]any{"duration_minutes": minutes, "mitra_id": mitraID})
-	wantStatus(t, "POST /api/sessions with mitra_id", r, http.StatusCreated)
-	expectFields(t, "requested session", r.Body, map[string]any{"status": "searching", "customer_id": c.ID})
-	return r.Body["id"].(string)
+	return s.createSession(t, "POST /api/sessions with mitra_id", c, client.CreateSessionRequest{DurationMinutes: minutes, MitraID: &mitraID})
+}
+
+// createSession sends POST /api/sessions through the typed client; the session
+// must be created, searching, for c.
+func (s *Server) createSession(t *testing.T, what string, c actor, body client.CreateSessionRequest) string {
+	t.Helper()
+	resp, err := s.api.CreateSessionWithResponse(ctx(t), body, client.WithToken(c.Token))
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	r := typed(resp.HTTPResponse, resp.Body)
+	wantStatus(t, what, r, http.StatusCreated)
+	checkSessionView(t, "requested session", r.Body)
+	if v := resp.JSON201; v.Status != client.SessionStatusSearching || v.CustomerID != c.ID {
+		t.Fatalf("%s: session %+v, want searching for customer %s", what, *v, c.ID)
+	}
+	return resp.JSON201.ID
 }
 
 // getSession reads a session, which must answer 200 with a session view.

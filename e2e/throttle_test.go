@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// TestLoginThrottleAcrossInstances: CONTRACT §14 on two instances sharing
+// TestLoginThrottleAcrossInstances: docs/contract.md §14 on two instances sharing
 // Postgres and Valkey. The failures of one phone counted on either instance
 // add up; the next attempt, with the right password, is 429 rate_limited
 // with a Retry-After on both; a success clears the count; behind a trusted

@@ -84,8 +84,9 @@ func anyFrame(wsFrame) bool { return true }
 // WSClient is one WebSocket connection to GET /ws that records every frame it
 // receives, with its arrival time, from the moment it is connected.
 type WSClient struct {
-	name string
-	conn *websocket.Conn
+	name   string
+	conn   *websocket.Conn
+	report func(error) // a frame that does not match docs/openapi.yaml
 
 	mu     sync.Mutex
 	frames []wsFrame
@@ -116,7 +117,7 @@ func (s *Server) dialWSWith(t *testing.T, name, path string, h http.Header) *WSC
 	before := s.wsConnections(t)
 	ctx, cancel := context.WithTimeout(context.Background(), wsDialTimeout)
 	defer cancel()
-	conn, resp, err := websocket.Dial(ctx, wsURL(s.URL)+path, &websocket.DialOptions{HTTPHeader: h})
+	conn, resp, err := websocket.Dial(ctx, wsURL(s.URL)+path, &websocket.DialOptions{HTTPHeader: h, HTTPClient: s.client})
 	if err != nil {
 		status := 0
 		if resp != nil {
@@ -126,7 +127,8 @@ func (s *Server) dialWSWith(t *testing.T, name, path string, h http.Header) *WSC
 	}
 	conn.SetReadLimit(1 << 20)
 	rctx, rcancel := context.WithCancel(context.Background())
-	c := &WSClient{name: name, conn: conn, more: make(chan struct{}), done: make(chan struct{}), cancel: rcancel}
+	c := &WSClient{name: name, conn: conn, more: make(chan struct{}), done: make(chan struct{}), cancel: rcancel,
+		report: func(err error) { t.Errorf("a WebSocket frame does not match docs/openapi.yaml: %v", err) }}
 	go c.read(rctx)
 	t.Cleanup(c.close)
 	// The server registers the connection after the handshake: wait for it.
@@ -179,6 +181,9 @@ func (c *WSClient) read(ctx context.Context) {
 			c.more = make(chan struct{})
 			c.mu.Unlock()
 			return
+		}
+		if err := checker.CheckEvent(data); err != nil {
+			c.report(fmt.Errorf("%s: %w", c.name, err))
 		}
 		f := wsFrame{At: time.Now(), Raw: data}
 		var m map[string]any
@@ -317,7 +322,7 @@ func (s *Server) wsDialStatus(t *testing.T, what, path string, h http.Header) in
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wsDialTimeout)
 	defer cancel()
-	conn, resp, err := websocket.Dial(ctx, wsURL(s.URL)+path, &websocket.DialOptions{HTTPHeader: h})
+	conn, resp, err := websocket.Dial(ctx, wsURL(s.URL)+path, &websocket.DialOptions{HTTPHeader: h, HTTPClient: s.client})
 	if err == nil {
 		_ = conn.CloseNow()
 		t.Fatalf("%s: the WebSocket handshake succeeded, want it refused", what)

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Limiter counts attempts per key in a sliding window (CONTRACT §14: login
+// Limiter counts attempts per key in a sliding window (docs/contract.md §14: login
 // throttling). Adapters: memory (per instance) and Valkey (shared by every
 // instance).
 type Limiter interface {

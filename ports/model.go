@@ -43,8 +43,8 @@ type Mitra struct {
 	DisplayName string
 	IsActive    bool
 	IsOnline    bool
-	// IsAway: online and heartbeating but taking no new offers (CONTRACT
-	// §12). Only an online mitra is away; going online or offline, a
+	// IsAway: online and heartbeating but taking no new offers
+	// (docs/contract.md §12). Only an online mitra is away; going online or offline, a
 	// deactivation and the stale sweep clear it.
 	IsAway          bool
 	Capacity        int

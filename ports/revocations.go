@@ -6,7 +6,7 @@ import (
 )
 
 // Revocation is one revoked auth session: the access tokens issued for it
-// stop working at once, on every instance (CONTRACT §13).
+// stop working at once, on every instance (docs/contract.md §13).
 type Revocation struct {
 	SessionID string
 	UserID    string

@@ -10,7 +10,7 @@ import (
 )
 
 // clientAddrExtractor is the one place that decides a request's client
-// address (CONTRACT §14); Echo's c.RealIP() returns it, for the login limit
+// address (docs/contract.md §14); Echo's c.RealIP() returns it, for the login limit
 // per address and the access log alike.
 //
 // The client address is the TCP peer, unless the peer is in trusted (the

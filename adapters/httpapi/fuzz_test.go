@@ -18,7 +18,7 @@ import (
 )
 
 // The fuzz targets of the request decoding and validation of every endpoint
-// that takes a body or a query (CONTRACT §2, §14). Each sends the fuzzed
+// that takes a body or a query (docs/contract.md §2, §14). Each sends the fuzzed
 // input through the whole API on the memory adapters and checks what a
 // client would: never a 5xx; every error in the §2 envelope; every 400 names
 // a field ("field: reason"); and nothing with a control character (or, in

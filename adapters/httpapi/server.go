@@ -73,7 +73,7 @@ func New(opts Options) (*echo.Echo, error) {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	// The client address of CONTRACT §14, decided in this one place: the peer,
+	// The client address of docs/contract.md §14, decided in this one place: the peer,
 	// or X-Forwarded-For as far as TrustedProxies vouch for it.
 	e.IPExtractor = clientAddrExtractor(opts.TrustedProxies)
 	e.HTTPErrorHandler = newErrorHandler(opts.Logger)

@@ -366,8 +366,8 @@ func wsAuthError(err error) error {
 }
 
 // checkHandshake checks what websocket.Accept would refuse with a plain-text
-// answer, so that the client gets the JSON error envelope instead (CONTRACT
-// §13): the method, the version (13) and the key (16 bytes in base64).
+// answer, so that the client gets the JSON error envelope instead
+// (docs/contract.md §13): the method, the version (13) and the key (16 bytes in base64).
 func checkHandshake(r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return echo.NewHTTPError(http.StatusMethodNotAllowed, "a WebSocket handshake must be a GET")

@@ -12,7 +12,7 @@ import (
 
 // Fallback counts in a shared limiter (Valkey) and, when a call of it fails
 // (Valkey unreachable, hung past the call's deadline), in a local one (memory)
-// instead: a limit never disappears with the cache (CONTRACT §14). While the
+// instead: a limit never disappears with the cache (docs/contract.md §14). While the
 // shared limiter fails each instance counts on its own; once it answers, the
 // counts it kept are used again and the local ones are no longer consulted.
 type Fallback struct {

@@ -81,7 +81,7 @@ type Config struct {
 	FCMCredentialsFile string
 	FCMCredentials     []byte // the file's content, read by Load
 	FCMEndpoint        string
-	// Login throttling (CONTRACT §14).
+	// Login throttling (docs/contract.md §14).
 	LoginMaxFailures   int
 	LoginWindow        time.Duration
 	LoginMaxPerAddress int            // 0: no per-address limit

@@ -29,7 +29,7 @@ type Config struct {
 	Throttle   Throttle
 }
 
-// Throttle limits login attempts (CONTRACT §14). With no Limiter there is no limit.
+// Throttle limits login attempts (docs/contract.md §14). With no Limiter there is no limit.
 type Throttle struct {
 	// Limiter counts the attempts: shared by every instance through Valkey,
 	// per instance while Valkey is down.
@@ -176,7 +176,7 @@ func (s *Service) Login(ctx context.Context, phone, password string) (Tokens, er
 }
 
 // LoginFrom checks credentials and starts an auth session. addr is the
-// client address of CONTRACT §14 ("" when unknown).
+// client address of docs/contract.md §14 ("" when unknown).
 //
 // Throttling: the attempt is counted before the password is checked, and a
 // successful check clears the phone's count, so what the window holds are

@@ -16,7 +16,7 @@ func Available(m ports.Mitra, now time.Time, stale time.Duration) bool {
 	return Reachable(m, now, stale) && !m.IsAway && m.ActiveSessions < m.Capacity
 }
 
-// Presence is what the mitra said of itself last (CONTRACT §12).
+// Presence is what the mitra said of itself last (docs/contract.md §12).
 type Presence string
 
 const (

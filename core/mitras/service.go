@@ -283,7 +283,7 @@ func (s *Service) GoOnline(ctx context.Context, id string) (View, error) {
 }
 
 // GoAway keeps the mitra online and heartbeating but takes it out of every
-// new offer (CONTRACT §12); an offline mitra goes online as away. Only the
+// new offer (docs/contract.md §12); an offline mitra goes online as away. Only the
 // mitra itself ends it, by going online or offline.
 func (s *Service) GoAway(ctx context.Context, id string) (View, error) {
 	if _, err := s.active(ctx, id); err != nil {

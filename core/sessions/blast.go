@@ -2,7 +2,7 @@ package sessions
 
 import "math/rand/v2"
 
-// Blast offers a search to every available mitra (CONTRACT §7), or, with a
+// Blast offers a search to every available mitra (docs/contract.md §7), or, with a
 // positive Limit (BLAST_LIMIT), to Limit of them chosen at random.
 type Blast struct {
 	Limit int

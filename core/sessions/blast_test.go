@@ -36,7 +36,7 @@ func TestBlastChoose(t *testing.T) {
 	}
 }
 
-// BLAST_LIMIT (CONTRACT §11): a request and a reroute are offered to at most
+// BLAST_LIMIT (docs/contract.md §11): a request and a reroute are offered to at most
 // that many available mitras, never to an excluded one.
 func TestBlastLimitOffers(t *testing.T) {
 	f := newFixture(t)

@@ -9,7 +9,7 @@ import (
 	"github.com/halobestie/mitra-availability/ports"
 )
 
-// CONTRACT §11: an offered mitra declines; it is never offered the session
+// docs/contract.md §11: an offered mitra declines; it is never offered the session
 // again and cannot accept it; the other offers stand; 403 for a mitra never
 // offered it, 409 invalid_state once the session is not searching.
 func TestDeclineRules(t *testing.T) {

@@ -1,6 +1,6 @@
 package sessions
 
-// Router is a routing strategy (CONTRACT §11): it chooses, among the mitras
+// Router is a routing strategy (docs/contract.md §11): it chooses, among the mitras
 // a search may be offered to now, those that get the offer. A strategy is one
 // small policy behind this interface, in a file of its own; this build serves
 // Blast.

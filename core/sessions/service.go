@@ -199,7 +199,7 @@ func mayAccept(x *ports.Session, mitraID string) error {
 	}
 }
 
-// Decline lets an offered mitra refuse a searching session (CONTRACT §11):
+// Decline lets an offered mitra refuse a searching session (docs/contract.md §11):
 // the mitra joins the session's excluded mitras, so it is never offered the
 // session again and can no longer accept it; the other offers stand. A
 // repeated decline changes nothing. core.ErrForbidden when the session was

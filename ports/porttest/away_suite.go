@@ -7,7 +7,7 @@ import (
 	"github.com/halobestie/mitra-availability/ports"
 )
 
-// RunAwaySuite checks the away presence (CONTRACT §12) across the mitra
+// RunAwaySuite checks the away presence (docs/contract.md §12) across the mitra
 // store, the queries and the mirror truth: an away mitra is online and
 // reachable, never available, and only going online or offline, a
 // deactivation or the stale sweep end it.
