@@ -12,42 +12,44 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/halobestie/mitra-availability/client"
 )
 
-// The views and events of the service's API (docs/contract.md §3–§8), as the load
-// generator reads them.
+// The views and events of the service's API are the types of package client,
+// generated from docs/openapi.yaml; the load generator keeps no copy of them.
+type (
+	// SessionView is the session view (docs/contract.md §7).
+	SessionView = client.Session
+	// MitraView is the mitra view (docs/contract.md §4).
+	MitraView = client.Mitra
+	// UserView is the user view (docs/contract.md §3).
+	UserView = client.User
+	// Tokens is the answer of login and refresh.
+	Tokens = client.Tokens
+	// Beacon is the answer of GET /api/availability.
+	Beacon = client.Beacon
+)
 
-// SessionView is the session view of docs/contract.md §7.
-type SessionView struct {
-	ID               string     `json:"id"`
-	Status           string     `json:"status"`
-	CustomerID       string     `json:"customer_id"`
-	MitraID          *string    `json:"mitra_id"`
-	DurationMinutes  int        `json:"duration_minutes"`
-	RemainingSeconds int        `json:"remaining_seconds"`
-	CreatedAt        time.Time  `json:"created_at"`
-	AcceptedAt       *time.Time `json:"accepted_at"`
-	StartedAt        *time.Time `json:"started_at"`
-	ExpiresAt        *time.Time `json:"expires_at"`
-	EndedAt          *time.Time `json:"ended_at"`
-	EndReason        *string    `json:"end_reason"`
-}
-
-// Session statuses and end reasons of docs/contract.md §7.
+// Session statuses and end reasons of docs/contract.md §7, as the store's rows
+// and the checker's records spell them.
 const (
-	StatusSearching      = "searching"
-	StatusPendingPayment = "pending_payment"
-	StatusActive         = "active"
-	StatusEnded          = "ended"
-	StatusUnmatched      = "unmatched"
-	StatusCancelled      = "cancelled"
+	StatusSearching      = string(client.SessionStatusSearching)
+	StatusPendingPayment = string(client.SessionStatusPendingPayment)
+	StatusActive         = string(client.SessionStatusActive)
+	StatusEnded          = string(client.SessionStatusEnded)
+	StatusUnmatched      = string(client.SessionStatusUnmatched)
+	StatusCancelled      = string(client.SessionStatusCancelled)
 
-	EndReasonExpired = "expired"
+	EndReasonExpired = string(client.EndReasonExpired)
 )
 
-// Open reports whether the session is searching, pending_payment or active.
-func (v SessionView) Open() bool {
-	switch v.Status {
+// ptrTo returns a pointer to v (the optional fields of a request).
+func ptrTo[T any](v T) *T { return &v }
+
+// IsOpen reports whether the session is searching, pending_payment or active.
+func IsOpen(v SessionView) bool {
+	switch string(v.Status) {
 	case StatusSearching, StatusPendingPayment, StatusActive:
 		return true
 	}
@@ -56,57 +58,22 @@ func (v SessionView) Open() bool {
 
 // Held reports whether the session counts against its mitra's capacity
 // (pending_payment or active with a mitra).
-func (v SessionView) Held() bool {
-	return v.MitraID != nil && (v.Status == StatusPendingPayment || v.Status == StatusActive)
-}
-
-// MitraView is the mitra view of docs/contract.md §4.
-type MitraView struct {
-	ID              string     `json:"id"`
-	DisplayName     string     `json:"display_name"`
-	Phone           string     `json:"phone"`
-	IsActive        bool       `json:"is_active"`
-	IsOnline        bool       `json:"is_online"`
-	Capacity        int        `json:"capacity"`
-	ActiveSessions  int        `json:"active_sessions"`
-	LastHeartbeatAt *time.Time `json:"last_heartbeat_at"`
-	Reachable       bool       `json:"reachable"`
-	Available       bool       `json:"available"`
-}
-
-// UserView is the user view of docs/contract.md §3.
-type UserView struct {
-	ID          string `json:"id"`
-	Role        string `json:"role"`
-	Phone       string `json:"phone"`
-	DisplayName string `json:"display_name"`
-}
-
-// Tokens is the answer of login and refresh.
-type Tokens struct {
-	AccessToken  string   `json:"access_token"`
-	RefreshToken string   `json:"refresh_token"`
-	TokenType    string   `json:"token_type"`
-	ExpiresIn    int64    `json:"expires_in"`
-	User         UserView `json:"user"`
-}
-
-// Beacon is the answer of GET /api/availability.
-type Beacon struct {
-	AvailableMitras int       `json:"available_mitras"`
-	AsOf            time.Time `json:"as_of"`
+func Held(v SessionView) bool {
+	return v.MitraID != nil && (string(v.Status) == StatusPendingPayment || string(v.Status) == StatusActive)
 }
 
 // WebSocket event types of docs/contract.md §8.
 const (
-	EventSessionOffer   = "session_offer"
-	EventSessionTaken   = "session_taken"
-	EventSessionUpdate  = "session_update"
-	EventSessionWarning = "session_warning"
-	EventSessionEnded   = "session_ended"
+	EventSessionOffer   = string(client.SessionOfferEventTypeSessionOffer)
+	EventSessionTaken   = string(client.SessionTakenEventTypeSessionTaken)
+	EventSessionUpdate  = string(client.SessionUpdateEventTypeSessionUpdate)
+	EventSessionWarning = string(client.SessionWarningEventTypeSessionWarning)
+	EventSessionEnded   = string(client.SessionEndedEventTypeSessionEnded)
 )
 
-// Frame is one WebSocket event of docs/contract.md §8 (the fields of every type).
+// Frame is one WebSocket event of docs/contract.md §8, decoded once for every
+// type: the union of the fields of client.SessionOfferEvent, SessionTakenEvent,
+// SessionUpdateEvent, SessionWarningEvent and SessionEndedEvent.
 type Frame struct {
 	Type            string       `json:"type"`
 	SessionID       string       `json:"session_id"`
@@ -365,7 +332,7 @@ func (u *User) setTokens(t Tokens) {
 func (u *User) Login(ctx context.Context, c *Client, base string) error {
 	var t Tokens
 	err := c.Do(ctx, base, http.MethodPost, routeLogin, routeLogin, "",
-		map[string]string{"phone": u.Phone, "password": u.Password}, &t)
+		client.LoginRequest{Phone: u.Phone, Password: u.Password}, &t)
 	if err != nil {
 		return err
 	}
@@ -383,13 +350,13 @@ func (u *User) renew(ctx context.Context, c *Client, base string, gen int) error
 		return nil
 	}
 	var t Tokens
-	err := c.Do(ctx, base, http.MethodPost, routeRefresh, routeRefresh, "", map[string]string{"refresh_token": u.refresh}, &t)
+	err := c.Do(ctx, base, http.MethodPost, routeRefresh, routeRefresh, "", client.RefreshRequest{RefreshToken: u.refresh}, &t)
 	if err != nil {
 		if ctx.Err() != nil || errors.Is(err, errRequestBudget) {
 			return err
 		}
 		err = c.Do(ctx, base, http.MethodPost, routeLogin, routeLogin, "",
-			map[string]string{"phone": u.Phone, "password": u.Password}, &t)
+			client.LoginRequest{Phone: u.Phone, Password: u.Password}, &t)
 		if err != nil {
 			return fmt.Errorf("logging in again: %w", err)
 		}

@@ -27,9 +27,9 @@ const (
 	InvariantEndedOnce = "sessions_end_once_and_on_time"
 	// InvariantDeactivated (e): no deactivated mitra is offered a session.
 	InvariantDeactivated = "no_offer_to_deactivated"
-	// InvariantAway: no mitra is offered a session while it is away (CONTRACT §12).
+	// InvariantAway: no mitra is offered a session while it is away (docs/contract.md §12).
 	InvariantAway = "no_offer_to_away"
-	// InvariantDeclined: no mitra is offered a session again after declining it (CONTRACT §11).
+	// InvariantDeclined: no mitra is offered a session again after declining it (docs/contract.md §11).
 	InvariantDeclined = "no_offer_after_decline"
 )
 
@@ -86,14 +86,14 @@ type SessionRecord struct {
 // RecordOf converts a session view into a SessionRecord.
 func RecordOf(v SessionView) SessionRecord {
 	r := SessionRecord{
-		ID: v.ID, Status: v.Status, CustomerID: v.CustomerID,
+		ID: v.ID, Status: string(v.Status), CustomerID: v.CustomerID,
 		CreatedAt: v.CreatedAt, ExpiresAt: v.ExpiresAt, EndedAt: v.EndedAt,
 	}
 	if v.MitraID != nil {
 		r.MitraID = *v.MitraID
 	}
 	if v.EndReason != nil {
-		r.EndReason = *v.EndReason
+		r.EndReason = string(*v.EndReason)
 	}
 	return r
 }
@@ -565,11 +565,11 @@ func (c *Checker) SessionView(v SessionView) {
 // with time left, expires_at − remaining_seconds (floored by the server,
 // hence the extra second). c.mu must be held.
 func (c *Checker) observeSession(v SessionView) {
-	if !v.Held() || v.AcceptedAt == nil {
+	if !Held(v) || v.AcceptedAt == nil {
 		return
 	}
 	last := *v.AcceptedAt
-	if v.Status == StatusActive {
+	if string(v.Status) == StatusActive {
 		if v.StartedAt != nil && v.StartedAt.After(last) {
 			last = *v.StartedAt
 		}

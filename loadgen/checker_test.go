@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/halobestie/mitra-availability/client"
 )
 
 // fakeStore and fakeMirror are the memory inputs of the checker.
@@ -399,7 +401,7 @@ func TestMitraViewOverCapacity(t *testing.T) {
 // heldView is a view of session id held by mitra since accepted, made at madeAt.
 func heldView(id, mitra string, accepted, madeAt time.Time, expires time.Time) SessionView {
 	return SessionView{
-		ID: id, Status: StatusActive, CustomerID: "c-" + id, MitraID: ptr(mitra),
+		ID: id, Status: client.SessionStatusActive, CustomerID: "c-" + id, MitraID: ptr(mitra),
 		AcceptedAt: ptr(accepted), StartedAt: ptr(accepted.Add(time.Second)), ExpiresAt: ptr(expires),
 		RemainingSeconds: int(expires.Sub(madeAt) / time.Second), CreatedAt: accepted.Add(-time.Second),
 	}
@@ -552,10 +554,10 @@ func TestExpiryRecords(t *testing.T) {
 func TestExpiryFromFinalViews(t *testing.T) {
 	c, _ := newTestChecker(t, CheckerConfig{})
 	c.FinalViews([]SessionView{
-		{ID: "stuck", Status: StatusActive, CustomerID: "c", MitraID: ptr("m"), CreatedAt: t0.Add(-5 * time.Minute),
+		{ID: "stuck", Status: client.SessionStatusActive, CustomerID: "c", MitraID: ptr("m"), CreatedAt: t0.Add(-5 * time.Minute),
 			AcceptedAt: ptr(t0.Add(-4 * time.Minute)), ExpiresAt: ptr(t0.Add(-time.Minute))},
-		{ID: "fine", Status: StatusEnded, CustomerID: "c", MitraID: ptr("m"), CreatedAt: t0.Add(-5 * time.Minute),
-			ExpiresAt: ptr(t0.Add(-time.Minute)), EndedAt: ptr(t0.Add(-time.Minute)), EndReason: ptr(EndReasonExpired)},
+		{ID: "fine", Status: client.SessionStatusEnded, CustomerID: "c", MitraID: ptr("m"), CreatedAt: t0.Add(-5 * time.Minute),
+			ExpiresAt: ptr(t0.Add(-time.Minute)), EndedAt: ptr(t0.Add(-time.Minute)), EndReason: ptr(client.EndReasonExpired)},
 	})
 	res := final(t, c)
 	wantViolations(t, res.Violations, InvariantEndedOnce+"/not_ended_at_expiry")
@@ -567,10 +569,10 @@ func TestExpiryFromFinalViews(t *testing.T) {
 func TestSessionEndedDelivery(t *testing.T) {
 	end := t0.Add(-time.Minute)
 	views := []SessionView{
-		{ID: "delivered", Status: StatusEnded, CustomerID: "c1", CreatedAt: t0.Add(-3 * time.Minute), EndedAt: ptr(end), EndReason: ptr("ended_by_mitra")},
-		{ID: "lost", Status: StatusUnmatched, CustomerID: "c2", CreatedAt: t0.Add(-3 * time.Minute), EndedAt: ptr(end), EndReason: ptr("unmatched")},
-		{ID: "not-covered", Status: StatusEnded, CustomerID: "c3", CreatedAt: t0.Add(-3 * time.Minute), EndedAt: ptr(end), EndReason: ptr(EndReasonExpired)},
-		{ID: "too-recent", Status: StatusEnded, CustomerID: "c4", CreatedAt: t0.Add(-3 * time.Minute), EndedAt: ptr(t0.Add(-time.Second)), EndReason: ptr(EndReasonExpired)},
+		{ID: "delivered", Status: client.SessionStatusEnded, CustomerID: "c1", CreatedAt: t0.Add(-3 * time.Minute), EndedAt: ptr(end), EndReason: ptr(client.EndReason("ended_by_mitra"))},
+		{ID: "lost", Status: client.SessionStatusUnmatched, CustomerID: "c2", CreatedAt: t0.Add(-3 * time.Minute), EndedAt: ptr(end), EndReason: ptr(client.EndReason("unmatched"))},
+		{ID: "not-covered", Status: client.SessionStatusEnded, CustomerID: "c3", CreatedAt: t0.Add(-3 * time.Minute), EndedAt: ptr(end), EndReason: ptr(client.EndReasonExpired)},
+		{ID: "too-recent", Status: client.SessionStatusEnded, CustomerID: "c4", CreatedAt: t0.Add(-3 * time.Minute), EndedAt: ptr(t0.Add(-time.Second)), EndReason: ptr(client.EndReasonExpired)},
 	}
 	c, _ := newTestChecker(t, CheckerConfig{})
 	c1 := c.ConnOpened("c1", "customer", t0.Add(-10*time.Minute))
@@ -596,11 +598,11 @@ func TestSessionEndedDeliveryExcusedInFaultWindows(t *testing.T) {
 	outage := t0.Add(-2 * time.Minute)
 	views := []SessionView{
 		// Ended during the outage and lost: excused, counted.
-		{ID: "lost-in-outage", Status: StatusEnded, CustomerID: "c1", CreatedAt: t0.Add(-5 * time.Minute), EndedAt: ptr(outage.Add(10 * time.Second)), EndReason: ptr("ended_by_mitra")},
+		{ID: "lost-in-outage", Status: client.SessionStatusEnded, CustomerID: "c1", CreatedAt: t0.Add(-5 * time.Minute), EndedAt: ptr(outage.Add(10 * time.Second)), EndReason: ptr(client.EndReason("ended_by_mitra"))},
 		// Ended within the grace after the outage and delivered: excused, counted.
-		{ID: "delivered-after", Status: StatusEnded, CustomerID: "c2", CreatedAt: t0.Add(-5 * time.Minute), EndedAt: ptr(outage.Add(32 * time.Second)), EndReason: ptr("ended_by_mitra")},
+		{ID: "delivered-after", Status: client.SessionStatusEnded, CustomerID: "c2", CreatedAt: t0.Add(-5 * time.Minute), EndedAt: ptr(outage.Add(32 * time.Second)), EndReason: ptr(client.EndReason("ended_by_mitra"))},
 		// Ended well after the outage and lost: a violation still.
-		{ID: "lost-later", Status: StatusEnded, CustomerID: "c3", CreatedAt: t0.Add(-5 * time.Minute), EndedAt: ptr(t0.Add(-time.Minute)), EndReason: ptr("ended_by_mitra")},
+		{ID: "lost-later", Status: client.SessionStatusEnded, CustomerID: "c3", CreatedAt: t0.Add(-5 * time.Minute), EndedAt: ptr(t0.Add(-time.Minute)), EndReason: ptr(client.EndReason("ended_by_mitra"))},
 	}
 	c, _ := newTestChecker(t, CheckerConfig{Grace: 5 * time.Second})
 	c.ExcuseDelivery(outage, outage.Add(30*time.Second))

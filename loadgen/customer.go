@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/halobestie/mitra-availability/client"
 )
 
 // Customer states, for the progress line.
@@ -85,7 +87,7 @@ func (a *customerActor) run(ctx context.Context) {
 			return
 		}
 		var v SessionView
-		body := map[string]int{"duration_minutes": a.r.cfg.SessionMinutes.Pick()}
+		body := client.CreateSessionRequest{DurationMinutes: a.r.cfg.SessionMinutes.Pick()}
 		err := a.call(ctx, http.MethodPost, routeSessions, routeSessions, body, &v)
 		switch code := ErrorCode(err); {
 		case err == nil:
@@ -129,7 +131,7 @@ func (a *customerActor) openSession(ctx context.Context) (SessionView, bool) {
 		return SessionView{}, false
 	}
 	for _, v := range list.Sessions {
-		if v.Open() {
+		if IsOpen(v) {
 			a.r.checker.SessionView(v)
 			return v, true
 		}
@@ -184,7 +186,7 @@ func (a *customerActor) follow(ctx context.Context, v SessionView) {
 		cur = nv
 		phase++
 		cfg := a.r.cfg
-		switch cur.Status {
+		switch string(cur.Status) {
 		case StatusSearching:
 			a.state.Store(stateSearching)
 			if rand.Float64() < cfg.CancelProbability {
@@ -206,7 +208,7 @@ func (a *customerActor) follow(ctx context.Context, v SessionView) {
 				left = max(time.Until(*cur.ExpiresAt), time.Second)
 			}
 			if rand.Float64() < cfg.ExtendProbability {
-				body := map[string]int{"minutes": cfg.ExtendMinutes.Pick()}
+				body := client.ExtendSessionRequest{Minutes: cfg.ExtendMinutes.Pick()}
 				schedule(rand.N(left/2), func() { step(routeExtend, "extend", "sessions_extended", body) })
 			}
 			switch {
@@ -222,7 +224,7 @@ func (a *customerActor) follow(ctx context.Context, v SessionView) {
 	apply(v)
 	poll := time.NewTicker(jitter(a.r.cfg.PollEvery))
 	defer poll.Stop()
-	for cur.Open() {
+	for IsOpen(cur) {
 		select {
 		case <-ctx.Done():
 			return
@@ -244,9 +246,9 @@ func (a *customerActor) follow(ctx context.Context, v SessionView) {
 			refresh()
 		}
 	}
-	reason := cur.Status
+	reason := string(cur.Status)
 	if cur.EndReason != nil {
-		reason = *cur.EndReason
+		reason = string(*cur.EndReason)
 	}
 	a.r.sim.Inc("sessions_over_" + reason)
 }

@@ -199,7 +199,7 @@ func (a *mitraActor) onFrame(ctx context.Context, f Frame) {
 		if f.Session == nil || a.over[id] {
 			return
 		}
-		if f.Session.Held() && *f.Session.MitraID == a.u.ID() {
+		if Held(*f.Session) && *f.Session.MitraID == a.u.ID() {
 			a.held[id] = true
 		} else if a.held[id] {
 			// Rerouted away from this mitra: never offered to it again.

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/halobestie/mitra-availability/client"
 )
 
 // finalTimeout bounds the final checks and the cleanup, beyond the mirror's
@@ -343,8 +345,8 @@ func (r *Runner) setup(ctx context.Context) error {
 		u := &User{Role: "mitra", Phone: MitraPhone(r.cfg.RunID, i), Password: pw}
 		base := r.cfg.URLs[i%len(r.cfg.URLs)]
 		capacity := r.cfg.Capacity.Pick()
-		body := map[string]any{"phone": u.Phone, "password": pw, "capacity": capacity,
-			"display_name": fmt.Sprintf("Loadgen mitra %d/%d", r.cfg.RunID, i)}
+		body := client.CreateMitraRequest{Phone: u.Phone, Password: pw, Capacity: &capacity,
+			DisplayName: fmt.Sprintf("Loadgen mitra %d/%d", r.cfg.RunID, i)}
 		var v MitraView
 		err := r.admin.Call(ctx, r.client, base, http.MethodPost, routeAdminMitras, routeAdminMitras, body, &v)
 		switch {
@@ -382,8 +384,8 @@ func (r *Runner) setup(ctx context.Context) error {
 	r.forEach(ctx, r.cfg.Customers, func(i int) {
 		u := &User{Role: "customer", Phone: CustomerPhone(r.cfg.RunID, i), Password: pw}
 		base := r.cfg.URLs[i%len(r.cfg.URLs)]
-		body := map[string]string{"phone": u.Phone, "password": pw,
-			"display_name": fmt.Sprintf("Loadgen customer %d/%d", r.cfg.RunID, i)}
+		body := client.CreateCustomerRequest{Phone: u.Phone, Password: pw,
+			DisplayName: fmt.Sprintf("Loadgen customer %d/%d", r.cfg.RunID, i)}
 		err := r.client.Do(ctx, base, http.MethodPost, routeCustomers, routeCustomers, "", body, nil)
 		switch {
 		case err == nil:
@@ -442,7 +444,7 @@ func (r *Runner) reviveLeftovers(ctx context.Context, idx []int, mitras []*mitra
 		if !ok {
 			continue
 		}
-		body := map[string]bool{"is_active": true}
+		body := client.PatchMitraRequest{IsActive: ptrTo(true)}
 		if err := r.admin.Call(ctx, r.client, r.randomURL(), http.MethodPatch, routeAdminMitra, "/api/admin/mitras/"+id, body, nil); err != nil {
 			continue
 		}
@@ -471,7 +473,7 @@ func (r *Runner) deactivationPlan(ctx context.Context) {
 	for _, k := range rand.Perm(len(r.mitras))[:min(r.cfg.Deactivate, len(r.mitras))] {
 		a := r.mitras[k]
 		var v MitraView
-		body := map[string]bool{"is_active": false}
+		body := client.PatchMitraRequest{IsActive: ptrTo(false)}
 		err := r.admin.Call(ctx, r.client, r.randomURL(), http.MethodPatch, routeAdminMitra, "/api/admin/mitras/"+a.u.ID(), body, &v)
 		if err != nil {
 			r.logf("deactivating mitra %s: %v", a.u.ID(), err)
@@ -575,7 +577,7 @@ func (r *Runner) cleanup(ctx context.Context) {
 		}
 	})
 	for _, id := range r.deactivated {
-		body := map[string]bool{"is_active": true}
+		body := client.PatchMitraRequest{IsActive: ptrTo(true)}
 		if err := r.admin.Call(ctx, r.client, r.randomURL(), http.MethodPatch, routeAdminMitra, "/api/admin/mitras/"+id, body, nil); err != nil {
 			r.logf("reactivating mitra %s: %v", id, err)
 		}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/halobestie/mitra-availability/client"
 )
 
 // proc is one child process: a redis-server or a server instance. Its
@@ -157,11 +159,10 @@ func pingRedis(addr string) error {
 	return nil
 }
 
-// readiness is what GET /readyz answered.
+// readiness is what GET /readyz answered: its status and body.
 type readiness struct {
 	status int
-	Store  string `json:"store"`
-	Cache  string `json:"cache"`
+	client.Ready
 }
 
 var probe = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
@@ -177,7 +178,7 @@ func readyz(ctx context.Context, base string) (readiness, error) {
 	}
 	defer resp.Body.Close()
 	r := readiness{status: resp.StatusCode}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+	if err := json.NewDecoder(resp.Body).Decode(&r.Ready); err != nil {
 		return r, fmt.Errorf("GET /readyz: decoding: %w", err)
 	}
 	return r, nil

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/halobestie/mitra-availability/loadgen"
+
+	"github.com/halobestie/mitra-availability/client"
 )
 
 // options are the settings of one chaos run.
@@ -138,7 +140,7 @@ func (c *cluster) waitReady(ctx context.Context, i int, timeout time.Duration) e
 	deadline := time.Now().Add(timeout)
 	for {
 		r, err := readyz(ctx, c.urls[i])
-		if err == nil && r.status == 200 && r.Cache == "ok" {
+		if err == nil && r.status == 200 && r.Cache == client.ReadyCacheOk {
 			return nil
 		}
 		if c.servers[i].exited() {
@@ -408,7 +410,7 @@ func (c *cluster) measureDegraded(ctx context.Context, f *faultFigures, since ti
 			if err == nil && r.status != 200 {
 				f.ReadyzNot200++
 			}
-			if err != nil || r.Cache != "degraded" {
+			if err != nil || r.Cache != client.ReadyCacheDegraded {
 				all = false
 			}
 		}
@@ -433,7 +435,7 @@ func (c *cluster) measureRecovery(ctx context.Context, r *loadgen.Runner, f *fau
 			if err == nil && rz.status != 200 {
 				f.ReadyzNot200++
 			}
-			if err != nil || rz.status != 200 || rz.Cache != "ok" {
+			if err != nil || rz.status != 200 || rz.Cache != client.ReadyCacheOk {
 				all = false
 			}
 		}

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/halobestie/mitra-availability/client"
 )
 
 // target is one endpoint to measure. req returns the path and bearer token
@@ -61,7 +63,7 @@ func targets(f *fixtures, a *api, o options) []target {
 	n := uint64(len(f.mitras))
 	online := func(ctx context.Context) error {
 		return parallel(ctx, len(f.mitras), o.setupConcurrency, func(ctx context.Context, i int) error {
-			return a.call(ctx, http.MethodPost, "/api/mitra/status/online", f.mitras[i].token, nil, nil, http.StatusOK)
+			return a.online(ctx, f.mitras[i].token)
 		})
 	}
 	availability := func(i uint64) (string, string) {
@@ -172,7 +174,10 @@ func newHTTPClient(concurrency int, timeout time.Duration) *http.Client {
 func bench(ctx context.Context, o options, progress io.Writer) (*Report, error) {
 	hc := newHTTPClient(max(o.concurrency, o.setupConcurrency), o.timeout)
 	defer hc.CloseIdleConnections()
-	a := &api{hc: hc, base: o.baseURL}
+	a, err := newAPI(hc, o.baseURL)
+	if err != nil {
+		return nil, err
+	}
 
 	wrkPath, err := findWrk(o.wrk)
 	if err != nil {
@@ -464,14 +469,12 @@ func pace(ctx context.Context, due chan<- time.Time, rate float64, until time.Ti
 // customer ends it, so that the next cycle finds both free again.
 func sessionCycle(ctx context.Context, s *sender, customer string, m account) []outcome {
 	created, data := s.do(ctx, time.Now(), http.MethodPost, "/api/sessions", customer,
-		map[string]any{"duration_minutes": 30, "mitra_id": m.id})
+		client.CreateSessionRequest{DurationMinutes: 30, MitraID: &m.id})
 	outs := []outcome{created}
 	if created.err != nil || created.status != http.StatusCreated {
 		return outs
 	}
-	var v struct {
-		ID string `json:"id"`
-	}
+	var v client.Session
 	if err := json.Unmarshal(data, &v); err != nil || v.ID == "" {
 		outs[0].status, outs[0].detail = 0, "no session id in the answer"
 		outs[0].err = fmt.Errorf("no session id in the answer: %.100s", data)

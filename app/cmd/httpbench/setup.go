@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/big"
@@ -13,53 +11,69 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/halobestie/mitra-availability/client"
 )
 
-// api sends the setup requests (docs/contract.md §3–§5).
+// api sends the setup requests (docs/contract.md §3–§5) through the typed
+// client of package client, and polls for readiness.
 type api struct {
 	hc   *http.Client
 	base string
+	c    *client.ClientWithResponses
 }
 
-// call sends a JSON request and decodes the answer into out (when not nil).
-// An answer with another status than want is an error naming both.
-func (a *api) call(ctx context.Context, method, path, token string, body, out any, want int) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("%s %s: encoding the body: %w", method, path, err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
+func newAPI(hc *http.Client, base string) (*api, error) {
+	c, err := client.New(base, hc)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	return &api{hc: hc, base: base, c: c}, nil
+}
+
+// answered checks a typed answer: an error, or another status than want, is
+// an error naming the route and both statuses.
+func answered(what string, hr *http.Response, body []byte, err error, want int) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if hr.StatusCode != want {
+		return fmt.Errorf("%s: HTTP %d, want %d: %.200s", what, hr.StatusCode, want, body)
+	}
+	return nil
+}
+
+// online takes the mitra whose access token is token online.
+func (a *api) online(ctx context.Context, token string) error {
+	r, err := a.c.MitraGoOnlineWithResponse(ctx, client.WithToken(token))
+	if err != nil {
+		return fmt.Errorf("POST /api/mitra/status/online: %w", err)
+	}
+	return answered("POST /api/mitra/status/online", r.HTTPResponse, r.Body, nil, http.StatusOK)
+}
+
+// offline takes the mitra whose access token is token offline.
+func (a *api) offline(ctx context.Context, token string) error {
+	r, err := a.c.MitraGoOfflineWithResponse(ctx, client.WithToken(token))
+	if err != nil {
+		return fmt.Errorf("POST /api/mitra/status/offline: %w", err)
+	}
+	return answered("POST /api/mitra/status/offline", r.HTTPResponse, r.Body, nil, http.StatusOK)
+}
+
+// status sends GET path and reads its status.
+func (a *api) status(ctx context.Context, path string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path, nil)
+	if err != nil {
+		return 0, err
 	}
 	resp, err := a.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return 0, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
-	}
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: HTTP %d, want %d: %.200s", method, path, resp.StatusCode, want, data)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
-		}
-	}
-	return nil
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, nil
 }
 
 // waitReady polls GET /readyz until it answers 200, for at most wait.
@@ -73,10 +87,13 @@ func (a *api) waitStatus(ctx context.Context, wait time.Duration, path string, w
 	defer cancel()
 	for {
 		reqCtx, cancelReq := context.WithTimeout(ctx, time.Second)
-		err := a.call(reqCtx, http.MethodGet, path, "", nil, nil, want)
+		status, err := a.status(reqCtx, path)
 		cancelReq()
-		if err == nil {
+		if err == nil && status == want {
 			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("GET %s: HTTP %d, want %d", path, status, want)
 		}
 		select {
 		case <-ctx.Done():
@@ -88,19 +105,17 @@ func (a *api) waitStatus(ctx context.Context, wait time.Duration, path string, w
 
 // login returns the access token and user id of phone.
 func (a *api) login(ctx context.Context, phone, password string) (token, id string, err error) {
-	var out struct {
-		AccessToken string `json:"access_token"`
-		User        struct {
-			ID string `json:"id"`
-		} `json:"user"`
+	r, err := a.c.LoginWithResponse(ctx, client.LoginRequest{Phone: phone, Password: password})
+	if err != nil {
+		return "", "", fmt.Errorf("POST /api/auth/login: %w", err)
 	}
-	if err := a.call(ctx, http.MethodPost, "/api/auth/login", "", map[string]string{"phone": phone, "password": password}, &out, http.StatusOK); err != nil {
+	if err := answered("POST /api/auth/login", r.HTTPResponse, r.Body, nil, http.StatusOK); err != nil {
 		return "", "", err
 	}
-	if out.AccessToken == "" || out.User.ID == "" {
+	if r.JSON200.AccessToken == "" || r.JSON200.User.ID == "" {
 		return "", "", fmt.Errorf("login of %s: no access token or user id in the answer", phone)
 	}
-	return out.AccessToken, out.User.ID, nil
+	return r.JSON200.AccessToken, r.JSON200.User.ID, nil
 }
 
 // account is a logged-in mitra.
@@ -135,21 +150,23 @@ func setup(ctx context.Context, a *api, n, customers, concurrency int, adminPhon
 	f := &fixtures{mitras: make([]account, n)}
 	err = parallel(ctx, n, concurrency, func(ctx context.Context, i int) error {
 		phone := fmt.Sprintf("+629%04d%06d", tag.Int64(), i)
-		var created struct {
-			ID string `json:"id"`
+		r, err := a.c.CreateMitraWithResponse(ctx, client.CreateMitraRequest{
+			Phone: phone, Password: password, DisplayName: fmt.Sprintf("Bench Mitra %d", i),
+		}, client.WithToken(admin))
+		if err != nil {
+			return fmt.Errorf("POST /api/admin/mitras: %w", err)
 		}
-		body := map[string]any{"phone": phone, "password": password, "display_name": fmt.Sprintf("Bench Mitra %d", i)}
-		if err := a.call(ctx, http.MethodPost, "/api/admin/mitras", admin, body, &created, http.StatusCreated); err != nil {
+		if err := answered("POST /api/admin/mitras", r.HTTPResponse, r.Body, nil, http.StatusCreated); err != nil {
 			return err
 		}
 		token, id, err := a.login(ctx, phone, password)
 		if err != nil {
 			return err
 		}
-		if id != created.ID {
-			return fmt.Errorf("mitra %s: login answered user id %q, the creation %q", phone, id, created.ID)
+		if id != r.JSON201.ID {
+			return fmt.Errorf("mitra %s: login answered user id %q, the creation %q", phone, id, r.JSON201.ID)
 		}
-		if err := a.call(ctx, http.MethodPost, "/api/mitra/status/online", token, nil, nil, http.StatusOK); err != nil {
+		if err := a.online(ctx, token); err != nil {
 			return err
 		}
 		f.mitras[i] = account{id: id, token: token}
@@ -162,8 +179,13 @@ func setup(ctx context.Context, a *api, n, customers, concurrency int, adminPhon
 	f.customers = make([]string, max(customers, 1))
 	err = parallel(ctx, len(f.customers), concurrency, func(ctx context.Context, i int) error {
 		phone := fmt.Sprintf("+628%04d%06d", tag.Int64(), i)
-		body := map[string]string{"phone": phone, "password": password, "display_name": fmt.Sprintf("Bench Customer %d", i)}
-		if err := a.call(ctx, http.MethodPost, "/api/customers", "", body, nil, http.StatusCreated); err != nil {
+		r, err := a.c.CreateCustomerWithResponse(ctx, client.CreateCustomerRequest{
+			Phone: phone, Password: password, DisplayName: fmt.Sprintf("Bench Customer %d", i),
+		})
+		if err != nil {
+			return fmt.Errorf("POST /api/customers: %w", err)
+		}
+		if err := answered("POST /api/customers", r.HTTPResponse, r.Body, nil, http.StatusCreated); err != nil {
 			return err
 		}
 		token, _, err := a.login(ctx, phone, password)
@@ -179,7 +201,7 @@ func setup(ctx context.Context, a *api, n, customers, concurrency int, adminPhon
 // teardown takes the mitras offline.
 func teardown(ctx context.Context, a *api, f *fixtures, concurrency int) error {
 	return parallel(ctx, len(f.mitras), concurrency, func(ctx context.Context, i int) error {
-		return a.call(ctx, http.MethodPost, "/api/mitra/status/offline", f.mitras[i].token, nil, nil, http.StatusOK)
+		return a.offline(ctx, f.mitras[i].token)
 	})
 }
 
