@@ -87,6 +87,7 @@ const (
 	ErrorErrorCodeOpenSessionExists  ErrorErrorCode = "open_session_exists"
 	ErrorErrorCodePayloadTooLarge    ErrorErrorCode = "payload_too_large"
 	ErrorErrorCodePhoneTaken         ErrorErrorCode = "phone_taken"
+	ErrorErrorCodeRateLimited        ErrorErrorCode = "rate_limited"
 	ErrorErrorCodeSessionTaken       ErrorErrorCode = "session_taken"
 	ErrorErrorCodeUnauthenticated    ErrorErrorCode = "unauthenticated"
 	ErrorErrorCodeUnavailable        ErrorErrorCode = "unavailable"
@@ -122,6 +123,8 @@ func (e ErrorErrorCode) Valid() bool {
 	case ErrorErrorCodePayloadTooLarge:
 		return true
 	case ErrorErrorCodePhoneTaken:
+		return true
+	case ErrorErrorCodeRateLimited:
 		return true
 	case ErrorErrorCodeSessionTaken:
 		return true
@@ -215,6 +218,39 @@ func (e ReadyStore) Valid() bool {
 	case ReadyStoreOk:
 		return true
 	case ReadyStoreUnavailable:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SessionEndReason.
+const (
+	SessionEndReasonCancelledByCustomer SessionEndReason = "cancelled_by_customer"
+	SessionEndReasonEndedByCustomer     SessionEndReason = "ended_by_customer"
+	SessionEndReasonEndedByMitra        SessionEndReason = "ended_by_mitra"
+	SessionEndReasonExpired             SessionEndReason = "expired"
+	SessionEndReasonLessThanNil         SessionEndReason = "<nil>"
+	SessionEndReasonPaymentTimeout      SessionEndReason = "payment_timeout"
+	SessionEndReasonUnmatched           SessionEndReason = "unmatched"
+)
+
+// Valid indicates whether the value is a known member of the SessionEndReason enum.
+func (e SessionEndReason) Valid() bool {
+	switch e {
+	case SessionEndReasonCancelledByCustomer:
+		return true
+	case SessionEndReasonEndedByCustomer:
+		return true
+	case SessionEndReasonEndedByMitra:
+		return true
+	case SessionEndReasonExpired:
+		return true
+	case SessionEndReasonLessThanNil:
+		return true
+	case SessionEndReasonPaymentTimeout:
+		return true
+	case SessionEndReasonUnmatched:
 		return true
 	default:
 		return false
@@ -584,8 +620,8 @@ type Session struct {
 	// DurationMinutes The paid length in minutes, extensions included.
 	DurationMinutes int `json:"duration_minutes"`
 
-	// EndReason Why it ended; null before a final status.
-	EndReason *EndReason `json:"end_reason"`
+	// EndReason Why it ended (see EndReason); null before a final status.
+	EndReason *SessionEndReason `json:"end_reason"`
 
 	// EndedAt When the session reached a final status; null before.
 	EndedAt *time.Time `json:"ended_at"`
@@ -615,6 +651,9 @@ type Session struct {
 	// payment timeout).
 	Status SessionStatus `json:"status"`
 }
+
+// SessionEndReason Why it ended (see EndReason); null before a final status.
+type SessionEndReason string
 
 // SessionEndedEvent To the customer and the session's mitra (if it has one) when the session reaches a final
 // status: POST /end, or the pairing, payment or expiry timer.
@@ -1139,6 +1178,13 @@ type ClientInterface interface {
 	//
 	// Starts an auth session and returns its first access and refresh tokens.
 	//
+	// Throttled (docs/contract.md §14): once a phone has `LOGIN_MAX_FAILURES` (5) failed attempts within
+	// `LOGIN_WINDOW_SECONDS` (900), every further attempt for it, right password or not, is 429
+	// `rate_limited` until enough failures have left the window; a successful login clears the
+	// count. A phone with no account is counted and answered alike. `LOGIN_MAX_PER_ADDRESS`
+	// (default off) caps the attempts of one client address likewise. The counts are shared by
+	// all instances.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api/auth/login (the `Login` operationId).
@@ -1147,6 +1193,13 @@ type ClientInterface interface {
 	// Login Log in with phone and password
 	//
 	// Starts an auth session and returns its first access and refresh tokens.
+	//
+	// Throttled (docs/contract.md §14): once a phone has `LOGIN_MAX_FAILURES` (5) failed attempts within
+	// `LOGIN_WINDOW_SECONDS` (900), every further attempt for it, right password or not, is 429
+	// `rate_limited` until enough failures have left the window; a successful login clears the
+	// count. A phone with no account is counted and answered alike. `LOGIN_MAX_PER_ADDRESS`
+	// (default off) caps the attempts of one client address likewise. The counts are shared by
+	// all instances.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1667,6 +1720,13 @@ func (c *Client) PatchMitra(ctx context.Context, id MitraID, body PatchMitraJSON
 //
 // Starts an auth session and returns its first access and refresh tokens.
 //
+// Throttled (docs/contract.md §14): once a phone has `LOGIN_MAX_FAILURES` (5) failed attempts within
+// `LOGIN_WINDOW_SECONDS` (900), every further attempt for it, right password or not, is 429
+// `rate_limited` until enough failures have left the window; a successful login clears the
+// count. A phone with no account is counted and answered alike. `LOGIN_MAX_PER_ADDRESS`
+// (default off) caps the attempts of one client address likewise. The counts are shared by
+// all instances.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api/auth/login (the `Login` operationId).
@@ -1685,6 +1745,13 @@ func (c *Client) LoginWithBody(ctx context.Context, contentType string, body io.
 // Login Log in with phone and password
 //
 // Starts an auth session and returns its first access and refresh tokens.
+//
+// Throttled (docs/contract.md §14): once a phone has `LOGIN_MAX_FAILURES` (5) failed attempts within
+// `LOGIN_WINDOW_SECONDS` (900), every further attempt for it, right password or not, is 429
+// `rate_limited` until enough failures have left the window; a successful login clears the
+// count. A phone with no account is counted and answered alike. `LOGIN_MAX_PER_ADDRESS`
+// (default off) caps the attempts of one client address likewise. The counts are shared by
+// all instances.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3523,6 +3590,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Starts an auth session and returns its first access and refresh tokens.
 	//
+	// Throttled (docs/contract.md §14): once a phone has `LOGIN_MAX_FAILURES` (5) failed attempts within
+	// `LOGIN_WINDOW_SECONDS` (900), every further attempt for it, right password or not, is 429
+	// `rate_limited` until enough failures have left the window; a successful login clears the
+	// count. A phone with no account is counted and answered alike. `LOGIN_MAX_PER_ADDRESS`
+	// (default off) caps the attempts of one client address likewise. The counts are shared by
+	// all instances.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/auth/login (the `Login` operationId).
@@ -3531,6 +3605,13 @@ type ClientWithResponsesInterface interface {
 	// LoginWithResponse Log in with phone and password
 	//
 	// Starts an auth session and returns its first access and refresh tokens.
+	//
+	// Throttled (docs/contract.md §14): once a phone has `LOGIN_MAX_FAILURES` (5) failed attempts within
+	// `LOGIN_WINDOW_SECONDS` (900), every further attempt for it, right password or not, is 429
+	// `rate_limited` until enough failures have left the window; a successful login clears the
+	// count. A phone with no account is counted and answered alike. `LOGIN_MAX_PER_ADDRESS`
+	// (default off) caps the attempts of one client address likewise. The counts are shared by
+	// all instances.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4339,6 +4420,11 @@ func (r PatchMitraResponse) ContentType() string {
 	return ""
 }
 
+// LoginResponse429Headers the declared response headers of an HTTP 429 response for Login
+type LoginResponse429Headers struct {
+	RetryAfter *int
+}
+
 type LoginResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4352,10 +4438,14 @@ type LoginResponse struct {
 	JSON403 *Error
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *PayloadTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *Internal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *LoginResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4381,6 +4471,11 @@ func (r LoginResponse) GetJSON403() *Error {
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
 func (r LoginResponse) GetJSON413() *PayloadTooLarge {
 	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r LoginResponse) GetJSON429() *Error {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -6529,6 +6624,13 @@ func (c *ClientWithResponses) PatchMitraWithResponse(ctx context.Context, id Mit
 //
 // Starts an auth session and returns its first access and refresh tokens.
 //
+// Throttled (docs/contract.md §14): once a phone has `LOGIN_MAX_FAILURES` (5) failed attempts within
+// `LOGIN_WINDOW_SECONDS` (900), every further attempt for it, right password or not, is 429
+// `rate_limited` until enough failures have left the window; a successful login clears the
+// count. A phone with no account is counted and answered alike. `LOGIN_MAX_PER_ADDRESS`
+// (default off) caps the attempts of one client address likewise. The counts are shared by
+// all instances.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/auth/login (the `Login` operationId).
@@ -6543,6 +6645,13 @@ func (c *ClientWithResponses) LoginWithBodyWithResponse(ctx context.Context, con
 // LoginWithResponse Log in with phone and password
 //
 // Starts an auth session and returns its first access and refresh tokens.
+//
+// Throttled (docs/contract.md §14): once a phone has `LOGIN_MAX_FAILURES` (5) failed attempts within
+// `LOGIN_WINDOW_SECONDS` (900), every further attempt for it, right password or not, is 429
+// `rate_limited` until enough failures have left the window; a successful login clears the
+// count. A phone with no account is counted and answered alike. `LOGIN_MAX_PER_ADDRESS`
+// (default off) caps the attempts of one client address likewise. The counts are shared by
+// all instances.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7555,6 +7664,13 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 		}
 		response.JSON413 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7569,6 +7685,19 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers LoginResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil

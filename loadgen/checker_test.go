@@ -557,7 +557,7 @@ func TestExpiryFromFinalViews(t *testing.T) {
 		{ID: "stuck", Status: client.SessionStatusActive, CustomerID: "c", MitraID: ptr("m"), CreatedAt: t0.Add(-5 * time.Minute),
 			AcceptedAt: ptr(t0.Add(-4 * time.Minute)), ExpiresAt: ptr(t0.Add(-time.Minute))},
 		{ID: "fine", Status: client.SessionStatusEnded, CustomerID: "c", MitraID: ptr("m"), CreatedAt: t0.Add(-5 * time.Minute),
-			ExpiresAt: ptr(t0.Add(-time.Minute)), EndedAt: ptr(t0.Add(-time.Minute)), EndReason: ptr(client.EndReasonExpired)},
+			ExpiresAt: ptr(t0.Add(-time.Minute)), EndedAt: ptr(t0.Add(-time.Minute)), EndReason: ptr(client.SessionEndReasonExpired)},
 	})
 	res := final(t, c)
 	wantViolations(t, res.Violations, InvariantEndedOnce+"/not_ended_at_expiry")
@@ -569,10 +569,10 @@ func TestExpiryFromFinalViews(t *testing.T) {
 func TestSessionEndedDelivery(t *testing.T) {
 	end := t0.Add(-time.Minute)
 	views := []SessionView{
-		{ID: "delivered", Status: client.SessionStatusEnded, CustomerID: "c1", CreatedAt: t0.Add(-3 * time.Minute), EndedAt: ptr(end), EndReason: ptr(client.EndReason("ended_by_mitra"))},
-		{ID: "lost", Status: client.SessionStatusUnmatched, CustomerID: "c2", CreatedAt: t0.Add(-3 * time.Minute), EndedAt: ptr(end), EndReason: ptr(client.EndReason("unmatched"))},
-		{ID: "not-covered", Status: client.SessionStatusEnded, CustomerID: "c3", CreatedAt: t0.Add(-3 * time.Minute), EndedAt: ptr(end), EndReason: ptr(client.EndReasonExpired)},
-		{ID: "too-recent", Status: client.SessionStatusEnded, CustomerID: "c4", CreatedAt: t0.Add(-3 * time.Minute), EndedAt: ptr(t0.Add(-time.Second)), EndReason: ptr(client.EndReasonExpired)},
+		{ID: "delivered", Status: client.SessionStatusEnded, CustomerID: "c1", CreatedAt: t0.Add(-3 * time.Minute), EndedAt: ptr(end), EndReason: ptr(client.SessionEndReason("ended_by_mitra"))},
+		{ID: "lost", Status: client.SessionStatusUnmatched, CustomerID: "c2", CreatedAt: t0.Add(-3 * time.Minute), EndedAt: ptr(end), EndReason: ptr(client.SessionEndReason("unmatched"))},
+		{ID: "not-covered", Status: client.SessionStatusEnded, CustomerID: "c3", CreatedAt: t0.Add(-3 * time.Minute), EndedAt: ptr(end), EndReason: ptr(client.SessionEndReasonExpired)},
+		{ID: "too-recent", Status: client.SessionStatusEnded, CustomerID: "c4", CreatedAt: t0.Add(-3 * time.Minute), EndedAt: ptr(t0.Add(-time.Second)), EndReason: ptr(client.SessionEndReasonExpired)},
 	}
 	c, _ := newTestChecker(t, CheckerConfig{})
 	c1 := c.ConnOpened("c1", "customer", t0.Add(-10*time.Minute))
@@ -598,11 +598,11 @@ func TestSessionEndedDeliveryExcusedInFaultWindows(t *testing.T) {
 	outage := t0.Add(-2 * time.Minute)
 	views := []SessionView{
 		// Ended during the outage and lost: excused, counted.
-		{ID: "lost-in-outage", Status: client.SessionStatusEnded, CustomerID: "c1", CreatedAt: t0.Add(-5 * time.Minute), EndedAt: ptr(outage.Add(10 * time.Second)), EndReason: ptr(client.EndReason("ended_by_mitra"))},
+		{ID: "lost-in-outage", Status: client.SessionStatusEnded, CustomerID: "c1", CreatedAt: t0.Add(-5 * time.Minute), EndedAt: ptr(outage.Add(10 * time.Second)), EndReason: ptr(client.SessionEndReason("ended_by_mitra"))},
 		// Ended within the grace after the outage and delivered: excused, counted.
-		{ID: "delivered-after", Status: client.SessionStatusEnded, CustomerID: "c2", CreatedAt: t0.Add(-5 * time.Minute), EndedAt: ptr(outage.Add(32 * time.Second)), EndReason: ptr(client.EndReason("ended_by_mitra"))},
+		{ID: "delivered-after", Status: client.SessionStatusEnded, CustomerID: "c2", CreatedAt: t0.Add(-5 * time.Minute), EndedAt: ptr(outage.Add(32 * time.Second)), EndReason: ptr(client.SessionEndReason("ended_by_mitra"))},
 		// Ended well after the outage and lost: a violation still.
-		{ID: "lost-later", Status: client.SessionStatusEnded, CustomerID: "c3", CreatedAt: t0.Add(-5 * time.Minute), EndedAt: ptr(t0.Add(-time.Minute)), EndReason: ptr(client.EndReason("ended_by_mitra"))},
+		{ID: "lost-later", Status: client.SessionStatusEnded, CustomerID: "c3", CreatedAt: t0.Add(-5 * time.Minute), EndedAt: ptr(t0.Add(-time.Minute)), EndReason: ptr(client.SessionEndReason("ended_by_mitra"))},
 	}
 	c, _ := newTestChecker(t, CheckerConfig{Grace: 5 * time.Second})
 	c.ExcuseDelivery(outage, outage.Add(30*time.Second))
