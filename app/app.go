@@ -69,6 +69,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			seedBeforeServing,
 			runMirrorWorkers,
 			startHub,
+			runEventPruner,
 			runRevocations,
 			startHTTP,
 		),
@@ -93,13 +94,14 @@ func startScheduler(lc fx.Lifecycle, sc *sessions.Scheduler) {
 type hubParams struct {
 	fx.In
 	Bus      ports.EventBus
+	Stores   Stores
 	Log      *slog.Logger
 	Registry *prometheus.Registry
 	Presence ports.Presence `optional:"true"` // only with a push backend
 }
 
 func newHub(p hubParams) *httpapi.Hub {
-	return httpapi.NewHub(p.Bus, p.Log, httpapi.HubOptions{Registerer: p.Registry, Presence: p.Presence})
+	return httpapi.NewHub(p.Bus, p.Stores.Events, p.Log, httpapi.HubOptions{Registerer: p.Registry, Presence: p.Presence})
 }
 
 func startHub(lc fx.Lifecycle, h *httpapi.Hub) {
@@ -212,7 +214,7 @@ func newHTTP(p httpParams) (*httpapi.HTTPServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := httpapi.RegisterRoutes(e, httpapi.Services{Auth: p.Auth, Mitras: p.Mitras, Sessions: p.Sessions, Devices: p.Devices, Hub: p.Hub}); err != nil {
+	if err := httpapi.RegisterRoutes(e, httpapi.Services{Auth: p.Auth, Mitras: p.Mitras, Sessions: p.Sessions, Devices: p.Devices, Hub: p.Hub, Events: p.Stores.Events}); err != nil {
 		return nil, err
 	}
 	return httpapi.NewHTTPServer(p.Cfg.HTTPAddr, e), nil

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valkey-io/valkey-go"
 	"go.uber.org/fx"
 
@@ -73,9 +74,15 @@ func newValkeyMirror(client valkey.Client, cfg config.Config) ports.Availability
 // newValkeyBus carries realtime events between instances over Valkey pub/sub,
 // on a dedicated connection that re-subscribes after any server restart; it
 // subscribes once the client has connected.
-func newValkeyBus(lc fx.Lifecycle, client valkey.Client, cfg config.Config, log *slog.Logger) (ports.EventBus, error) {
+func newValkeyBus(lc fx.Lifecycle, client valkey.Client, cfg config.Config, log *slog.Logger, reg *prometheus.Registry) (ports.EventBus, error) {
 	bus, err := eventbus.NewValkey(client, cfg.ValkeyPrefix+"events", log)
 	if err != nil {
+		return nil, err
+	}
+	if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "event_bus_dropped_total",
+		Help: "Events not sent to the other instances over Valkey (it was down, hung or too slow); their connections read them from the event log.",
+	}, func() float64 { return float64(bus.Dropped()) })); err != nil {
 		return nil, err
 	}
 	lc.Append(fx.Hook{OnStart: bus.Start, OnStop: bus.Stop})

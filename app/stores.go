@@ -26,6 +26,7 @@ type Stores struct {
 	Truth    ports.AvailabilityTruth
 	Sessions ports.SessionStore
 	Devices  ports.DeviceStore
+	Events   ports.EventLog
 	Ping     func(context.Context) error
 }
 
@@ -42,7 +43,7 @@ func StoreModule(cfg config.Config) fx.Option {
 
 func newMemoryStores() Stores {
 	s := memory.NewStore()
-	return Stores{Users: s, Mitras: s, Queries: s, Auth: s, Stats: s, Truth: s, Sessions: s, Devices: s, Ping: func(context.Context) error { return nil }}
+	return Stores{Users: s, Mitras: s, Queries: s, Auth: s, Stats: s, Truth: s, Sessions: s, Devices: s, Events: s, Ping: func(context.Context) error { return nil }}
 }
 
 // openPostgres connects at construction, so an unreachable Postgres fails the start.
@@ -62,7 +63,7 @@ func newPostgresStores(db *bun.DB) (Stores, error) {
 	if err != nil {
 		return Stores{}, err
 	}
-	return Stores{Users: s, Mitras: s, Queries: s, Auth: s, Stats: s, Truth: s, Sessions: s, Devices: s, Ping: s.Ping}, nil
+	return Stores{Users: s, Mitras: s, Queries: s, Auth: s, Stats: s, Truth: s, Sessions: s, Devices: s, Events: s, Ping: s.Ping}, nil
 }
 
 func migrateOnStart(lc fx.Lifecycle, cfg config.Config, db *bun.DB, log *slog.Logger) {

@@ -208,6 +208,13 @@ func (c *WSClient) close() {
 	}
 }
 
+// all returns the frames received so far.
+func (c *WSClient) all() []wsFrame {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]wsFrame(nil), c.frames...)
+}
+
 // closed reports whether the connection has ended, and why.
 func (c *WSClient) closed() (bool, error) {
 	select {

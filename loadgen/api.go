@@ -75,6 +75,7 @@ const (
 // type: the union of the fields of client.SessionOfferEvent, SessionTakenEvent,
 // SessionUpdateEvent, SessionWarningEvent and SessionEndedEvent.
 type Frame struct {
+	EventID         string       `json:"event_id"`
 	Type            string       `json:"type"`
 	SessionID       string       `json:"session_id"`
 	DurationMinutes int          `json:"duration_minutes"`
@@ -304,7 +305,18 @@ type User struct {
 	access  string
 	refresh string
 	gen     int // bumped at every token change
+
+	lastEvent atomic.Value // string: the event_id of the last frame received, resumed after
 }
+
+// LastEventID is the event_id of the last frame the user's connections
+// received ("" before the first).
+func (u *User) LastEventID() string {
+	s, _ := u.lastEvent.Load().(string)
+	return s
+}
+
+func (u *User) setLastEventID(id string) { u.lastEvent.Store(id) }
 
 // ID is the user's id ("" before the first login).
 func (u *User) ID() string {

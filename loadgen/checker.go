@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -31,11 +32,15 @@ const (
 	InvariantAway = "no_offer_to_away"
 	// InvariantDeclined: no mitra is offered a session again after declining it (docs/contract.md §11).
 	InvariantDeclined = "no_offer_after_decline"
+	// InvariantNoLoss: each user's events arrive once each, in event_id
+	// order, none skipped, across reconnections that resume with ?after=
+	// (docs/contract.md §13).
+	InvariantNoLoss = "events_once_in_order_none_lost"
 )
 
 // Invariants lists every invariant, in the order of the brief.
 var Invariants = []string{InvariantMirror, InvariantCapacity, InvariantOneWarning, InvariantEndedOnce, InvariantDeactivated,
-	InvariantAway, InvariantDeclined}
+	InvariantAway, InvariantDeclined, InvariantNoLoss}
 
 // Sources of a violation.
 const (
@@ -291,11 +296,22 @@ type CheckStats struct {
 	EndedExcused       int `json:"ended_delivery_excused"`
 	EndedMissedExcused int `json:"ended_delivery_missed_excused"`
 	HoldsObserved      int `json:"holds_observed"`
-	MitraViewsChecked  int `json:"mitra_views_checked"`
-	SessionsChecked    int `json:"sessions_checked"`
-	Deactivations      int `json:"deactivations"`
-	Aways              int `json:"aways"`
-	Declines           int `json:"declines"`
+	// Events counts the frames with an event_id; EventsLost the ids a
+	// user's stream skipped (across its reconnections, which resume with
+	// ?after=), EventsDuplicated the ids that came again; StreamRestarts the
+	// resumes refused with 410 gone (the stream starts afresh, nothing is
+	// counted lost across it).
+	Events           int `json:"events_received"`
+	EventsLost       int `json:"events_lost"`
+	EventsDuplicated int `json:"events_duplicated"`
+	StreamRestarts   int `json:"stream_restarts"`
+	// FramesWithoutEventID counts the frames that carried no event_id.
+	FramesWithoutEventID int `json:"frames_without_event_id"`
+	MitraViewsChecked    int `json:"mitra_views_checked"`
+	SessionsChecked      int `json:"sessions_checked"`
+	Deactivations        int `json:"deactivations"`
+	Aways                int `json:"aways"`
+	Declines             int `json:"declines"`
 }
 
 // Result is the outcome of Final.
@@ -327,6 +343,7 @@ type Checker struct {
 	checked     map[string]bool // sessions checked against (d) and (e)
 	drift       map[string]driftSeen
 	excused     []span // ExcuseDelivery
+	streams     map[string]*streamSeen
 	violations  []Violation
 	seen        map[string]bool
 	stats       CheckStats
@@ -340,6 +357,10 @@ type connInfo struct {
 }
 
 type frameKey struct{ user, session, typ string }
+
+// streamSeen is what the checker saw of one user's event stream: the id of
+// the last event (0 before the first, or after a restart).
+type streamSeen struct{ last int64 }
 
 type frameSeen struct {
 	conn int64
@@ -386,6 +407,7 @@ func NewChecker(cfg CheckerConfig) (*Checker, error) {
 		conns:       make(map[int64]*connInfo),
 		connsByUser: make(map[string][]int64),
 		frames:      make(map[frameKey][]frameSeen),
+		streams:     make(map[string]*streamSeen),
 		deactivated: make(map[string]time.Time),
 		away:        make(map[string]time.Time),
 		declined:    make(map[[2]string]time.Time),
@@ -494,6 +516,7 @@ func (c *Checker) Frame(conn int64, f Frame, at time.Time) {
 	if ci == nil {
 		return
 	}
+	c.streamFrame(ci, f, at)
 	switch f.Type {
 	case EventSessionOffer:
 		c.stats.OffersSeen++
@@ -530,6 +553,59 @@ func (c *Checker) Frame(conn int64, f Frame, at time.Time) {
 			c.observeSession(*f.Session)
 		}
 	}
+}
+
+// streamFrame checks the frame's event_id against the user's stream: each
+// id exactly once, in order, none skipped. The stream of a user is followed
+// across its connections one after another (the load generator holds one
+// at a time and resumes with ?after=). A frame without an event_id is
+// counted (FramesWithoutEventID), and a run with any fails. c.mu must be held.
+func (c *Checker) streamFrame(ci *connInfo, f Frame, at time.Time) {
+	if f.EventID == "" {
+		c.stats.FramesWithoutEventID++
+		return
+	}
+	n, err := strconv.ParseInt(f.EventID, 10, 64)
+	if err != nil || n <= 0 {
+		c.violate(Violation{Invariant: InvariantNoLoss, Kind: "malformed_event_id", Subject: ci.user, Source: SourceWebSocket, At: at,
+			Detail: fmt.Sprintf("event_id %q", f.EventID)})
+		return
+	}
+	c.stats.Events++
+	s := c.streams[ci.user]
+	if s == nil {
+		s = &streamSeen{}
+		c.streams[ci.user] = s
+	}
+	switch {
+	case s.last == 0: // the first event of the stream: it starts here
+	case n <= s.last:
+		c.stats.EventsDuplicated++
+		c.violate(Violation{Invariant: InvariantNoLoss, Kind: "event_duplicated", Subject: ci.user, Source: SourceWebSocket, At: at,
+			Detail: fmt.Sprintf("%s event_id %d came again (last was %d)", f.Type, n, s.last)})
+		return
+	case n > s.last+1:
+		c.stats.EventsLost += int(n - s.last - 1)
+		c.violate(Violation{Invariant: InvariantNoLoss, Kind: "events_lost", Subject: ci.user, Source: SourceWebSocket, At: at,
+			Detail: fmt.Sprintf("event_id %d followed %d: %d events never arrived", n, s.last, n-s.last-1)})
+	}
+	s.last = n
+}
+
+// StreamRestarted records that user's resume was refused with 410 gone: its
+// next event starts a new stream.
+func (c *Checker) StreamRestarted(user string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stats.StreamRestarts++
+	delete(c.streams, user)
+}
+
+// EventCounts are the counters of the event streams, for per-phase figures.
+func (c *Checker) EventCounts() (received, lost, duplicated int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats.Events, c.stats.EventsLost, c.stats.EventsDuplicated
 }
 
 // once records a frame that must reach each user at most once per session,
@@ -902,7 +978,9 @@ func (c *Checker) checkDelivery(records map[string]SessionRecord, now time.Time)
 			return !end.Before(s.start.Add(-c.cfg.Grace)) && !end.After(s.end.Add(c.cfg.Grace))
 		})
 		for _, id := range covering {
-			delivered := slices.ContainsFunc(got, func(f frameSeen) bool { return f.conn == id })
+			// A connection that dropped hands over to the next one, which
+			// resumes with ?after=: the event counts for the user.
+			delivered := slices.ContainsFunc(got, func(f frameSeen) bool { return f.conn == id }) || len(got) > 0
 			if excused {
 				c.stats.EndedExcused++
 				if !delivered {

@@ -704,3 +704,40 @@ func TestNewCheckerRefusesNegativeDurations(t *testing.T) {
 		t.Fatal("accepted a negative grace")
 	}
 }
+
+// --- (f) every event once, in order, none lost, across resumes ---
+
+func TestEventStreams(t *testing.T) {
+	c, _ := newTestChecker(t, CheckerConfig{})
+	first := c.ConnOpened("u", "customer", t0)
+	upd := func(id string) Frame { return Frame{EventID: id, Type: EventSessionUpdate} }
+	c.Frame(first, upd("7"), t0.Add(time.Second)) // the stream starts wherever the first connection does
+	c.Frame(first, upd("8"), t0.Add(2*time.Second))
+	c.ConnClosed(first, t0.Add(3*time.Second))
+	resumed := c.ConnOpened("u", "customer", t0.Add(4*time.Second)) // ?after=8
+	c.Frame(resumed, upd("9"), t0.Add(5*time.Second))
+	wantViolations(t, c.Violations())
+
+	c.Frame(resumed, upd("9"), t0.Add(6*time.Second)) // again
+	wantViolations(t, c.Violations(), InvariantNoLoss+"/event_duplicated")
+	c.Frame(resumed, upd("12"), t0.Add(7*time.Second)) // 10 and 11 never came
+	wantViolations(t, c.Violations(), InvariantNoLoss+"/event_duplicated", InvariantNoLoss+"/events_lost")
+	if got, lost, dups := c.EventCounts(); got != 5 || lost != 2 || dups != 1 {
+		t.Fatalf("EventCounts = %d received, %d lost, %d duplicated; want 5, 2, 1", got, lost, dups)
+	}
+
+	// A resume refused as gone starts the stream afresh: no loss counted across it.
+	c.StreamRestarted("u")
+	c.Frame(resumed, upd("40"), t0.Add(8*time.Second))
+	c.Frame(resumed, Frame{Type: EventSessionUpdate}, t0.Add(9*time.Second)) // no event_id
+	if _, lost, _ := c.EventCounts(); lost != 2 {
+		t.Errorf("lost after a restart = %d, want still 2", lost)
+	}
+	res, err := c.Final(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stats.StreamRestarts != 1 || res.Stats.FramesWithoutEventID != 1 {
+		t.Errorf("stats %+v", res.Stats)
+	}
+}

@@ -21,6 +21,8 @@ type phase struct {
 	start      time.Time
 	rec        *Recorder
 	violations int // the checker's count when the phase started
+	// the checker's event counters when the phase started
+	events, lost, dups int
 
 	mu    sync.Mutex
 	byURL map[string]*URLCounts
@@ -59,6 +61,11 @@ type PhaseFigures struct {
 	ByURL map[string]URLCounts `json:"by_url"`
 	// Violations is how many invariant violations were recorded during the phase.
 	Violations int `json:"violations"`
+	// Events, EventsLost and EventsDuplicated count the event frames received
+	// during the phase, and the ids found skipped or repeated in it.
+	Events           int `json:"events_received"`
+	EventsLost       int `json:"events_lost"`
+	EventsDuplicated int `json:"events_duplicated"`
 }
 
 // StartPhase ends the current phase, if any, and starts one named name.
@@ -66,6 +73,7 @@ type PhaseFigures struct {
 func (r *Runner) StartPhase(name string) {
 	now := time.Now()
 	p := &phase{name: name, start: now, rec: NewRecorder(0), byURL: map[string]*URLCounts{}, violations: len(r.checker.Violations())}
+	p.events, p.lost, p.dups = r.checker.EventCounts()
 	r.phaseMu.Lock()
 	defer r.phaseMu.Unlock()
 	r.closePhase(now)
@@ -85,6 +93,8 @@ func (r *Runner) closePhase(end time.Time) {
 	r.client.phase.Store(nil)
 	f := PhaseFigures{Name: p.name, PhaseReport: phaseReport(p.rec, end.Sub(p.start).Seconds()),
 		ByURL: map[string]URLCounts{}, Violations: len(r.checker.Violations()) - p.violations}
+	events, lost, dups := r.checker.EventCounts()
+	f.Events, f.EventsLost, f.EventsDuplicated = events-p.events, lost-p.lost, dups-p.dups
 	p.mu.Lock()
 	for u, c := range p.byURL {
 		f.ByURL[u] = *c

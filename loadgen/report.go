@@ -153,6 +153,9 @@ func (r *Runner) report(simStart time.Time, simSeconds float64, res Result, chec
 	if rep.Setup.Failures > 0 {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("%d setup failures", rep.Setup.Failures))
 	}
+	if n := rep.Checks.FramesWithoutEventID; n > 0 {
+		rep.Failures = append(rep.Failures, fmt.Sprintf("%d event frames carried no event_id", n))
+	}
 	rep.Pass = len(rep.Failures) == 0
 	return rep
 }
@@ -225,10 +228,11 @@ func WriteText(w io.Writer, rep *Report) error {
 // unanswered requests by instance, and violations.
 func WritePhases(w io.Writer, phases []PhaseFigures) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "phase\tseconds\trequests\treq/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\t5xx\tno answer\tviolations\t")
+	fmt.Fprintln(tw, "phase\tseconds\trequests\treq/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\t5xx\tno answer\tviolations\tevents\tlost\tduplicated\t")
 	for _, p := range phases {
-		fmt.Fprintf(tw, "%s\t%.1f\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%s\t%d\t\n", p.Name, p.Seconds, p.Requests, p.PerSecond,
-			p.Latency.P50, p.Latency.P95, p.Latency.P99, p.Latency.Max, p.Status5xx, byURLList(p), p.Violations)
+		fmt.Fprintf(tw, "%s\t%.1f\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%s\t%d\t%d\t%d\t%d\t\n", p.Name, p.Seconds, p.Requests, p.PerSecond,
+			p.Latency.P50, p.Latency.P95, p.Latency.P99, p.Latency.Max, p.Status5xx, byURLList(p), p.Violations,
+			p.Events, p.EventsLost, p.EventsDuplicated)
 	}
 	tw.Flush()
 }

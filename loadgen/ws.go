@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -46,7 +47,13 @@ func (r *Runner) wsSession(ctx context.Context, u *User, deliver func(Frame)) (r
 	h.Set("Authorization", "Bearer "+token)
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	start := time.Now()
-	conn, resp, err := websocket.Dial(dctx, strings.TrimRight(base, "/")+routeWebSocket, &websocket.DialOptions{
+	// Resume after the last event received, so that nothing is lost across
+	// reconnections (docs/contract.md §13).
+	path := routeWebSocket
+	if last := u.LastEventID(); last != "" {
+		path += "?after=" + url.QueryEscape(last)
+	}
+	conn, resp, err := websocket.Dial(dctx, strings.TrimRight(base, "/")+path, &websocket.DialOptions{
 		HTTPHeader:      h,
 		HTTPClient:      r.client.hc,
 		CompressionMode: websocket.CompressionDisabled,
@@ -67,6 +74,11 @@ func (r *Runner) wsSession(ctx context.Context, u *User, deliver func(Frame)) (r
 			_ = u.renew(ctx, r.client, r.randomURL(), gen)
 		case http.StatusForbidden:
 			return true
+		case http.StatusGone:
+			// The log no longer holds what follows: start afresh (counted).
+			r.ws.Inc("resume_gone")
+			r.checker.StreamRestarted(u.ID())
+			u.setLastEventID("")
 		}
 		return false
 	}
@@ -91,7 +103,7 @@ func (r *Runner) wsSession(ctx context.Context, u *User, deliver func(Frame)) (r
 			}
 			var ce websocket.CloseError
 			if errors.As(err, &ce) && ce.Code == websocket.StatusPolicyViolation {
-				r.ws.Inc("closed_as_slow_consumer")
+				r.ws.Inc("closed_by_policy") // revoked auth session, or fell behind the retention
 			}
 			return false
 		}
@@ -102,6 +114,9 @@ func (r *Runner) wsSession(ctx context.Context, u *User, deliver func(Frame)) (r
 		}
 		r.ws.Inc("event:" + f.Type)
 		r.checker.Frame(id, f, at)
+		if f.EventID != "" {
+			u.setLastEventID(f.EventID)
+		}
 		deliver(f)
 	}
 }

@@ -22,6 +22,7 @@ var migrationTables = [][]string{
 	{}, // 00006: auth_sessions_revoked_at_idx
 	{}, // 00007: mitras.is_away
 	{"devices"},
+	{"event_heads", "events"},
 }
 
 // allTables are the tables of every migration.

@@ -86,12 +86,19 @@ type MitraLoad struct {
 	OpenSessions int // sessions in pending_payment or active with it
 }
 
-// SessionTx is what a session update may read while it holds the session's lock.
+// SessionTx is what a session transaction may do while it holds the session's lock.
 type SessionTx interface {
 	// LockMitraLoad locks the mitra's row until the transaction ends (so two
 	// sessions accepted by the same mitra at the same instant serialise) and
 	// returns its capacity state. ErrNotFound for an unknown mitra.
 	LockMitraLoad(ctx context.Context, mitraID string) (MitraLoad, error)
+	// Emit writes e to the event log in this transaction (the outbox): it
+	// is logged if and only if the transaction commits. Once the
+	// transaction has committed, e.Seqs holds its ids (one per user of
+	// e.UserIDs, which the store dedupes in order); the caller then
+	// publishes it. Users are locked in a fixed order at commit, so
+	// concurrent transactions never deadlock on their streams.
+	Emit(e *Event)
 }
 
 // TimerKind names a session deadline.
@@ -113,9 +120,12 @@ type DueTimer struct {
 
 // SessionStore persists chat sessions.
 type SessionStore interface {
-	// CreateSession inserts s (the store assigns ID, CreatedAt and UpdatedAt).
-	// ErrOpenSessionExists when the customer has an open session.
-	CreateSession(ctx context.Context, s Session) (Session, error)
+	// CreateSession inserts s (the store assigns ID, CreatedAt and UpdatedAt)
+	// and, when fn is not nil, runs fn with the inserted session in the same
+	// transaction (to emit its events); an error from fn aborts the insert
+	// and is returned as is. ErrOpenSessionExists when the customer has an
+	// open session.
+	CreateSession(ctx context.Context, s Session, fn func(ctx context.Context, tx SessionTx, s Session) error) (Session, error)
 	// Session returns ErrNotFound when there is no such session.
 	Session(ctx context.Context, id string) (Session, error)
 	// SessionsOf lists the sessions where userID is the customer or the mitra,

@@ -28,13 +28,21 @@ const (
 	maxResubscribeDelay = 2 * time.Second
 	// startWait bounds how long Start waits for the first subscription attempt.
 	startWait = 2 * time.Second
+	// publishQueue is how many events may wait for their PUBLISH; when it is
+	// full (a server slower than the event rate), events are dropped.
+	publishQueue = 4096
 )
 
 // Valkey is a ports.EventBus over a Valkey (or Redis) pub/sub channel, for
 // several instances of the service.
 //
 // Publish delivers the event to this instance's subscribers at once, then
-// PUBLISHes an envelope {origin, id, event} on the channel, where origin is
+// queues an envelope {origin, id, event} that a publisher goroutine (started
+// with the subscription loop) PUBLISHes on the channel, so that no caller
+// ever waits on Valkey. While the bus is not subscribed (the server is down
+// or hung) and when the queue is full, the envelope is dropped and counted
+// (Dropped): the event is in the event log, from which every connection
+// reads what the bus did not bring. The origin is
 // drawn at random for each Valkey value (each process) and id numbers its
 // envelopes. The subscription loop receives the envelopes of every instance
 // and delivers to local subscribers those of other origins only, once per
@@ -59,6 +67,9 @@ type Valkey struct {
 	lastID     atomic.Uint64 // of the envelopes published
 	recent     recentSet     // envelopes received
 	subscribed atomic.Bool
+	queue      chan string   // envelopes waiting for their PUBLISH
+	dropped    atomic.Uint64 // envelopes never published
+	failed     atomic.Uint64 // PUBLISHes that failed
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // of the running loop; nil when not started
@@ -131,17 +142,20 @@ func NewValkey(client valkey.Client, channel string, log *slog.Logger) (*Valkey,
 		log:     log.With(slog.String("component", "eventbus"), slog.String("channel", channel)),
 		origin:  rand.Text(),
 		local:   NewMemory(),
+		queue:   make(chan string, publishQueue),
 	}, nil
 }
 
-// Publish delivers e to this instance's subscribers, then publishes it to the
-// other instances under a deadline of PublishTimeout, independent of ctx's
-// cancellation (an event must not be lost because the request that caused it
-// went away; ctx only lends its values). A returned error means the PUBLISH
-// failed, after one retry for a connection error: local delivery has already
-// happened, and the caller should log it. A Payload that is not valid JSON is
-// an error before any delivery.
-func (v *Valkey) Publish(ctx context.Context, e ports.Event) error {
+// Dropped counts the events not sent to the other instances: queued while
+// the bus was not subscribed or the queue was full, or whose PUBLISH failed.
+func (v *Valkey) Dropped() uint64 { return v.dropped.Load() + v.failed.Load() }
+
+// Publish delivers e to this instance's subscribers, then queues it for the
+// other instances and returns at once (see the type's documentation). The
+// only error is a Payload that is not valid JSON, before any delivery; ctx
+// is not consulted, so that an event is not lost because the request that
+// caused it went away.
+func (v *Valkey) Publish(_ context.Context, e ports.Event) error {
 	if err := validate(e); err != nil {
 		return err
 	}
@@ -150,10 +164,40 @@ func (v *Valkey) Publish(ctx context.Context, e ports.Event) error {
 		return fmt.Errorf("eventbus: encoding event %q: %w", e.Type, err)
 	}
 	v.local.deliver(e)
+	if !v.Subscribed() {
+		v.dropped.Add(1)
+		return nil
+	}
+	select {
+	case v.queue <- msg:
+	default:
+		v.dropped.Add(1)
+	}
+	return nil
+}
 
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), PublishTimeout)
+// runPublisher PUBLISHes the queued envelopes until ctx ends, each under a
+// deadline of PublishTimeout.
+func (v *Valkey) runPublisher(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg := <-v.queue:
+			if err := v.publishOne(ctx, msg); err != nil && ctx.Err() == nil {
+				v.failed.Add(1)
+				v.log.Debug("event bus: PUBLISH failed; connections read the event from the log", slog.Any("error", err))
+			}
+		}
+	}
+}
+
+// publishOne PUBLISHes msg, once more after a connection error.
+func (v *Valkey) publishOne(ctx context.Context, msg string) error {
+	ctx, cancel := context.WithTimeout(ctx, PublishTimeout)
 	defer cancel()
-	err = v.publish(ctx, msg)
+	err := v.publish(ctx, msg)
 	// The first command on a connection the server dropped (a restart, a
 	// failover) fails although a new connection would work: try once more.
 	// Should the first attempt have reached the server after all, receivers
@@ -162,10 +206,7 @@ func (v *Valkey) Publish(ctx context.Context, e ports.Event) error {
 	if err != nil && !errors.As(err, &serverErr) && ctx.Err() == nil {
 		err = v.publish(ctx, msg)
 	}
-	if err != nil {
-		return fmt.Errorf("eventbus: publishing event %q: %w", e.Type, err)
-	}
-	return nil
+	return err
 }
 
 func (v *Valkey) publish(ctx context.Context, msg string) error {
@@ -208,10 +249,17 @@ func (v *Valkey) Start(ctx context.Context) error {
 		return errors.New("eventbus: valkey bus already started")
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
+	loopDone, pubDone := make(chan struct{}), make(chan struct{})
 	done := make(chan struct{})
+	go func() {
+		<-loopDone
+		<-pubDone
+		close(done)
+	}()
 	firstAttempt := make(chan struct{})
 	v.cancel, v.done = cancel, done
-	go v.run(runCtx, done, firstAttempt)
+	go v.run(runCtx, loopDone, firstAttempt)
+	go v.runPublisher(runCtx, pubDone)
 	v.mu.Unlock()
 
 	timer := time.NewTimer(startWait)
@@ -227,7 +275,8 @@ func (v *Valkey) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends the subscription loop and waits for it to return, or for ctx to
+// Stop ends the subscription loop and the publisher (events still queued
+// are dropped: they are in the event log) and waits for them to return, or for ctx to
 // end (then it returns ctx's error and the loop finishes on its own shortly:
 // at worst after the client's dial timeout). Stopping a bus that is not
 // started is a no-op; a stopped bus may be started again.

@@ -34,6 +34,7 @@ const (
 	codeUnavailable        = "unavailable"
 	codeRateLimited        = "rate_limited"
 	codeInternal           = "internal"
+	codeGone               = "gone"
 )
 
 const internalMessage = "internal server error"
@@ -73,6 +74,7 @@ var errorTable = []errorRule{
 	{core.ErrSessionTaken, http.StatusConflict, codeSessionTaken, "", true},
 	{core.ErrAtCapacity, http.StatusConflict, codeAtCapacity, "", true},
 	{core.ErrInvalidState, http.StatusConflict, codeInvalidState, "", true},
+	{ports.ErrEventsGone, http.StatusGone, codeGone, "the events after this event_id are no longer kept: reload the state with GET /api/sessions", false},
 }
 
 // apiError is the HTTP answer to an error.

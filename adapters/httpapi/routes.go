@@ -20,11 +20,12 @@ type Services struct {
 	Sessions *sessions.Service
 	Devices  *push.Devices
 	Hub      *Hub
+	Events   ports.EventLog
 }
 
 // RegisterRoutes adds the API routes of docs/contract.md §3–§8 and §12 to e.
 func RegisterRoutes(e *echo.Echo, s Services) error {
-	if s.Auth == nil || s.Mitras == nil || s.Sessions == nil || s.Devices == nil || s.Hub == nil {
+	if s.Auth == nil || s.Mitras == nil || s.Sessions == nil || s.Devices == nil || s.Hub == nil || s.Events == nil {
 		return errors.New("httpapi: missing service")
 	}
 	ah := authHandlers{svc: s.Auth}
@@ -78,6 +79,7 @@ func RegisterRoutes(e *echo.Echo, s Services) error {
 
 	e.PUT("/api/me/device", dh.put, anyRole)
 	e.DELETE("/api/me/device", dh.remove, anyRole)
+	e.GET("/api/events", eventsHandlers{log: s.Events}.list, anyRole)
 
 	e.GET("/ws", s.Hub.Handler(func(token string) (auth.Principal, error) {
 		p, err := s.Auth.Authenticate(token)

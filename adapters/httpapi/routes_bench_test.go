@@ -94,7 +94,7 @@ func newBenchServer(b *testing.B, backend string, m ports.AvailabilityMirror) *b
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := RegisterRoutes(e, Services{Auth: as, Mitras: ms, Sessions: ss, Hub: NewHub(bus, log, HubOptions{})}); err != nil {
+	if err := RegisterRoutes(e, Services{Auth: as, Mitras: ms, Sessions: ss, Hub: NewHub(bus, st, log, HubOptions{}), Events: st}); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := mirror.NewSeeder(m, st, health, metrics, log).Seed(ctx, mirror.ReasonStart); err != nil {

@@ -75,12 +75,12 @@ func buildServer(t testing.TB, throttle auth.Throttle, trusted []netip.Prefix) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := NewHub(bus, log, HubOptions{})
+	hub := NewHub(bus, st, log, HubOptions{})
 	ds, err := push.NewDevices(st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := RegisterRoutes(e, Services{Auth: as, Mitras: ms, Sessions: ss, Devices: ds, Hub: hub}); err != nil {
+	if err := RegisterRoutes(e, Services{Auth: as, Mitras: ms, Sessions: ss, Devices: ds, Hub: hub, Events: st}); err != nil {
 		t.Fatal(err)
 	}
 	return e, st, as

@@ -1,7 +1,7 @@
 package httpapi
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -26,8 +27,12 @@ import (
 const (
 	DefaultPingInterval = 25 * time.Second
 	DefaultWriteTimeout = 5 * time.Second
-	DefaultSendBuffer   = 64
+	DefaultPollInterval = time.Second
+	DefaultRecent       = 256
 )
+
+// replayPage is how many events a connection reads from the log at once.
+const replayPage = 500
 
 // wsReadLimit bounds a message from a client. Clients have nothing to say on
 // this socket; their messages are read (so that control frames are handled)
@@ -43,12 +48,16 @@ type HubOptions struct {
 	// WriteTimeout bounds each write of a message and each wait for a pong.
 	// Default DefaultWriteTimeout.
 	WriteTimeout time.Duration
-	// SendBuffer is how many messages may wait for one connection; a
-	// connection whose queue is full is a slow consumer and is closed.
-	// Default DefaultSendBuffer.
-	SendBuffer int
+	// PollInterval is how often the hub compares the newest event id of
+	// each connected user in the log with what its connections sent, to
+	// deliver what the bus did not bring (a cache outage). Default
+	// DefaultPollInterval.
+	PollInterval time.Duration
+	// Recent is how many recent events of each connected user the hub keeps
+	// from the bus, so that live delivery reads no log. Default DefaultRecent.
+	Recent int
 	// Registerer receives the hub's metrics (websocket_connections,
-	// websocket_slow_consumers_total). Nil registers none.
+	// websocket_log_reads_total). Nil registers none.
 	Registerer prometheus.Registerer
 	// Presence, when set, is told of every connection that opens and
 	// closes, so that push knows who has a WebSocket on any instance.
@@ -59,29 +68,84 @@ type HubOptions struct {
 // has a shorter deadline of its own).
 const presenceTimeout = 2 * time.Second
 
-// Hub serves GET /ws (docs/contract.md §8): it keeps this instance's WebSocket
-// connections, indexed by user, and writes to them the events of the bus.
+// Hub serves GET /ws (docs/contract.md §8, §13): it keeps this instance's
+// WebSocket connections, indexed by user, and writes to each the events of
+// its user's stream in the event log, in order, each once, from where the
+// connection started (the newest event at connect, or ?after=).
 //
-// The bus handler only routes: for each user of an event it puts the payload
-// into the send queue of each of that user's connections without waiting,
-// and closes a connection whose queue is full, so one slow client never slows
-// the bus or anyone else. Each connection has a writer (its handler's
-// goroutine: queue → socket), a reader (which handles control frames and
-// drops client messages) and a pinger.
+// Every connection remembers the id of the last event it sent. The bus
+// handler only routes: it keeps the event in a short per-user buffer and
+// wakes the user's connections, without waiting. A woken connection's
+// writer sends the events after its last id from the buffer when they follow
+// on without a gap, and otherwise reads them from the log. A poller compares
+// the newest ids in the log with the connections every PollInterval and
+// wakes those behind, so an event the bus lost (a cache outage, another
+// instance's PUBLISH dropped) is delivered within a poll, and whichever path
+// wakes a connection, it never sends an event twice nor skips one. One slow
+// client never slows anyone: its writer falls behind on its own, and a write
+// that takes longer than WriteTimeout cuts it. Each connection also has a
+// reader (which handles control frames and drops client messages) and a
+// pinger.
 type Hub struct {
-	bus  ports.EventBus
-	log  *slog.Logger
-	opts HubOptions
+	bus    ports.EventBus
+	events ports.EventLog
+	log    *slog.Logger
+	opts   HubOptions
 
-	connections   prometheus.Gauge   // nil without a Registerer
-	slowConsumers prometheus.Counter // nil without a Registerer
+	connections prometheus.Gauge   // nil without a Registerer
+	logReads    prometheus.Counter // nil without a Registerer
 
 	mu          sync.RWMutex
 	conns       map[string]map[*wsClient]struct{} // by user id
+	recent      map[string]*recentEvents          // by user id, for users with connections
 	started     bool
 	stopped     bool
 	unsubscribe func()
+	stopPoll    context.CancelFunc
+	pollDone    chan struct{}
 	wg          sync.WaitGroup // one per connection being served
+}
+
+// recentEvents are the newest events of one user that the bus brought,
+// ordered by id.
+type recentEvents struct {
+	events []ports.LoggedEvent
+}
+
+// add inserts e in order, once, keeping at most limit events.
+func (r *recentEvents) add(e ports.LoggedEvent, limit int) {
+	i, found := slices.BinarySearchFunc(r.events, e.Seq, func(x ports.LoggedEvent, seq int64) int {
+		return cmp.Compare(x.Seq, seq)
+	})
+	if found {
+		return
+	}
+	r.events = slices.Insert(r.events, i, e)
+	if len(r.events) > limit {
+		r.events = slices.Delete(r.events, 0, len(r.events)-limit)
+	}
+}
+
+// after returns the events after last if they follow on from it without a
+// gap; ok is false when the buffer does not hold last+1 but holds later ones.
+func (r *recentEvents) after(last int64) (out []ports.LoggedEvent, ok bool) {
+	if r == nil {
+		return nil, true
+	}
+	i, _ := slices.BinarySearchFunc(r.events, last+1, func(x ports.LoggedEvent, seq int64) int {
+		return cmp.Compare(x.Seq, seq)
+	})
+	if i == len(r.events) {
+		return nil, true
+	}
+	if r.events[i].Seq != last+1 {
+		return nil, false
+	}
+	n := 1
+	for i+n < len(r.events) && r.events[i+n].Seq == last+1+int64(n) {
+		n++
+	}
+	return slices.Clone(r.events[i : i+n]), true
 }
 
 // wsClient is one connection of a user.
@@ -89,7 +153,9 @@ type wsClient struct {
 	userID    string
 	sessionID string // the auth session of the access token it connected with
 	conn      *websocket.Conn
-	send      chan []byte
+	wake      chan struct{} // capacity 1: the writer has something to look at
+	last      atomic.Int64  // id of the last event sent; written by the writer only
+	check     atomic.Bool   // the log may hold events after last that the buffer lacks
 
 	closeOnce sync.Once
 	closing   chan struct{}        // closed to ask the writer to close the connection
@@ -116,9 +182,18 @@ func (c *wsClient) requestClose(code websocket.StatusCode, reason string, cut bo
 	return first
 }
 
-// NewHub returns a hub that routes the events of bus. log receives
-// connection errors (nil discards). The hub does nothing until Start.
-func NewHub(bus ports.EventBus, log *slog.Logger, opts HubOptions) *Hub {
+// signal wakes the writer without blocking.
+func (c *wsClient) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// NewHub returns a hub that delivers the events of events (the log), woken
+// by bus. log receives connection errors (nil discards). The hub does
+// nothing until Start.
+func NewHub(bus ports.EventBus, events ports.EventLog, log *slog.Logger, opts HubOptions) *Hub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -128,14 +203,19 @@ func NewHub(bus ports.EventBus, log *slog.Logger, opts HubOptions) *Hub {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = DefaultWriteTimeout
 	}
-	if opts.SendBuffer <= 0 {
-		opts.SendBuffer = DefaultSendBuffer
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.Recent <= 0 {
+		opts.Recent = DefaultRecent
 	}
 	h := &Hub{
-		bus:   bus,
-		log:   log.With(slog.String("component", "websocket")),
-		opts:  opts,
-		conns: make(map[string]map[*wsClient]struct{}),
+		bus:    bus,
+		events: events,
+		log:    log.With(slog.String("component", "websocket")),
+		opts:   opts,
+		conns:  make(map[string]map[*wsClient]struct{}),
+		recent: make(map[string]*recentEvents),
 	}
 	if opts.Registerer != nil {
 		h.registerMetrics(opts.Registerer)
@@ -157,13 +237,13 @@ func (h *Hub) registerMetrics(reg prometheus.Registerer) {
 		h.log.Warn("registering websocket_connections", slog.Any("error", err))
 	}
 	c := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "websocket_slow_consumers_total",
-		Help: "WebSocket connections closed because their send queue was full.",
+		Name: "websocket_log_reads_total",
+		Help: "Reads of the event log by WebSocket connections: replays after ?after=, and events the bus did not bring.",
 	})
 	if c, err := registerOrReuse[prometheus.Counter](reg, c); err == nil {
-		h.slowConsumers = c
+		h.logReads = c
 	} else {
-		h.log.Warn("registering websocket_slow_consumers_total", slog.Any("error", err))
+		h.log.Warn("registering websocket_log_reads_total", slog.Any("error", err))
 	}
 }
 
@@ -175,6 +255,8 @@ func (h *Hub) Start(context.Context) error {
 	switch {
 	case h.bus == nil:
 		return errors.New("httpapi: websocket hub has no event bus")
+	case h.events == nil:
+		return errors.New("httpapi: websocket hub has no event log")
 	case h.stopped:
 		return errors.New("httpapi: websocket hub was stopped")
 	case h.started:
@@ -182,7 +264,58 @@ func (h *Hub) Start(context.Context) error {
 	}
 	h.started = true
 	h.unsubscribe = h.bus.Subscribe(h.route)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.stopPoll, h.pollDone = cancel, make(chan struct{})
+	go h.pollLoop(ctx, h.pollDone)
 	return nil
+}
+
+// pollLoop runs poll every PollInterval until ctx ends.
+func (h *Hub) pollLoop(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(h.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			h.poll(ctx)
+		}
+	}
+}
+
+// poll reads the newest event id of every connected user (one statement,
+// none without connections) and wakes the connections behind it.
+func (h *Hub) poll(ctx context.Context) {
+	h.mu.RLock()
+	users := make([]string, 0, len(h.conns))
+	for u := range h.conns {
+		users = append(users, u)
+	}
+	h.mu.RUnlock()
+	if len(users) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.opts.PollInterval)
+	defer cancel()
+	heads, err := h.events.Heads(ctx, users)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.log.Warn("reading the event log heads failed", slog.Any("error", err))
+		}
+		return
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for u, head := range heads {
+		for c := range h.conns[u] {
+			if c.last.Load() < head {
+				c.check.Store(true)
+				c.signal()
+			}
+		}
+	}
 }
 
 // Stop unsubscribes from the bus, refuses new connections (503, as before
@@ -201,6 +334,8 @@ func (h *Hub) Stop(ctx context.Context) error {
 	h.stopped = true
 	unsubscribe := h.unsubscribe
 	h.unsubscribe = nil
+	stopPoll, pollDone := h.stopPoll, h.pollDone
+	h.stopPoll = nil
 	for _, set := range h.conns {
 		for c := range set {
 			c.requestClose(websocket.StatusGoingAway, "server shutting down", false)
@@ -209,6 +344,10 @@ func (h *Hub) Stop(ctx context.Context) error {
 	h.mu.Unlock()
 	if unsubscribe != nil {
 		unsubscribe()
+	}
+	if stopPoll != nil {
+		stopPoll()
+		<-pollDone
 	}
 
 	done := make(chan struct{})
@@ -233,31 +372,27 @@ func (h *Hub) Stop(ctx context.Context) error {
 	return fmt.Errorf("httpapi: closing websocket connections: %w", ctx.Err())
 }
 
-// route is the bus handler: it queues e's payload for every connection of
-// each of e's users, without blocking.
+// route is the bus handler: it keeps each user's part of e in the user's
+// buffer and wakes that user's connections, without blocking.
 func (h *Hub) route(e ports.Event) {
-	if len(e.UserIDs) == 0 {
+	if !e.Logged() {
 		return
 	}
-	msg := bytes.Clone(e.Payload) // shared, read-only, by every connection
-	h.mu.RLock()
-	defer h.mu.RUnlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	for i, userID := range e.UserIDs {
-		if slices.Contains(e.UserIDs[:i], userID) {
+		set := h.conns[userID]
+		if len(set) == 0 {
 			continue
 		}
-		for c := range h.conns[userID] {
-			select {
-			case c.send <- msg:
-			default:
-				if c.requestClose(websocket.StatusPolicyViolation, "slow consumer", true) {
-					h.log.Warn("closing a slow websocket consumer",
-						slog.String("user_id", userID), slog.Int("queued", len(c.send)))
-					if h.slowConsumers != nil {
-						h.slowConsumers.Inc()
-					}
-				}
-			}
+		buf := h.recent[userID]
+		if buf == nil {
+			buf = &recentEvents{}
+			h.recent[userID] = buf
+		}
+		buf.add(e.For(i), h.opts.Recent)
+		for c := range set {
+			c.signal()
 		}
 	}
 }
@@ -303,6 +438,10 @@ func (h *Hub) Handler(authenticate func(token string) (auth.Principal, error)) e
 		if err != nil {
 			return err
 		}
+		after, resume, err := parseAfter(r.URL.Query())
+		if err != nil {
+			return err
+		}
 		p, err := authenticate(token)
 		if err != nil {
 			return wsAuthError(err)
@@ -315,6 +454,10 @@ func (h *Hub) Handler(authenticate func(token string) (auth.Principal, error)) e
 			return echo.NewHTTPError(http.StatusUpgradeRequired, "GET /ws must be a WebSocket upgrade request")
 		}
 		if err := checkHandshake(r); err != nil {
+			return err
+		}
+		start, err := h.startingPoint(r.Context(), p.UserID, after, resume)
+		if err != nil {
 			return err
 		}
 		if !h.beginConn() {
@@ -332,9 +475,28 @@ func (h *Hub) Handler(authenticate func(token string) (auth.Principal, error)) e
 			h.log.DebugContext(r.Context(), "websocket handshake failed", slog.Any("error", err))
 			return nil
 		}
-		h.serve(conn, p.UserID, p.SessionID)
+		h.serve(conn, p.UserID, p.SessionID, start)
 		return nil
 	}
+}
+
+// startingPoint is the id after which a new connection delivers: after,
+// when the client resumes (410 gone when the log no longer holds what
+// follows it), else the newest event of the user's stream.
+func (h *Hub) startingPoint(ctx context.Context, userID string, after int64, resume bool) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.opts.WriteTimeout)
+	defer cancel()
+	if resume {
+		if _, err := h.events.EventsAfter(ctx, userID, after, 1); err != nil {
+			return 0, err
+		}
+		return after, nil
+	}
+	heads, err := h.events.Heads(ctx, []string{userID})
+	if err != nil {
+		return 0, err
+	}
+	return heads[userID], nil
 }
 
 // wsToken extracts the access token of a /ws request.
@@ -438,6 +600,7 @@ func (h *Hub) unregister(c *wsClient) {
 	delete(set, c)
 	if len(set) == 0 {
 		delete(h.conns, c.userID)
+		delete(h.recent, c.userID)
 	}
 	if h.connections != nil {
 		h.connections.Dec()
@@ -464,8 +627,9 @@ func (h *Hub) presenceChanged(userID string, opened bool) {
 	}
 }
 
-// serve runs one accepted connection until it closes.
-func (h *Hub) serve(conn *websocket.Conn, userID, sessionID string) {
+// serve runs one accepted connection, delivering the events after start,
+// until it closes.
+func (h *Hub) serve(conn *websocket.Conn, userID, sessionID string, start int64) {
 	conn.SetReadLimit(wsReadLimit)
 	// life ends with serve; writeCtx also ends when a slow consumer is cut.
 	life, endLife := context.WithCancel(context.Background())
@@ -477,16 +641,21 @@ func (h *Hub) serve(conn *websocket.Conn, userID, sessionID string) {
 		userID:    userID,
 		sessionID: sessionID,
 		conn:      conn,
-		send:      make(chan []byte, h.opts.SendBuffer),
+		wake:      make(chan struct{}, 1),
 		closing:   make(chan struct{}),
 		cutWrite:  cutWrite,
 		kill:      endLife,
 	}
+	c.last.Store(start)
 	if !h.register(c) {
 		h.closeConn(conn, websocket.StatusGoingAway, "server shutting down")
 		return
 	}
 	h.presenceChanged(userID, true)
+	// What was logged between the starting point and the registration (or,
+	// on a resume, since the client's id) comes from the log.
+	c.check.Store(true)
+	c.signal()
 
 	readerDone := make(chan struct{})
 	go func() {
@@ -500,8 +669,7 @@ func (h *Hub) serve(conn *websocket.Conn, userID, sessionID string) {
 	}()
 
 	h.writeLoop(writeCtx, c, readerDone)
-	// The connection is closed. Mark it closing first, so that events routed
-	// meanwhile do not count it as a slow consumer, then forget it.
+	// The connection is closed: forget it.
 	c.requestClose(websocket.StatusNormalClosure, "", false)
 	h.unregister(c)
 	h.presenceChanged(userID, false)
@@ -510,8 +678,8 @@ func (h *Hub) serve(conn *websocket.Conn, userID, sessionID string) {
 	<-pingerDone
 }
 
-// writeLoop writes the queued messages until the connection ends or a close
-// is requested.
+// writeLoop sends the user's events when woken, until the connection ends
+// or a close is requested.
 func (h *Hub) writeLoop(ctx context.Context, c *wsClient, readerDone <-chan struct{}) {
 	for {
 		select {
@@ -522,17 +690,14 @@ func (h *Hub) writeLoop(ctx context.Context, c *wsClient, readerDone <-chan stru
 			// The peer closed the connection, or it broke.
 			_ = c.conn.CloseNow()
 			return
-		case msg := <-c.send:
-			select {
-			case <-c.closing:
-				h.closeConn(c.conn, c.code, c.reason)
-				return
+		case <-c.wake:
+			err := h.pump(ctx, c)
+			switch {
+			case err == nil:
+			case errors.Is(err, ports.ErrEventsGone):
+				// Fell behind the retention: the client must reload.
+				c.requestClose(websocket.StatusPolicyViolation, "events gone; reload", false)
 			default:
-			}
-			wctx, cancel := context.WithTimeout(ctx, h.opts.WriteTimeout)
-			err := c.conn.Write(wctx, websocket.MessageText, msg)
-			cancel()
-			if err != nil {
 				// A failed write leaves the connection unusable (the library closes it).
 				h.log.Debug("websocket write failed", slog.String("user_id", c.userID), slog.Any("error", err))
 				_ = c.conn.CloseNow()
@@ -540,6 +705,75 @@ func (h *Hub) writeLoop(ctx context.Context, c *wsClient, readerDone <-chan stru
 			}
 		}
 	}
+}
+
+// pump sends every event after c.last that the buffer or, when needed, the
+// log holds, in order. It returns a write error, or ports.ErrEventsGone.
+func (h *Hub) pump(ctx context.Context, c *wsClient) error {
+	for {
+		select {
+		case <-c.closing:
+			return nil
+		default:
+		}
+		last := c.last.Load()
+		h.mu.RLock()
+		evs, ok := h.recent[c.userID].after(last)
+		h.mu.RUnlock()
+		if !ok {
+			c.check.Store(true) // a gap: the bus lost some; the log has them
+		}
+		if len(evs) == 0 {
+			if !c.check.Swap(false) {
+				return nil
+			}
+			var err error
+			if evs, err = h.readLog(ctx, c, last); err != nil {
+				return err
+			}
+			if len(evs) == 0 {
+				return nil
+			}
+		}
+		for _, e := range evs {
+			if e.Seq != c.last.Load()+1 {
+				c.check.Store(true)
+				break
+			}
+			wctx, cancel := context.WithTimeout(ctx, h.opts.WriteTimeout)
+			err := c.conn.Write(wctx, websocket.MessageText, e.Frame())
+			cancel()
+			if err != nil {
+				return err
+			}
+			c.last.Store(e.Seq)
+		}
+	}
+}
+
+// readLog reads the events after last from the log. A read that fails for
+// another reason than ErrEventsGone is logged and retried at the next poll.
+func (h *Hub) readLog(ctx context.Context, c *wsClient, last int64) ([]ports.LoggedEvent, error) {
+	if h.logReads != nil {
+		h.logReads.Inc()
+	}
+	rctx, cancel := context.WithTimeout(ctx, h.opts.WriteTimeout)
+	defer cancel()
+	evs, err := h.events.EventsAfter(rctx, c.userID, last, replayPage)
+	if errors.Is(err, ports.ErrEventsGone) {
+		return nil, err
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			h.log.Warn("reading the event log failed; retried at the next poll", slog.String("user_id", c.userID), slog.Any("error", err))
+		}
+		c.check.Store(true)
+		return nil, nil
+	}
+	if len(evs) == replayPage {
+		c.check.Store(true) // more to read
+	}
+	return evs, nil
 }
 
 // readLoop reads and drops the client's messages, which makes the library

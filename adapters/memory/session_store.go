@@ -16,7 +16,7 @@ import (
 // CreateSession implements ports.SessionStore. The store assigns ID, CreatedAt
 // and UpdatedAt; a customer or mitra that does not exist is ErrNotFound, and a
 // second open session of a customer is ports.ErrOpenSessionExists.
-func (s *Store) CreateSession(_ context.Context, in ports.Session) (ports.Session, error) {
+func (s *Store) CreateSession(ctx context.Context, in ports.Session, fn func(ctx context.Context, tx ports.SessionTx, s ports.Session) error) (ports.Session, error) {
 	customer, ok := parseID(in.CustomerID)
 	if !ok {
 		return ports.Session{}, notFound("customer", in.CustomerID)
@@ -37,6 +37,15 @@ func (s *Store) CreateSession(_ context.Context, in ports.Session) (ports.Sessio
 	}
 	now := s.wallClock()
 	sess.CreatedAt, sess.UpdatedAt = now, now
+	tx := &sessionTx{s: s}
+	if fn != nil {
+		if err := fn(ctx, tx, copySession(sess)); err != nil {
+			return ports.Session{}, err
+		}
+	}
+	if err := s.appendEventsLocked(tx.events); err != nil {
+		return ports.Session{}, fmt.Errorf("memory: create session: %w", err)
+	}
 	s.chatSessions[sess.ID] = sess
 	return copySession(sess), nil
 }
@@ -104,7 +113,8 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(ctx contex
 		return ports.Session{}, notFound("session", id)
 	}
 	work := copySession(cur)
-	if err := fn(ctx, sessionTx{s: s}, &work); err != nil {
+	tx := &sessionTx{s: s}
+	if err := fn(ctx, tx, &work); err != nil {
 		return ports.Session{}, err // the caller's own error, unwrapped: its message reaches the client
 	}
 	sess, err := normalizeSession(work)
@@ -115,6 +125,9 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(ctx contex
 	if err := s.checkSessionLocked(sess); err != nil {
 		return ports.Session{}, fmt.Errorf("memory: update session %s: %w", key, err)
 	}
+	if err := s.appendEventsLocked(tx.events); err != nil {
+		return ports.Session{}, fmt.Errorf("memory: update session %s: %w", key, err)
+	}
 	sess.UpdatedAt = s.wallClock()
 	s.chatSessions[key] = sess
 	return copySession(sess), nil
@@ -123,12 +136,17 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(ctx contex
 // sessionTx is the ports.SessionTx of an UpdateSession call; it reads under
 // the mutex that UpdateSession holds.
 type sessionTx struct {
-	s *Store
+	s      *Store
+	events []*ports.Event
 }
+
+// Emit implements ports.SessionTx: the event is appended to the log when
+// the call succeeds.
+func (t *sessionTx) Emit(e *ports.Event) { t.events = append(t.events, e) }
 
 // LockMitraLoad implements ports.SessionTx. The store's mutex, held for the
 // whole UpdateSession, already serialises every update, so it locks nothing more.
-func (t sessionTx) LockMitraLoad(_ context.Context, mitraID string) (ports.MitraLoad, error) {
+func (t *sessionTx) LockMitraLoad(_ context.Context, mitraID string) (ports.MitraLoad, error) {
 	key, ok := parseID(mitraID)
 	if !ok {
 		return ports.MitraLoad{}, notFound("mitra", mitraID)

@@ -28,9 +28,11 @@ type Store struct {
 	userByPhone  map[string]string     // phone → user ID
 	mitras       map[string]mitraRow   // by user ID
 	authSessions map[string]authSessionRow
-	tokens       map[string]refreshTokenRow // by string(token hash)
-	chatSessions map[string]ports.Session   // by ID; values hold no pointer a caller has
-	devices      map[string]ports.Device    // by user ID
+	tokens       map[string]refreshTokenRow     // by string(token hash)
+	chatSessions map[string]ports.Session       // by ID; values hold no pointer a caller has
+	devices      map[string]ports.Device        // by user ID
+	events       map[string][]ports.LoggedEvent // each user's stream, oldest first
+	heads        map[string]int64               // each user's newest event id, kept when pruned
 
 	now func() time.Time
 }
@@ -84,6 +86,8 @@ func NewStore() *Store {
 		tokens:       make(map[string]refreshTokenRow),
 		chatSessions: make(map[string]ports.Session),
 		devices:      make(map[string]ports.Device),
+		events:       make(map[string][]ports.LoggedEvent),
+		heads:        make(map[string]int64),
 		now:          time.Now,
 	}
 }

@@ -19,6 +19,7 @@ func newStores(*testing.T) porttest.Stores {
 		Truth:        s,
 		Sessions:     s,
 		Devices:      s,
+		Events:       s,
 	}
 }
 

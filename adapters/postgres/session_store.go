@@ -165,7 +165,7 @@ func translateSessionWrite(err error) error {
 // and UpdatedAt; a customer or mitra that does not exist is ErrNotFound, and a
 // second open session of a customer (chat_sessions_one_open_per_customer_idx)
 // is ports.ErrOpenSessionExists.
-func (s *Store) CreateSession(ctx context.Context, in ports.Session) (ports.Session, error) {
+func (s *Store) CreateSession(ctx context.Context, in ports.Session, fn func(ctx context.Context, tx ports.SessionTx, s ports.Session) error) (ports.Session, error) {
 	customer, ok := parseID(in.CustomerID)
 	if !ok {
 		return ports.Session{}, fmt.Errorf("postgres: create session: customer %q: %w", in.CustomerID, ports.ErrNotFound)
@@ -176,7 +176,27 @@ func (s *Store) CreateSession(ctx context.Context, in ports.Session) (ports.Sess
 	}
 	row.ID = uuid.NewString()
 	row.CustomerID = customer
-	_, err = s.db.NewInsert().Model(&row).Column(sessionInsertColumns...).Returning("*").Exec(ctx)
+	if fn == nil { // nothing else to do in the transaction: one statement
+		if _, err := s.db.NewInsert().Model(&row).Column(sessionInsertColumns...).Returning("*").Exec(ctx); err != nil {
+			return ports.Session{}, fmt.Errorf("postgres: create session: %w", translateSessionWrite(err))
+		}
+		return toPortsSession(row), nil
+	}
+	var fnErr error
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(&row).Column(sessionInsertColumns...).Returning("*").Exec(ctx); err != nil {
+			return translateSessionWrite(err)
+		}
+		stx := &sessionTx{tx: tx}
+		if err := fn(ctx, stx, toPortsSession(row)); err != nil {
+			fnErr = err
+			return err
+		}
+		return appendEvents(ctx, tx, stx.events)
+	})
+	if fnErr != nil {
+		return ports.Session{}, fnErr
+	}
 	if err != nil {
 		return ports.Session{}, fmt.Errorf("postgres: create session: %w", translateSessionWrite(err))
 	}
@@ -248,7 +268,8 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(ctx contex
 			return translate(err)
 		}
 		sess := toPortsSession(row)
-		if err := fn(ctx, sessionTx{tx: tx}, &sess); err != nil {
+		stx := &sessionTx{tx: tx}
+		if err := fn(ctx, stx, &sess); err != nil {
 			fnErr = err
 			return err
 		}
@@ -267,7 +288,7 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(ctx contex
 			return translateSessionWrite(err)
 		}
 		out = upd
-		return nil
+		return appendEvents(ctx, tx, stx.events)
 	})
 	if fnErr != nil {
 		return ports.Session{}, fnErr // the caller's own error, unwrapped: its message reaches the client
@@ -278,10 +299,15 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(ctx contex
 	return toPortsSession(out), nil
 }
 
-// sessionTx is the ports.SessionTx of an UpdateSession transaction.
+// sessionTx is the ports.SessionTx of a session transaction.
 type sessionTx struct {
-	tx bun.Tx
+	tx     bun.Tx
+	events []*ports.Event
 }
+
+// Emit implements ports.SessionTx: the events are written at the end of
+// the transaction, all in one go (appendEvents).
+func (t *sessionTx) Emit(e *ports.Event) { t.events = append(t.events, e) }
 
 // mitraLoadRow is the locked part of a mitra's load.
 type mitraLoadRow struct {
@@ -296,7 +322,7 @@ type mitraLoadRow struct {
 // on purpose: under READ COMMITTED a statement sees the rows committed before it
 // started, so a count in the locking statement would miss the sessions that the
 // previous holder of the lock committed while this one waited.
-func (t sessionTx) LockMitraLoad(ctx context.Context, mitraID string) (ports.MitraLoad, error) {
+func (t *sessionTx) LockMitraLoad(ctx context.Context, mitraID string) (ports.MitraLoad, error) {
 	key, ok := parseID(mitraID)
 	if !ok {
 		return ports.MitraLoad{}, fmt.Errorf("postgres: lock mitra %q: %w", mitraID, ports.ErrNotFound)

@@ -39,6 +39,7 @@ func newStores(t *testing.T) porttest.Stores {
 		Truth:        s,
 		Sessions:     s,
 		Devices:      s,
+		Events:       s,
 	}
 }
 
@@ -141,7 +142,7 @@ func TestStoreUnavailable(t *testing.T) {
 			return err
 		},
 		"CreateSession": func() error {
-			_, err := s.CreateSession(ctx, ports.Session{CustomerID: id, Status: ports.StatusSearching, DurationMinutes: 1})
+			_, err := s.CreateSession(ctx, ports.Session{CustomerID: id, Status: ports.StatusSearching, DurationMinutes: 1}, nil)
 			return err
 		},
 		"Session":    func() error { _, err := s.Session(ctx, id); return err },
@@ -244,7 +245,7 @@ func TestQueryCounter(t *testing.T) {
 	}
 	var sess ports.Session
 	statements("CreateSession", 1, func() (err error) {
-		sess, err = s.CreateSession(t.Context(), ports.Session{CustomerID: c.ID, Status: ports.StatusSearching, DurationMinutes: 30, SearchingSince: now})
+		sess, err = s.CreateSession(t.Context(), ports.Session{CustomerID: c.ID, Status: ports.StatusSearching, DurationMinutes: 30, SearchingSince: now}, nil)
 		return err
 	})
 	statements("UpdateSession", 6, func() error {

@@ -74,6 +74,7 @@ type Config struct {
 	RoutingStrategy      string
 	BlastLimit           int
 	ShutdownTimeout      time.Duration
+	EventRetention       time.Duration
 	LogLevel             string
 
 	PushBackend        string
@@ -118,6 +119,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.AccessTokenTTL = r.duration("ACCESS_TOKEN_TTL", 15*time.Minute)
 	c.RefreshTokenTTL = r.duration("REFRESH_TOKEN_TTL", 720*time.Hour)
 	c.ShutdownTimeout = r.duration("SHUTDOWN_TIMEOUT", 15*time.Second)
+	c.EventRetention = r.duration("EVENT_RETENTION", 24*time.Hour)
 	c.DefaultMitraCapacity = r.integer("DEFAULT_MITRA_CAPACITY", 1, 0, 100)
 	c.HeartbeatStale = r.seconds("HEARTBEAT_STALE_SECONDS", 90)
 	c.AutoOfflineSweep = r.seconds("MITRA_AUTO_OFFLINE_SWEEP_SECONDS", 30)

@@ -7,9 +7,11 @@
 // Every transition runs inside the store's UpdateSession: the session row is
 // locked (SELECT … FOR UPDATE in Postgres, a mutex in memory), the rules
 // below are checked against the locked state, and the change is saved in the
-// same transaction. After it commits, the open-session count of each mitra it
-// touched is recomputed from the store and mirrored (mitras.RecomputeLoad),
-// and the events are published on the bus.
+// same transaction, together with its events (the outbox: ports.SessionTx.Emit
+// writes them to the event log, each recipient's stream numbered without
+// gaps). After it commits, the open-session count of each mitra it touched
+// is recomputed from the store and mirrored (mitras.RecomputeLoad), and the
+// logged events are published on the bus, which never waits on Valkey.
 //
 // Pairing. A request is offered to every available mitra (read from the
 // availability mirror) or only to the requested one, minus any mitra the

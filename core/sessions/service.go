@@ -2,7 +2,6 @@ package sessions
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,7 +50,13 @@ type Service struct {
 	log   *slog.Logger
 	cfg   Config
 	wake  func() // wakes the scheduler after a transition moved a deadline
+
+	notifier ports.EventNotifier // nil: no push
 }
+
+// SetNotifier installs the notifier told of every delivered event (push to
+// users with no open WebSocket, CONTRACT §12).
+func (s *Service) SetNotifier(n ports.EventNotifier) { s.notifier = n }
 
 // NewService builds the session service.
 func NewService(store ports.SessionStore, avail Availability, bus ports.EventBus, clock ports.Clock, log *slog.Logger, cfg Config) (*Service, error) {
@@ -101,8 +106,9 @@ func (s *Service) Request(ctx context.Context, customerID string, durationMinute
 	if len(offered) == 0 {
 		return View{}, core.ErrNoMitraAvailable
 	}
-	now := s.clock.Now()
+	now := s.now()
 	deadline := now.Add(s.cfg.PairingTimeout)
+	var out outbox
 	sess, err := s.store.CreateSession(ctx, ports.Session{
 		CustomerID:       customerID,
 		Status:           ports.StatusSearching,
@@ -111,6 +117,8 @@ func (s *Service) Request(ctx context.Context, customerID string, durationMinute
 		OfferExpiresAt:   &deadline,
 		OfferedMitraIDs:  offered,
 		ExcludedMitraIDs: []string{},
+	}, func(_ context.Context, tx ports.SessionTx, x ports.Session) error {
+		return out.offer(tx, &x, now)
 	})
 	if errors.Is(err, ports.ErrOpenSessionExists) {
 		return View{}, core.ErrOpenSessionExists
@@ -119,7 +127,7 @@ func (s *Service) Request(ctx context.Context, customerID string, durationMinute
 		return View{}, fmt.Errorf("creating session: %w", err)
 	}
 	s.wake()
-	s.publishOffer(ctx, sess)
+	s.deliver(ctx, &out)
 	return ViewOf(sess, now), nil
 }
 
@@ -138,8 +146,8 @@ func (s *Service) Accept(ctx context.Context, mitraID, sessionID string) (View, 
 	if err := mayAccept(&cur, mitraID); err != nil {
 		return View{}, err
 	}
-	var others []string
-	now := s.clock.Now()
+	var out outbox
+	now := s.now()
 	sess, err := s.store.UpdateSession(ctx, sessionID, func(ctx context.Context, tx ports.SessionTx, x *ports.Session) error {
 		if err := mayAccept(x, mitraID); err != nil {
 			return err
@@ -154,7 +162,7 @@ func (s *Service) Accept(ctx context.Context, mitraID, sessionID string) (View, 
 		if load.OpenSessions >= load.Capacity {
 			return core.ErrAtCapacity
 		}
-		others = slices.DeleteFunc(slices.Clone(x.OfferedMitraIDs), func(id string) bool { return id == mitraID })
+		others := slices.DeleteFunc(slices.Clone(x.OfferedMitraIDs), func(id string) bool { return id == mitraID })
 		x.MitraID = &mitraID
 		x.AcceptedAt = &now
 		x.OfferExpiresAt = nil
@@ -171,15 +179,18 @@ func (s *Service) Accept(ctx context.Context, mitraID, sessionID string) (View, 
 			due := now.Add(s.cfg.PaymentTimeout)
 			x.PaymentDueAt = &due
 		}
-		return nil
+		if err := out.emit(tx, ports.EventSessionTaken, others, now,
+			map[string]any{"type": ports.EventSessionTaken, "session_id": x.ID}); err != nil {
+			return err
+		}
+		return out.update(tx, x, now)
 	})
 	if err != nil {
 		return View{}, err
 	}
 	s.avail.RecomputeLoad(ctx, mitraID)
 	s.wake()
-	s.publish(ctx, ports.EventSessionTaken, others, map[string]any{"type": ports.EventSessionTaken, "session_id": sess.ID})
-	s.publishUpdate(ctx, sess)
+	s.deliver(ctx, &out)
 	return ViewOf(sess, now), nil
 }
 
@@ -258,8 +269,9 @@ func (s *Service) setWarnAt(x *ports.Session) {
 
 // Pay confirms the payment of a pending session (the payment provider's callback).
 func (s *Service) Pay(ctx context.Context, customerID, sessionID string) (View, error) {
-	now := s.clock.Now()
-	sess, err := s.store.UpdateSession(ctx, sessionID, func(ctx context.Context, _ ports.SessionTx, x *ports.Session) error {
+	now := s.now()
+	var out outbox
+	sess, err := s.store.UpdateSession(ctx, sessionID, func(ctx context.Context, tx ports.SessionTx, x *ports.Session) error {
 		if x.CustomerID != customerID {
 			return ports.ErrNotFound
 		}
@@ -268,13 +280,13 @@ func (s *Service) Pay(ctx context.Context, customerID, sessionID string) (View, 
 		}
 		x.Paid = true
 		s.activate(x, now, time.Duration(x.DurationMinutes)*time.Minute)
-		return nil
+		return out.update(tx, x, now)
 	})
 	if err != nil {
 		return View{}, err
 	}
 	s.wake()
-	s.publishUpdate(ctx, sess)
+	s.deliver(ctx, &out)
 	return ViewOf(sess, now), nil
 }
 
@@ -283,8 +295,9 @@ func (s *Service) Extend(ctx context.Context, customerID, sessionID string, minu
 	if minutes < MinExtendMinutes || minutes > MaxExtendMinutes {
 		return View{}, core.Invalid("minutes", "must be an integer from 1 to 120")
 	}
-	now := s.clock.Now()
-	sess, err := s.store.UpdateSession(ctx, sessionID, func(ctx context.Context, _ ports.SessionTx, x *ports.Session) error {
+	now := s.now()
+	var out outbox
+	sess, err := s.store.UpdateSession(ctx, sessionID, func(ctx context.Context, tx ports.SessionTx, x *ports.Session) error {
 		if x.CustomerID != customerID {
 			return ports.ErrNotFound
 		}
@@ -295,21 +308,24 @@ func (s *Service) Extend(ctx context.Context, customerID, sessionID string, minu
 		x.ExpiresAt = &exp
 		x.DurationMinutes += minutes
 		s.setWarnAt(x)
-		return nil
+		return out.update(tx, x, now)
 	})
 	if err != nil {
 		return View{}, err
 	}
 	s.wake()
-	s.publishUpdate(ctx, sess)
+	s.deliver(ctx, &out)
 	return ViewOf(sess, now), nil
 }
 
 // End ends a session on behalf of its customer or its mitra.
 func (s *Service) End(ctx context.Context, p auth.Principal, sessionID string) (View, error) {
-	now := s.clock.Now()
-	var released string
-	sess, err := s.store.UpdateSession(ctx, sessionID, func(ctx context.Context, _ ports.SessionTx, x *ports.Session) error {
+	now := s.now()
+	var (
+		released string
+		out      outbox
+	)
+	sess, err := s.store.UpdateSession(ctx, sessionID, func(ctx context.Context, tx ports.SessionTx, x *ports.Session) error {
 		isCustomer := p.Role == ports.RoleCustomer && x.CustomerID == p.UserID
 		isMitra := p.Role == ports.RoleMitra && x.MitraID != nil && *x.MitraID == p.UserID
 		if !isCustomer && !isMitra {
@@ -331,7 +347,7 @@ func (s *Service) End(ctx context.Context, p auth.Principal, sessionID string) (
 		default:
 			return fmt.Errorf("%w: the session is already %s", core.ErrInvalidState, x.Status)
 		}
-		return nil
+		return out.ended(tx, x, now)
 	})
 	if err != nil {
 		return View{}, err
@@ -339,7 +355,7 @@ func (s *Service) End(ctx context.Context, p auth.Principal, sessionID string) (
 	if released != "" {
 		s.avail.RecomputeLoad(ctx, released)
 	}
-	s.publishEnded(ctx, sess)
+	s.deliver(ctx, &out)
 	return ViewOf(sess, now), nil
 }
 
@@ -358,9 +374,12 @@ func (s *Service) Reroute(ctx context.Context, customerID, sessionID string) (Vi
 	if err != nil {
 		return View{}, fmt.Errorf("finding available mitras: %w", err)
 	}
-	now := s.clock.Now()
-	var released string
-	sess, err := s.store.UpdateSession(ctx, sessionID, func(ctx context.Context, _ ports.SessionTx, x *ports.Session) error {
+	now := s.now()
+	var (
+		released string
+		out      outbox
+	)
+	sess, err := s.store.UpdateSession(ctx, sessionID, func(ctx context.Context, tx ports.SessionTx, x *ports.Session) error {
 		if x.CustomerID != customerID {
 			return ports.ErrNotFound
 		}
@@ -385,15 +404,17 @@ func (s *Service) Reroute(ctx context.Context, customerID, sessionID string) (Vi
 		x.OfferedMitraIDs = s.cfg.Router.Choose(slices.DeleteFunc(slices.Clone(available), func(id string) bool {
 			return slices.Contains(x.ExcludedMitraIDs, id)
 		}))
-		return nil
+		if err := out.update(tx, x, now, released); err != nil {
+			return err
+		}
+		return out.offer(tx, x, now)
 	})
 	if err != nil {
 		return View{}, err
 	}
 	s.avail.RecomputeLoad(ctx, released)
 	s.wake()
-	s.publishUpdate(ctx, sess, released)
-	s.publishOffer(ctx, sess)
+	s.deliver(ctx, &out)
 	return ViewOf(sess, now), nil
 }
 
@@ -406,7 +427,7 @@ func (s *Service) Get(ctx context.Context, p auth.Principal, sessionID string) (
 	if !participant(p, sess) {
 		return View{}, ports.ErrNotFound
 	}
-	return ViewOf(sess, s.clock.Now()), nil
+	return ViewOf(sess, s.now()), nil
 }
 
 // List returns the caller's sessions, newest first.
@@ -415,7 +436,7 @@ func (s *Service) List(ctx context.Context, p auth.Principal) ([]View, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := s.clock.Now()
+	now := s.now()
 	out := make([]View, len(list))
 	for i, x := range list {
 		out[i] = ViewOf(x, now)
@@ -433,55 +454,4 @@ func participant(p auth.Principal, x ports.Session) bool {
 		return x.MitraID != nil && *x.MitraID == p.UserID
 	}
 	return false
-}
-
-// --- events ---
-
-func (s *Service) publish(ctx context.Context, typ string, to []string, payload any) {
-	if len(to) == 0 {
-		return
-	}
-	body, err := json.Marshal(payload)
-	if err != nil {
-		s.log.ErrorContext(ctx, "encoding event", "type", typ, "err", err)
-		return
-	}
-	if err := s.bus.Publish(context.WithoutCancel(ctx), ports.Event{Type: typ, UserIDs: to, Payload: body}); err != nil {
-		s.log.WarnContext(ctx, "publishing event to other instances failed", "type", typ, "err", err)
-	}
-}
-
-func (s *Service) publishOffer(ctx context.Context, x ports.Session) {
-	if x.OfferExpiresAt == nil {
-		return
-	}
-	s.publish(ctx, ports.EventSessionOffer, x.OfferedMitraIDs, map[string]any{
-		"type": ports.EventSessionOffer, "session_id": x.ID, "duration_minutes": x.DurationMinutes,
-		"offer_expires_at": x.OfferExpiresAt.UTC(),
-	})
-}
-
-// publishUpdate sends the session view to its customer, its mitra and any extra users.
-func (s *Service) publishUpdate(ctx context.Context, x ports.Session, extra ...string) {
-	to := append([]string{x.CustomerID}, extra...)
-	if x.MitraID != nil {
-		to = append(to, *x.MitraID)
-	}
-	s.publish(ctx, ports.EventSessionUpdate, to, map[string]any{
-		"type": ports.EventSessionUpdate, "session": ViewOf(x, s.clock.Now()),
-	})
-}
-
-func (s *Service) publishEnded(ctx context.Context, x ports.Session) {
-	to := []string{x.CustomerID}
-	if x.MitraID != nil {
-		to = append(to, *x.MitraID)
-	}
-	reason := ""
-	if x.EndReason != nil {
-		reason = string(*x.EndReason)
-	}
-	s.publish(ctx, ports.EventSessionEnded, to, map[string]any{
-		"type": ports.EventSessionEnded, "session_id": x.ID, "reason": reason,
-	})
 }

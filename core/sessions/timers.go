@@ -18,7 +18,7 @@ const dueBatch = 200
 func (s *Service) FireDue(ctx context.Context) (int, error) {
 	fired := 0
 	for {
-		now := s.clock.Now()
+		now := s.now()
 		due, err := s.store.DueTimers(ctx, now, dueBatch)
 		if err != nil {
 			return fired, err
@@ -41,8 +41,11 @@ func (s *Service) FireDue(ctx context.Context) (int, error) {
 
 // fire claims one deadline; false when another instance (or a transition) got there first.
 func (s *Service) fire(ctx context.Context, d ports.DueTimer, now time.Time) (bool, error) {
-	var released string
-	sess, err := s.store.UpdateSession(ctx, d.SessionID, func(ctx context.Context, _ ports.SessionTx, x *ports.Session) error {
+	var (
+		released string
+		out      outbox
+	)
+	sess, err := s.store.UpdateSession(ctx, d.SessionID, func(ctx context.Context, tx ports.SessionTx, x *ports.Session) error {
 		switch d.Kind {
 		case ports.TimerPairing:
 			if x.Status != ports.StatusSearching || x.OfferExpiresAt == nil || x.OfferExpiresAt.After(now) {
@@ -64,6 +67,7 @@ func (s *Service) fire(ctx context.Context, d ports.DueTimer, now time.Time) (bo
 			}
 			x.WarningSentAt = &now
 			x.WarnAt = nil
+			return out.warning(tx, x, now)
 		case ports.TimerExpiry:
 			if x.Status != ports.StatusActive || x.ExpiresAt == nil || x.ExpiresAt.After(now) {
 				return errNotApplicable
@@ -73,7 +77,7 @@ func (s *Service) fire(ctx context.Context, d ports.DueTimer, now time.Time) (bo
 		default:
 			return errNotApplicable
 		}
-		return nil
+		return out.ended(tx, x, now)
 	})
 	if errors.Is(err, errNotApplicable) || errors.Is(err, ports.ErrNotFound) {
 		return false, nil
@@ -84,14 +88,7 @@ func (s *Service) fire(ctx context.Context, d ports.DueTimer, now time.Time) (bo
 	if released != "" {
 		s.avail.RecomputeLoad(ctx, released)
 	}
-	if d.Kind == ports.TimerWarning {
-		s.publish(ctx, ports.EventSessionWarning, []string{sess.CustomerID}, map[string]any{
-			"type": ports.EventSessionWarning, "session_id": sess.ID, "kind": "three_minutes_left",
-			"expires_at": sess.ExpiresAt.UTC(),
-		})
-	} else {
-		s.publishEnded(ctx, sess)
-	}
+	s.deliver(ctx, &out)
 	s.log.InfoContext(ctx, "session timer fired", "session_id", sess.ID, "kind", d.Kind)
 	return true, nil
 }

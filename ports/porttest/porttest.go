@@ -30,6 +30,7 @@ type Stores struct {
 	Truth        ports.AvailabilityTruth
 	Sessions     ports.SessionStore
 	Devices      ports.DeviceStore
+	Events       ports.EventLog
 }
 
 // Factory returns a fresh, empty store for one test; it registers any cleanup with t.
@@ -46,6 +47,7 @@ func RunStoreSuite(t *testing.T, f Factory) {
 	t.Run("Away", func(t *testing.T) { RunAwaySuite(t, f) })
 	t.Run("SessionStore", func(t *testing.T) { RunSessionStoreSuite(t, f) })
 	t.Run("DeviceStore", func(t *testing.T) { RunDeviceStoreSuite(t, f) })
+	t.Run("EventLog", func(t *testing.T) { RunEventLogSuite(t, f) })
 }
 
 // t0 is the suites' reference time: not UTC, and with nanoseconds that a
@@ -135,7 +137,7 @@ func createSession(t *testing.T, st Stores, customerID string, edit func(*ports.
 	if edit != nil {
 		edit(&in)
 	}
-	s, err := st.Sessions.CreateSession(t.Context(), in)
+	s, err := st.Sessions.CreateSession(t.Context(), in, nil)
 	if err != nil {
 		t.Fatalf("create session: %v", err)
 	}

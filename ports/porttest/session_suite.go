@@ -206,7 +206,7 @@ func RunSessionStoreSuite(t *testing.T, f Factory) {
 		in := fullSession(c.ID, strings.ToUpper(m1.ID), []string{m1.ID, strings.ToUpper(m2.ID)}, []string{m3.ID})
 		in.ID = "ignored"
 		in.CreatedAt, in.UpdatedAt = at(-time.Hour), at(-time.Hour)
-		got, err := st.Sessions.CreateSession(t.Context(), in)
+		got, err := st.Sessions.CreateSession(t.Context(), in, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +223,7 @@ func RunSessionStoreSuite(t *testing.T, f Factory) {
 
 		// A minimal session: nil pointers and empty (not nil) arrays come back.
 		minimal := ports.Session{CustomerID: newCustomer(t, st).ID, Status: ports.StatusSearching, DurationMinutes: 1, SearchingSince: t0}
-		got, err = st.Sessions.CreateSession(t.Context(), minimal)
+		got, err = st.Sessions.CreateSession(t.Context(), minimal, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,7 +255,7 @@ func RunSessionStoreSuite(t *testing.T, f Factory) {
 			"malformed mitra":    {CustomerID: c.ID, MitraID: ptr("nope")},
 		} {
 			in.Status, in.DurationMinutes, in.SearchingSince = ports.StatusSearching, 30, t0
-			if _, err := st.Sessions.CreateSession(t.Context(), in); !errors.Is(err, ports.ErrNotFound) {
+			if _, err := st.Sessions.CreateSession(t.Context(), in, nil); !errors.Is(err, ports.ErrNotFound) {
 				t.Errorf("CreateSession(%s) = %v, want ErrNotFound", name, err)
 			}
 		}
@@ -269,7 +269,7 @@ func RunSessionStoreSuite(t *testing.T, f Factory) {
 		} {
 			in := ports.Session{CustomerID: c.ID, Status: ports.StatusSearching, DurationMinutes: 30, SearchingSince: t0}
 			edit(&in)
-			if _, err := st.Sessions.CreateSession(t.Context(), in); err == nil ||
+			if _, err := st.Sessions.CreateSession(t.Context(), in, nil); err == nil ||
 				errors.Is(err, ports.ErrNotFound) || errors.Is(err, ports.ErrOpenSessionExists) {
 				t.Errorf("CreateSession(%s) = %v, want a constraint error", name, err)
 			}
@@ -287,7 +287,7 @@ func RunSessionStoreSuite(t *testing.T, f Factory) {
 		tryCreate := func(status ports.SessionStatus) error {
 			_, err := st.Sessions.CreateSession(t.Context(), ports.Session{
 				CustomerID: c.ID, Status: status, DurationMinutes: 30, SearchingSince: t0,
-			})
+			}, nil)
 			return err
 		}
 		for _, open := range []ports.SessionStatus{ports.StatusSearching, ports.StatusPendingPayment, ports.StatusActive} {
