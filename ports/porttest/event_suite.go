@@ -163,7 +163,7 @@ func RunEventLogSuite(t *testing.T, f Factory) {
 				t.Errorf("EventsAfter(%d) = %v, want ErrEventsGone", after, err)
 			}
 		}
-		wantGone(6) // never issued
+		wantGone(6)                                                        // never issued
 		n, err := st.Events.PruneEvents(t.Context(), at(2*time.Hour), 100) // removes 1 and 2
 		if err != nil || n != 2 {
 			t.Fatalf("PruneEvents = %d, %v; want 2", n, err)
