@@ -170,48 +170,87 @@ func (v *Valkey) Publish(_ context.Context, e ports.Event) error {
 	}
 	select {
 	case v.queue <- msg:
+		return nil
+	default:
+	}
+	// Full: drop the oldest waiting envelope rather than this one (the
+	// newest events matter most to the clients waiting for them; the older
+	// ones reach them from the log).
+	select {
+	case <-v.queue:
+		v.dropped.Add(1)
+	default:
+	}
+	select {
+	case v.queue <- msg:
 	default:
 		v.dropped.Add(1)
 	}
 	return nil
 }
 
-// runPublisher PUBLISHes the queued envelopes until ctx ends, each under a
-// deadline of PublishTimeout.
+// publishBatch bounds the PUBLISHes sent in one round trip.
+const publishBatch = 256
+
+// runPublisher PUBLISHes the queued envelopes until ctx ends: whatever is
+// waiting, up to publishBatch, in one pipelined round trip under a deadline
+// of PublishTimeout.
 func (v *Valkey) runPublisher(ctx context.Context, done chan struct{}) {
 	defer close(done)
+	batch := make([]string, 0, publishBatch)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case msg := <-v.queue:
-			if err := v.publishOne(ctx, msg); err != nil && ctx.Err() == nil {
-				v.failed.Add(1)
-				v.log.Debug("event bus: PUBLISH failed; connections read the event from the log", slog.Any("error", err))
+			batch = append(batch[:0], msg)
+		}
+	more:
+		for len(batch) < publishBatch {
+			select {
+			case msg := <-v.queue:
+				batch = append(batch, msg)
+			default:
+				break more
 			}
+		}
+		if failed := v.publishAll(ctx, batch); failed > 0 && ctx.Err() == nil {
+			v.failed.Add(uint64(failed))
+			v.log.Debug("event bus: PUBLISH failed; connections read the events from the log", slog.Int("events", failed))
 		}
 	}
 }
 
-// publishOne PUBLISHes msg, once more after a connection error.
-func (v *Valkey) publishOne(ctx context.Context, msg string) error {
+// publishAll PUBLISHes msgs in one round trip, once more after a connection
+// error, and returns how many failed.
+func (v *Valkey) publishAll(ctx context.Context, msgs []string) int {
 	ctx, cancel := context.WithTimeout(ctx, PublishTimeout)
 	defer cancel()
-	err := v.publish(ctx, msg)
+	send := func() (failed int, retry bool) {
+		cmds := make(valkey.Commands, len(msgs))
+		for i, m := range msgs {
+			cmds[i] = v.client.B().Publish().Channel(v.channel).Message(m).Build()
+		}
+		for _, res := range v.client.DoMulti(ctx, cmds...) {
+			if err := res.Error(); err != nil {
+				failed++
+				var serverErr *valkey.ValkeyError
+				retry = retry || !errors.As(err, &serverErr)
+			}
+		}
+		return failed, retry
+	}
+	failed, retry := send()
 	// The first command on a connection the server dropped (a restart, a
 	// failover) fails although a new connection would work: try once more.
 	// Should the first attempt have reached the server after all, receivers
-	// drop the copy by its envelope id.
-	var serverErr *valkey.ValkeyError
-	if err != nil && !errors.As(err, &serverErr) && ctx.Err() == nil {
-		err = v.publish(ctx, msg)
+	// drop the copies by their envelope ids.
+	if failed > 0 && retry && ctx.Err() == nil {
+		failed, _ = send()
 	}
-	return err
+	return failed
 }
 
-func (v *Valkey) publish(ctx context.Context, msg string) error {
-	return v.client.Do(ctx, v.client.B().Publish().Channel(v.channel).Message(msg).Build()).Error()
-}
 
 // encodeEnvelope marshals env without escaping <, > and &, so that payloads
 // reach other instances byte for byte (compacted).

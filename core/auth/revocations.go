@@ -31,7 +31,6 @@ const (
 // *mirror.Health).
 type CacheStatus interface {
 	Healthy(ctx context.Context) bool
-	ReportError(err error)
 }
 
 // Revocations is this instance's set of revoked auth sessions whose access
@@ -201,10 +200,11 @@ func (r *Revocations) cacheUsable(ctx context.Context) bool {
 	return r.cache != nil && (r.health == nil || r.health.Healthy(ctx))
 }
 
+// reportCacheError logs a failed cache call. It is not reported to the
+// cache's health: the availability mirror judges Valkey by its own calls
+// (and its watcher's), and a slow poll here must not send the hot paths to
+// the store.
 func (r *Revocations) reportCacheError(err error) {
-	if r.health != nil {
-		r.health.ReportError(err)
-	}
 	r.log.Debug("revocation cache failed; reading the store", slog.Any("error", err))
 }
 
