@@ -251,7 +251,6 @@ func (v *Valkey) publishAll(ctx context.Context, msgs []string) int {
 	return failed
 }
 
-
 // encodeEnvelope marshals env without escaping <, > and &, so that payloads
 // reach other instances byte for byte (compacted).
 func encodeEnvelope(env envelope) (string, error) {

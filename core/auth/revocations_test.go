@@ -229,7 +229,7 @@ func TestRevocationsWhileTheCacheIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Advance(time.Second)
-	a.health.set(false) // the mirror found Valkey down too
+	a.health.set(false)     // the mirror found Valkey down too
 	a.rev.Tick(t.Context()) // a reads the store; its write waits for the cache
 	b.rev.Tick(t.Context()) // b's read fails: it reads the store in the same poll
 	wantRevoked(t, b.svc, out.AccessToken, "instance b with the cache down")
