@@ -93,13 +93,6 @@ type EventLog interface {
 	PruneEvents(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
-// EventNotifier is told of every event once it is durably logged and
-// published, with its users and ids: the push path for users with no open
-// WebSocket (CONTRACT §12). Notify must not block the caller.
-type EventNotifier interface {
-	Notify(ctx context.Context, e Event)
-}
-
 // EventBus carries events between instances: an event published on any
 // instance reaches the subscribers of every instance, at most once. Delivery
 // to clients reads the event log, so an event the bus loses is delivered

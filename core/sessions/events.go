@@ -81,8 +81,8 @@ func (o *outbox) warning(tx ports.SessionTx, x *ports.Session, at time.Time) err
 
 // deliver publishes the logged events of a committed transition on the bus
 // (this instance's connections at once, the other instances in the
-// background) and tells the notifier (push). Neither waits on a remote
-// server: a hung cache adds no latency to the transition. An event the bus
+// background; the app's bus also hands each to push). It never waits on a
+// remote server: a hung cache adds no latency to the transition. An event the bus
 // loses still reaches every connection from the log.
 func (s *Service) deliver(ctx context.Context, o *outbox) {
 	ctx = context.WithoutCancel(ctx)
@@ -92,9 +92,6 @@ func (s *Service) deliver(ctx context.Context, o *outbox) {
 		}
 		if err := s.bus.Publish(ctx, *e); err != nil {
 			s.log.WarnContext(ctx, "publishing event failed; connections read it from the log", "type", e.Type, "err", err)
-		}
-		if s.notifier != nil {
-			s.notifier.Notify(ctx, *e)
 		}
 	}
 }

@@ -50,13 +50,7 @@ type Service struct {
 	log   *slog.Logger
 	cfg   Config
 	wake  func() // wakes the scheduler after a transition moved a deadline
-
-	notifier ports.EventNotifier // nil: no push
 }
-
-// SetNotifier installs the notifier told of every delivered event (push to
-// users with no open WebSocket, CONTRACT §12).
-func (s *Service) SetNotifier(n ports.EventNotifier) { s.notifier = n }
 
 // NewService builds the session service.
 func NewService(store ports.SessionStore, avail Availability, bus ports.EventBus, clock ports.Clock, log *slog.Logger, cfg Config) (*Service, error) {
