@@ -76,6 +76,7 @@ const (
 	ErrorErrorCodeAccountDeactivated ErrorErrorCode = "account_deactivated"
 	ErrorErrorCodeAtCapacity         ErrorErrorCode = "at_capacity"
 	ErrorErrorCodeForbidden          ErrorErrorCode = "forbidden"
+	ErrorErrorCodeGone               ErrorErrorCode = "gone"
 	ErrorErrorCodeInternal           ErrorErrorCode = "internal"
 	ErrorErrorCodeInvalidCredentials ErrorErrorCode = "invalid_credentials"
 	ErrorErrorCodeInvalidRequest     ErrorErrorCode = "invalid_request"
@@ -101,6 +102,8 @@ func (e ErrorErrorCode) Valid() bool {
 	case ErrorErrorCodeAtCapacity:
 		return true
 	case ErrorErrorCodeForbidden:
+		return true
+	case ErrorErrorCodeGone:
 		return true
 	case ErrorErrorCodeInternal:
 		return true
@@ -509,6 +512,26 @@ type Error struct {
 // ErrorErrorCode Machine-readable, snake_case.
 type ErrorErrorCode string
 
+// EventID The id of an event in its recipient's stream (docs/contract.md §13): decimal digits,
+// increasing by one for each event of that user. Resume after it with GET /ws?after= or
+// GET /api/events?after=.
+//
+// Example: 42
+type EventID = string
+
+// EventsPage A page of the caller's events, oldest first (GET /api/events).
+type EventsPage struct {
+	Events []WsEvent `json:"events"`
+
+	// NextAfter The id of an event in its recipient's stream (docs/contract.md §13): decimal digits,
+	// increasing by one for each event of that user. Resume after it with GET /ws?after= or
+	// GET /api/events?after=.
+	//
+	//
+	// Example: 42
+	NextAfter EventID `json:"next_after"`
+}
+
 // ExtendSessionRequest defines model for ExtendSessionRequest.
 type ExtendSessionRequest struct {
 	// Minutes Minutes added to expires_at (and to duration_minutes).
@@ -658,8 +681,19 @@ type SessionEndReason string
 // SessionEndedEvent To the customer and the session's mitra (if it has one) when the session reaches a final
 // status: POST /end, or the pairing, payment or expiry timer.
 //
-// Example: {"reason":"expired","session_id":"5f0c6a7e-2b1d-4c8e-9f3a-1d2e3f4a5b6c","type":"session_ended"}
+// Example: {"at":"2025-01-01T10:00:00Z","event_id":"42","reason":"expired","session_id":"5f0c6a7e-2b1d-4c8e-9f3a-1d2e3f4a5b6c","type":"session_ended"}
 type SessionEndedEvent struct {
+	// At When the event happened (RFC 3339, UTC).
+	At time.Time `json:"at"`
+
+	// EventID The id of an event in its recipient's stream (docs/contract.md §13): decimal digits,
+	// increasing by one for each event of that user. Resume after it with GET /ws?after= or
+	// GET /api/events?after=.
+	//
+	//
+	// Example: 42
+	EventID EventID `json:"event_id"`
+
 	// Reason `unmatched` (status unmatched), `payment_timeout` and `cancelled_by_customer` (status
 	// cancelled), `ended_by_customer`, `ended_by_mitra` and `expired` (status ended).
 	Reason    EndReason             `json:"reason"`
@@ -680,10 +714,21 @@ type SessionList struct {
 // may accept it until offer_expires_at. No event tells it when the search ends without it
 // (cancelled, unmatched); an accept then answers 409.
 //
-// Example: {"duration_minutes":30,"offer_expires_at":"2025-01-01T10:01:00Z","session_id":"5f0c6a7e-2b1d-4c8e-9f3a-1d2e3f4a5b6c","type":"session_offer"}
+// Example: {"at":"2025-01-01T10:00:00Z","duration_minutes":30,"event_id":"42","offer_expires_at":"2025-01-01T10:01:00Z","session_id":"5f0c6a7e-2b1d-4c8e-9f3a-1d2e3f4a5b6c","type":"session_offer"}
 type SessionOfferEvent struct {
+	// At When the event happened (RFC 3339, UTC).
+	At time.Time `json:"at"`
+
 	// DurationMinutes The session's duration_minutes (after a paid reroute, less may remain; see the session view).
 	DurationMinutes int `json:"duration_minutes"`
+
+	// EventID The id of an event in its recipient's stream (docs/contract.md §13): decimal digits,
+	// increasing by one for each event of that user. Resume after it with GET /ws?after= or
+	// GET /api/events?after=.
+	//
+	//
+	// Example: 42
+	EventID EventID `json:"event_id"`
 
 	// OfferExpiresAt The pairing deadline (PAIRING_TIMEOUT_SECONDS after the request or the reroute).
 	OfferExpiresAt time.Time             `json:"offer_expires_at"`
@@ -702,8 +747,18 @@ type SessionStatus string
 
 // SessionTakenEvent To the other offered mitras, once one of them accepted; they can drop the offer.
 //
-// Example: {"session_id":"5f0c6a7e-2b1d-4c8e-9f3a-1d2e3f4a5b6c","type":"session_taken"}
+// Example: {"at":"2025-01-01T10:00:00Z","event_id":"42","session_id":"5f0c6a7e-2b1d-4c8e-9f3a-1d2e3f4a5b6c","type":"session_taken"}
 type SessionTakenEvent struct {
+	// At When the event happened (RFC 3339, UTC).
+	At time.Time `json:"at"`
+
+	// EventID The id of an event in its recipient's stream (docs/contract.md §13): decimal digits,
+	// increasing by one for each event of that user. Resume after it with GET /ws?after= or
+	// GET /api/events?after=.
+	//
+	//
+	// Example: 42
+	EventID   EventID               `json:"event_id"`
 	SessionID string                `json:"session_id"`
 	Type      SessionTakenEventType `json:"type"`
 }
@@ -714,6 +769,17 @@ type SessionTakenEventType string
 // SessionUpdateEvent To the customer and the session's mitra after an accept, a payment, an extension or a
 // reroute (on a reroute also to the previous mitra, which sees mitra_id null).
 type SessionUpdateEvent struct {
+	// At When the event happened (RFC 3339, UTC).
+	At time.Time `json:"at"`
+
+	// EventID The id of an event in its recipient's stream (docs/contract.md §13): decimal digits,
+	// increasing by one for each event of that user. Resume after it with GET /ws?after= or
+	// GET /api/events?after=.
+	//
+	//
+	// Example: 42
+	EventID EventID `json:"event_id"`
+
 	// Session The session view (docs/contract.md §7). Every field is always present; an unknown value is `null`.
 	Session Session                `json:"session"`
 	Type    SessionUpdateEventType `json:"type"`
@@ -726,8 +792,18 @@ type SessionUpdateEventType string
 // started_at), exactly once in the session's life. `kind` is always `three_minutes_left`,
 // whatever the configured lead.
 //
-// Example: {"expires_at":"2025-01-01T10:31:00Z","kind":"three_minutes_left","session_id":"5f0c6a7e-2b1d-4c8e-9f3a-1d2e3f4a5b6c","type":"session_warning"}
+// Example: {"at":"2025-01-01T10:00:00Z","event_id":"42","expires_at":"2025-01-01T10:31:00Z","kind":"three_minutes_left","session_id":"5f0c6a7e-2b1d-4c8e-9f3a-1d2e3f4a5b6c","type":"session_warning"}
 type SessionWarningEvent struct {
+	// At When the event happened (RFC 3339, UTC).
+	At time.Time `json:"at"`
+
+	// EventID The id of an event in its recipient's stream (docs/contract.md §13): decimal digits,
+	// increasing by one for each event of that user. Resume after it with GET /ws?after= or
+	// GET /api/events?after=.
+	//
+	//
+	// Example: 42
+	EventID   EventID                 `json:"event_id"`
 	ExpiresAt time.Time               `json:"expires_at"`
 	Kind      SessionWarningEventKind `json:"kind"`
 	SessionID string                  `json:"session_id"`
@@ -790,6 +866,9 @@ type AccountDeactivated = Error
 // Forbidden defines model for Forbidden.
 type Forbidden = Error
 
+// Gone defines model for Gone.
+type Gone = Error
+
 // Internal defines model for Internal.
 type Internal = Error
 
@@ -816,6 +895,21 @@ type Unauthenticated = Error
 
 // Unavailable defines model for Unavailable.
 type Unavailable = Error
+
+// ListEventsParams defines parameters for ListEvents.
+type ListEventsParams struct {
+	// After An event_id (a non-negative integer); malformed or negative → 400.
+	After *EventID `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many events, 1 to 500 (default 100); out of range → 400.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// WebsocketParams defines parameters for Websocket.
+type WebsocketParams struct {
+	// After Resume after this event_id (replay, then live).
+	After *EventID `form:"after,omitempty" json:"after,omitempty"`
+}
 
 // CreateMitraJSONRequestBody defines body for CreateMitra for application/json ContentType.
 type CreateMitraJSONRequestBody = CreateMitraRequest
@@ -1257,6 +1351,17 @@ type ClientInterface interface {
 	// Corresponds with POST /api/customers (the `CreateCustomer` operationId).
 	CreateCustomer(ctx context.Context, body CreateCustomerJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListEvents The caller's events, for clients that poll (any role)
+	//
+	// The caller's events after `after`, oldest first: the same objects, with the same
+	// event_id, as the WebSocket frames (docs/contract.md §13). Without `after` (or with 0) the
+	// page starts at the oldest event kept. `next_after` is the event_id of the last event of
+	// the page, or `after` when the page is empty (the newest event_id when `after` was absent
+	// and nothing is kept). Events are kept for EVENT_RETENTION (default 24h).
+	//
+	// Corresponds with GET /api/events (the `ListEvents` operationId).
+	ListEvents(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// DeleteDevice Forget the caller's device (any role)
 	//
 	// The caller gets no more push notifications (an app calls it when the user signs out).
@@ -1583,11 +1688,14 @@ type ClientInterface interface {
 	// | `session_warning` | the customer, once per session | session_id, kind `three_minutes_left`, expires_at |
 	// | `session_ended` | the customer and the mitra, if any (end, and the pairing, payment and expiry timers) | session_id, reason (= end_reason) |
 	//
-	// An event caused on any instance reaches every connection of its users on every
-	// instance, exactly once per connection (across instances over Valkey pub/sub when
-	// CACHE_BACKEND is valkey). A user may hold several connections; each gets every event.
-	// Events are not stored: a client that was not connected misses them, and after a
-	// reconnect resynchronises with GET /api/sessions.
+	// Every frame carries `event_id` (increasing by one for each event of the user) and `at`.
+	// Without `after`, a connection delivers the events logged from the moment it connects;
+	// with `?after=<event_id>` it first replays, in order, the events after that id that are
+	// kept (EVENT_RETENTION, default 24h), then goes on live, with no gap and no duplicate,
+	// across instances and restarts. An id whose following events are no longer kept is
+	// refused with 410 `gone` before any upgrade; a malformed or negative one with 400. An event
+	// caused on any instance reaches every connection of its users on every instance, within
+	// 2 seconds also while Valkey is down (each connection delivers from the event log).
 	//
 	// **Client messages** are read and ignored; a message over 4 KiB closes the connection
 	// (close code 1009).
@@ -1596,14 +1704,13 @@ type ClientInterface interface {
 	// or the connection is cut (no close frame). Clients need not ping, and should answer
 	// pings (every WebSocket library does).
 	//
-	// **Slow consumers.** Each connection has a queue of 64 messages; when an event finds it
-	// full, the connection is closed with code 1008 (policy violation), reason
-	// `slow consumer`. A write that does not complete within 5 seconds also cuts the
-	// connection. At shutdown the server closes every connection with 1001 (going away),
-	// reason `server shutting down`.
+	// **Slow consumers.** A connection that does not read falls behind on its own and delays
+	// nobody; a write that does not complete within 5 seconds cuts the connection. At
+	// shutdown the server closes every connection with 1001 (going away), reason
+	// `server shutting down`.
 	//
 	// Corresponds with GET /ws (the `Websocket` operationId).
-	Websocket(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+	Websocket(ctx context.Context, params *WebsocketParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // Dashboard Counts of mitras and sessions (admin)
@@ -1869,6 +1976,27 @@ func (c *Client) CreateCustomerWithBody(ctx context.Context, contentType string,
 // Corresponds with POST /api/customers (the `CreateCustomer` operationId).
 func (c *Client) CreateCustomer(ctx context.Context, body CreateCustomerJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateCustomerRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListEvents The caller's events, for clients that poll (any role)
+//
+// The caller's events after `after`, oldest first: the same objects, with the same
+// event_id, as the WebSocket frames (docs/contract.md §13). Without `after` (or with 0) the
+// page starts at the oldest event kept. `next_after` is the event_id of the last event of
+// the page, or `after` when the page is empty (the newest event_id when `after` was absent
+// and nothing is kept). Events are kept for EVENT_RETENTION (default 24h).
+//
+// Corresponds with GET /api/events (the `ListEvents` operationId).
+func (c *Client) ListEvents(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEventsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2445,11 +2573,14 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 // | `session_warning` | the customer, once per session | session_id, kind `three_minutes_left`, expires_at |
 // | `session_ended` | the customer and the mitra, if any (end, and the pairing, payment and expiry timers) | session_id, reason (= end_reason) |
 //
-// An event caused on any instance reaches every connection of its users on every
-// instance, exactly once per connection (across instances over Valkey pub/sub when
-// CACHE_BACKEND is valkey). A user may hold several connections; each gets every event.
-// Events are not stored: a client that was not connected misses them, and after a
-// reconnect resynchronises with GET /api/sessions.
+// Every frame carries `event_id` (increasing by one for each event of the user) and `at`.
+// Without `after`, a connection delivers the events logged from the moment it connects;
+// with `?after=<event_id>` it first replays, in order, the events after that id that are
+// kept (EVENT_RETENTION, default 24h), then goes on live, with no gap and no duplicate,
+// across instances and restarts. An id whose following events are no longer kept is
+// refused with 410 `gone` before any upgrade; a malformed or negative one with 400. An event
+// caused on any instance reaches every connection of its users on every instance, within
+// 2 seconds also while Valkey is down (each connection delivers from the event log).
 //
 // **Client messages** are read and ignored; a message over 4 KiB closes the connection
 // (close code 1009).
@@ -2458,15 +2589,14 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 // or the connection is cut (no close frame). Clients need not ping, and should answer
 // pings (every WebSocket library does).
 //
-// **Slow consumers.** Each connection has a queue of 64 messages; when an event finds it
-// full, the connection is closed with code 1008 (policy violation), reason
-// `slow consumer`. A write that does not complete within 5 seconds also cuts the
-// connection. At shutdown the server closes every connection with 1001 (going away),
-// reason `server shutting down`.
+// **Slow consumers.** A connection that does not read falls behind on its own and delays
+// nobody; a write that does not complete within 5 seconds cuts the connection. At
+// shutdown the server closes every connection with 1001 (going away), reason
+// `server shutting down`.
 //
 // Corresponds with GET /ws (the `Websocket` operationId).
-func (c *Client) Websocket(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewWebsocketRequest(c.Server)
+func (c *Client) Websocket(ctx context.Context, params *WebsocketParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebsocketRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2795,6 +2925,72 @@ func NewCreateCustomerRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListEventsRequest constructs an http.Request for the ListEvents method
+func NewListEventsRequest(server string, params *ListEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -3462,7 +3658,7 @@ func NewReadyzRequest(server string) (*http.Request, error) {
 }
 
 // NewWebsocketRequest constructs an http.Request for the Websocket method
-func NewWebsocketRequest(server string) (*http.Request, error) {
+func NewWebsocketRequest(server string, params *WebsocketParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -3478,6 +3674,33 @@ func NewWebsocketRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -3672,6 +3895,19 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/customers (the `CreateCustomer` operationId).
 	CreateCustomerWithResponse(ctx context.Context, body CreateCustomerJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCustomerResponse, error)
+
+	// ListEventsWithResponse The caller's events, for clients that poll (any role)
+	//
+	// The caller's events after `after`, oldest first: the same objects, with the same
+	// event_id, as the WebSocket frames (docs/contract.md §13). Without `after` (or with 0) the
+	// page starts at the oldest event kept. `next_after` is the event_id of the last event of
+	// the page, or `after` when the page is empty (the newest event_id when `after` was absent
+	// and nothing is kept). Events are kept for EVENT_RETENTION (default 24h).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/events (the `ListEvents` operationId).
+	ListEventsWithResponse(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*ListEventsResponse, error)
 
 	// DeleteDeviceWithResponse Forget the caller's device (any role)
 	//
@@ -4035,11 +4271,14 @@ type ClientWithResponsesInterface interface {
 	// | `session_warning` | the customer, once per session | session_id, kind `three_minutes_left`, expires_at |
 	// | `session_ended` | the customer and the mitra, if any (end, and the pairing, payment and expiry timers) | session_id, reason (= end_reason) |
 	//
-	// An event caused on any instance reaches every connection of its users on every
-	// instance, exactly once per connection (across instances over Valkey pub/sub when
-	// CACHE_BACKEND is valkey). A user may hold several connections; each gets every event.
-	// Events are not stored: a client that was not connected misses them, and after a
-	// reconnect resynchronises with GET /api/sessions.
+	// Every frame carries `event_id` (increasing by one for each event of the user) and `at`.
+	// Without `after`, a connection delivers the events logged from the moment it connects;
+	// with `?after=<event_id>` it first replays, in order, the events after that id that are
+	// kept (EVENT_RETENTION, default 24h), then goes on live, with no gap and no duplicate,
+	// across instances and restarts. An id whose following events are no longer kept is
+	// refused with 410 `gone` before any upgrade; a malformed or negative one with 400. An event
+	// caused on any instance reaches every connection of its users on every instance, within
+	// 2 seconds also while Valkey is down (each connection delivers from the event log).
 	//
 	// **Client messages** are read and ignored; a message over 4 KiB closes the connection
 	// (close code 1009).
@@ -4048,16 +4287,15 @@ type ClientWithResponsesInterface interface {
 	// or the connection is cut (no close frame). Clients need not ping, and should answer
 	// pings (every WebSocket library does).
 	//
-	// **Slow consumers.** Each connection has a queue of 64 messages; when an event finds it
-	// full, the connection is closed with code 1008 (policy violation), reason
-	// `slow consumer`. A write that does not complete within 5 seconds also cuts the
-	// connection. At shutdown the server closes every connection with 1001 (going away),
-	// reason `server shutting down`.
+	// **Slow consumers.** A connection that does not read falls behind on its own and delays
+	// nobody; a write that does not complete within 5 seconds cuts the connection. At
+	// shutdown the server closes every connection with 1001 (going away), reason
+	// `server shutting down`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /ws (the `Websocket` operationId).
-	WebsocketWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*WebsocketResponse, error)
+	WebsocketWithResponse(ctx context.Context, params *WebsocketParams, reqEditors ...RequestEditorFn) (*WebsocketResponse, error)
 }
 
 // DashboardResponse401Headers the declared response headers of an HTTP 401 response for Dashboard
@@ -4787,6 +5025,96 @@ func (r CreateCustomerResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateCustomerResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListEventsResponse401Headers the declared response headers of an HTTP 401 response for ListEvents
+type ListEventsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+type ListEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventsPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *AccountDeactivated
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *Gone
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListEventsResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEventsResponse) GetJSON200() *EventsPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListEventsResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListEventsResponse) GetJSON401() *Unauthenticated {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListEventsResponse) GetJSON403() *AccountDeactivated {
+	return r.JSON403
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r ListEventsResponse) GetJSON410() *Gone {
+	return r.JSON410
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListEventsResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListEventsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEventsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6457,6 +6785,8 @@ type WebsocketResponse struct {
 	JSON401 *Unauthenticated
 	// JSON403 the response for an HTTP 403 `application/json` response
 	JSON403 *AccountDeactivated
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *Gone
 	// JSON426 the response for an HTTP 426 `application/json` response
 	JSON426 *Error
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -6484,6 +6814,11 @@ func (r WebsocketResponse) GetJSON401() *Unauthenticated {
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
 func (r WebsocketResponse) GetJSON403() *AccountDeactivated {
 	return r.JSON403
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r WebsocketResponse) GetJSON410() *Gone {
+	return r.JSON410
 }
 
 // GetJSON426 returns the response for an HTTP 426 `application/json` response
@@ -6753,6 +7088,25 @@ func (c *ClientWithResponses) CreateCustomerWithResponse(ctx context.Context, bo
 		return nil, err
 	}
 	return ParseCreateCustomerResponse(rsp)
+}
+
+// ListEventsWithResponse The caller's events, for clients that poll (any role)
+//
+// The caller's events after `after`, oldest first: the same objects, with the same
+// event_id, as the WebSocket frames (docs/contract.md §13). Without `after` (or with 0) the
+// page starts at the oldest event kept. `next_after` is the event_id of the last event of
+// the page, or `after` when the page is empty (the newest event_id when `after` was absent
+// and nothing is kept). Events are kept for EVENT_RETENTION (default 24h).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/events (the `ListEvents` operationId).
+func (c *ClientWithResponses) ListEventsWithResponse(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*ListEventsResponse, error) {
+	rsp, err := c.ListEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEventsResponse(rsp)
 }
 
 // DeleteDeviceWithResponse Forget the caller's device (any role)
@@ -7261,11 +7615,14 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 // | `session_warning` | the customer, once per session | session_id, kind `three_minutes_left`, expires_at |
 // | `session_ended` | the customer and the mitra, if any (end, and the pairing, payment and expiry timers) | session_id, reason (= end_reason) |
 //
-// An event caused on any instance reaches every connection of its users on every
-// instance, exactly once per connection (across instances over Valkey pub/sub when
-// CACHE_BACKEND is valkey). A user may hold several connections; each gets every event.
-// Events are not stored: a client that was not connected misses them, and after a
-// reconnect resynchronises with GET /api/sessions.
+// Every frame carries `event_id` (increasing by one for each event of the user) and `at`.
+// Without `after`, a connection delivers the events logged from the moment it connects;
+// with `?after=<event_id>` it first replays, in order, the events after that id that are
+// kept (EVENT_RETENTION, default 24h), then goes on live, with no gap and no duplicate,
+// across instances and restarts. An id whose following events are no longer kept is
+// refused with 410 `gone` before any upgrade; a malformed or negative one with 400. An event
+// caused on any instance reaches every connection of its users on every instance, within
+// 2 seconds also while Valkey is down (each connection delivers from the event log).
 //
 // **Client messages** are read and ignored; a message over 4 KiB closes the connection
 // (close code 1009).
@@ -7274,17 +7631,16 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 // or the connection is cut (no close frame). Clients need not ping, and should answer
 // pings (every WebSocket library does).
 //
-// **Slow consumers.** Each connection has a queue of 64 messages; when an event finds it
-// full, the connection is closed with code 1008 (policy violation), reason
-// `slow consumer`. A write that does not complete within 5 seconds also cuts the
-// connection. At shutdown the server closes every connection with 1001 (going away),
-// reason `server shutting down`.
+// **Slow consumers.** A connection that does not read falls behind on its own and delays
+// nobody; a write that does not complete within 5 seconds cuts the connection. At
+// shutdown the server closes every connection with 1001 (going away), reason
+// `server shutting down`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /ws (the `Websocket` operationId).
-func (c *ClientWithResponses) WebsocketWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*WebsocketResponse, error) {
-	rsp, err := c.Websocket(ctx, reqEditors...)
+func (c *ClientWithResponses) WebsocketWithResponse(ctx context.Context, params *WebsocketParams, reqEditors ...RequestEditorFn) (*WebsocketResponse, error) {
+	rsp, err := c.Websocket(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -7923,6 +8279,87 @@ func ParseCreateCustomerResponse(rsp *http.Response) (*CreateCustomerResponse, e
 		}
 		response.JSON503 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseListEventsResponse parses an HTTP response from a ListEventsWithResponse call
+func ParseListEventsResponse(rsp *http.Response) (*ListEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventsPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AccountDeactivated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListEventsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
 	}
 
 	return response, nil
@@ -9399,6 +9836,13 @@ func ParseWebsocketResponse(rsp *http.Response) (*WebsocketResponse, error) {
 			return nil, err
 		}
 		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 426:
 		var dest Error

@@ -142,13 +142,13 @@ func TestCheckEvent(t *testing.T) {
 	c := load(t)
 	const id = "0b6f3c9e-7f7e-4a51-9a55-2f1f7d3c1a10"
 	for frame, ok := range map[string]bool{
-		`{"type":"session_taken","session_id":"` + id + `"}`:                                                                   true,
-		`{"type":"session_taken","session_id":"` + id + `","extra":1}`:                                                         false,
-		`{"type":"session_taken"}`:                                                                                             false,
-		`{"type":"session_ended","session_id":"` + id + `","reason":"expired"}`:                                                true,
-		`{"type":"session_ended","session_id":"` + id + `","reason":"bored"}`:                                                  false,
-		`{"type":"no_such_event","session_id":"` + id + `"}`:                                                                   false,
-		`{"type":"session_warning","session_id":"` + id + `","kind":"three_minutes_left","expires_at":"2026-12-07T01:00:00Z"}`: true,
+		`{"event_id":"7","at":"2026-12-07T01:00:00Z","type":"session_taken","session_id":"` + id + `"}`:                                                                   true,
+		`{"event_id":"7","at":"2026-12-07T01:00:00Z","type":"session_taken","session_id":"` + id + `","extra":1}`:                                                         false,
+		`{"event_id":"7","at":"2026-12-07T01:00:00Z","type":"session_taken"}`:                                                                                             false,
+		`{"event_id":"7","at":"2026-12-07T01:00:00Z","type":"session_ended","session_id":"` + id + `","reason":"expired"}`:                                                true,
+		`{"event_id":"7","at":"2026-12-07T01:00:00Z","type":"session_ended","session_id":"` + id + `","reason":"bored"}`:                                                  false,
+		`{"type":"no_such_event","session_id":"` + id + `"}`:                                                                                                              false,
+		`{"event_id":"7","at":"2026-12-07T01:00:00Z","type":"session_warning","session_id":"` + id + `","kind":"three_minutes_left","expires_at":"2026-12-07T01:00:00Z"}`: true,
 	} {
 		err := c.CheckEvent([]byte(frame))
 		if ok && err != nil {
