@@ -41,7 +41,7 @@ func (s *Server) eventsPage(t *testing.T, token, query string) Response {
 	return s.get(t, "/api/events"+query, token)
 }
 
-// CONTRACT §13: every frame carries event_id and at; a client that
+// docs/contract.md §13: every frame carries event_id and at; a client that
 // reconnects with ?after= on another instance, or after a restart, gets what
 // it missed in order and then goes on live, with no gap and no duplicate;
 // GET /api/events serves the same stream to polling clients.
@@ -139,7 +139,7 @@ func TestResumeAcrossInstancesAndRestarts(t *testing.T) {
 	wantError(t, "WebSocket resume beyond the newest", r, http.StatusGone, "gone")
 }
 
-// CONTRACT §13: with Valkey unreachable, an event caused on one instance
+// docs/contract.md §13: with Valkey unreachable, an event caused on one instance
 // still reaches a client connected to the other within 2 s (from the log).
 func TestDeliveryWhileValkeyIsDown(t *testing.T) {
 	t.Parallel()

@@ -1,5 +1,5 @@
 -- +goose Up
--- The one device each user receives push notifications on (CONTRACT §12).
+-- The one device each user receives push notifications on (docs/contract.md §12).
 -- A token belongs to at most one user: the store deletes it from any other
 -- user when it is registered, and the unique index (over md5, since a token
 -- may be longer than a btree entry allows) makes that hold under concurrency.

@@ -1,5 +1,5 @@
 -- +goose Up
--- The event log (CONTRACT §13): every realtime event, once per recipient, in
+-- The event log (docs/contract.md §13): every realtime event, once per recipient, in
 -- the transaction of the state change that causes it. Each user's events are
 -- numbered 1, 2, 3, … without gaps: event_heads holds the newest number,
 -- locked by the writing transaction until it commits, so the numbers commit

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Event types sent to WebSocket clients (CONTRACT §8).
+// Event types sent to WebSocket clients (docs/contract.md §8).
 const (
 	EventSessionOffer   = "session_offer"
 	EventSessionTaken   = "session_taken"
@@ -20,7 +20,7 @@ const (
 
 // ErrEventsGone: the events after the id a client asked for are no longer
 // in the log (older than the retention), or the id was never issued. The
-// client reloads its state (CONTRACT §13: 410 gone).
+// client reloads its state (docs/contract.md §13: 410 gone).
 var ErrEventsGone = errors.New("events gone")
 
 // Event is one realtime message for a set of users. Payload is the JSON
@@ -78,7 +78,7 @@ func (e LoggedEvent) Frame() []byte {
 	return b.Bytes()
 }
 
-// EventLog reads the users' event streams (CONTRACT §13). The writes happen
+// EventLog reads the users' event streams (docs/contract.md §13). The writes happen
 // in the session transactions (SessionTx.Emit).
 type EventLog interface {
 	// EventsAfter returns up to limit events of userID's stream after the id
