@@ -45,12 +45,14 @@ func (s *Store) appendEventsLocked(events []*ports.Event) error {
 // eventUsers returns ids deduped in order and canonical; a malformed id is an error.
 func eventUsers(ids []string) ([]string, error) {
 	out := make([]string, 0, len(ids))
+	seen := make(map[string]struct{}, len(ids)) // a blast has a recipient per mitra: no quadratic scan
 	for _, id := range ids {
 		key, ok := parseID(id)
 		if !ok {
 			return nil, fmt.Errorf("memory: event recipient %q is not a UUID", id)
 		}
-		if !slices.Contains(out, key) {
+		if _, dup := seen[key]; !dup {
+			seen[key] = struct{}{}
 			out = append(out, key)
 		}
 	}
