@@ -163,21 +163,45 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, c.Validate()
 }
 
-// Vars lists the environment variables Load reads with an empty environment,
-// in the order it reads them: every variable of the service, so that a test
-// that starts the server can remove them from what it inherits. A variable
-// that Load reads only when another one has some value is not listed.
+// Vars lists every environment variable of the service: each name Load reads,
+// in the order it reads them, so that a test that starts the server can remove
+// them from what it inherits (internal/serverproc), and so that the docs can be
+// checked against it (docs/contract.md §1 and docs/operations.md list each one).
+//
+// Load reads every variable whatever the others hold, but some only matter
+// under a condition, and a future Load may read them only then; Vars probes Load
+// with each condition met (varConditions), so such a variable is listed as well:
+//   - FCM_PROJECT_ID, FCM_CREDENTIALS_FILE (the file is read) and FCM_ENDPOINT:
+//     when PUSH_BACKEND=fcm;
+//   - DATABASE_URL: with STORE_BACKEND=postgres (its default when set);
+//   - VALKEY_URL, VALKEY_KEY_PREFIX, VALKEY_TIMEOUT and
+//     VALKEY_ONLINE_MIRROR_SWEEP_SECONDS: with CACHE_BACKEND=valkey;
+//   - JWT_SECRET: required when APP_ENV=prod (random per process otherwise);
+//   - ADMIN_PASSWORD: with ADMIN_PHONE.
 func Vars() []string {
 	var names []string
 	seen := map[string]bool{}
-	_, _ = Load(func(name string) string {
-		if !seen[name] {
-			seen[name] = true
-			names = append(names, name)
-		}
-		return ""
-	})
+	for _, probe := range varConditions {
+		_, _ = Load(func(name string) string {
+			if !seen[name] {
+				seen[name] = true
+				names = append(names, name)
+			}
+			return probe[name]
+		})
+	}
 	return names
+}
+
+// varConditions are the environments Vars probes Load with: the empty one,
+// then one per condition under which a variable matters. A probe need not
+// load cleanly (FCM_CREDENTIALS_FILE names no file): only the names it reads count.
+var varConditions = []map[string]string{
+	{},
+	{"PUSH_BACKEND": PushFCM, "FCM_PROJECT_ID": "p", "FCM_CREDENTIALS_FILE": "/nonexistent/fcm.json"},
+	{"STORE_BACKEND": StorePostgres, "DATABASE_URL": "postgres://127.0.0.1:1/x"},
+	{"CACHE_BACKEND": CacheValkey, "VALKEY_URL": "redis://127.0.0.1:1"},
+	{"APP_ENV": EnvProd, "ADMIN_PHONE": "+620000000000"},
 }
 
 // Validate checks the relations between values; each failure names its variable.

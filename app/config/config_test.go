@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -157,7 +158,9 @@ func TestVarsListsWhatLoadReads(t *testing.T) {
 	vars := Vars()
 	for _, want := range []string{"HTTP_ADDR", "APP_ENV", "STORE_BACKEND", "DATABASE_URL", "CACHE_BACKEND",
 		"VALKEY_URL", "VALKEY_KEY_PREFIX", "JWT_SECRET", "ADMIN_PHONE", "ADMIN_PASSWORD",
-		"SESSION_WARNING_LEAD_SECONDS", "SHUTDOWN_TIMEOUT", "LOG_LEVEL"} {
+		"SESSION_WARNING_LEAD_SECONDS", "SHUTDOWN_TIMEOUT", "LOG_LEVEL",
+		// Read under a condition (PUSH_BACKEND=fcm): listed all the same.
+		"FCM_PROJECT_ID", "FCM_CREDENTIALS_FILE", "FCM_ENDPOINT"} {
 		if !slices.Contains(vars, want) {
 			t.Errorf("Vars() = %v lacks %s", vars, want)
 		}
@@ -165,6 +168,53 @@ func TestVarsListsWhatLoadReads(t *testing.T) {
 	// A variable Load does not read is not listed.
 	if slices.Contains(vars, "PATH") || len(vars) != len(slices.Compact(slices.Sorted(slices.Values(vars)))) {
 		t.Errorf("Vars() = %v: lists PATH or a name twice", vars)
+	}
+	// Whatever the environment, Load reads nothing Vars() lacks: every
+	// variable set at once (valid values), and each condition of Vars.
+	all := map[string]string{
+		"APP_ENV": EnvProd, "JWT_SECRET": strings.Repeat("k", 32), "STORE_BACKEND": StorePostgres,
+		"DATABASE_URL": "postgres://127.0.0.1:1/x", "CACHE_BACKEND": CacheValkey, "VALKEY_URL": "redis://127.0.0.1:1",
+		"ADMIN_PHONE": "+620000000000", "ADMIN_PASSWORD": "password", "PUSH_BACKEND": PushFCM,
+		"FCM_PROJECT_ID": "p", "FCM_CREDENTIALS_FILE": filepath.Join(t.TempDir(), "none.json"),
+	}
+	for _, probe := range append(slices.Clone(varConditions), all) {
+		_, _ = Load(func(name string) string {
+			if !slices.Contains(vars, name) {
+				t.Errorf("Load read %s with %v; Vars() = %v lacks it", name, probe, vars)
+			}
+			return probe[name]
+		})
+	}
+}
+
+// TestVarsDocumented: the variables in the tables of docs/contract.md (§1,
+// §14) and docs/operations.md are exactly Vars().
+func TestVarsDocumented(t *testing.T) {
+	row := regexp.MustCompile("^\\| *`?([A-Z][A-Z0-9_]*(?:`?, `?[A-Z][A-Z0-9_]*)*)`? *\\|")
+	documented := map[string]string{}
+	for _, doc := range []string{"../../docs/contract.md", "../../docs/operations.md"} {
+		data, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(data)) {
+			if m := row.FindStringSubmatch(line); m != nil {
+				for name := range strings.SplitSeq(m[1], ",") {
+					documented[strings.Trim(strings.TrimSpace(name), "`")] = doc
+				}
+			}
+		}
+	}
+	vars := Vars()
+	for _, name := range vars {
+		if documented[name] == "" {
+			t.Errorf("%s (config.Vars) is in no variable table of docs/contract.md or docs/operations.md", name)
+		}
+	}
+	for name, doc := range documented {
+		if !slices.Contains(vars, name) {
+			t.Errorf("%s is documented in %s but the server does not read it (config.Vars)", name, doc)
+		}
 	}
 }
 
