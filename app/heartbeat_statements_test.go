@@ -89,3 +89,49 @@ func TestHeartbeatStatements(t *testing.T) {
 		t.Errorf("heartbeats with Valkey down did not reach Postgres: %v then %v", before, after)
 	}
 }
+
+// TestStatusStatements: the mitra app polls GET /api/mitra/status next to its
+// heartbeat; with Valkey up an online mitra's status costs no statement on
+// the request path once its profile was read, and with Valkey down it is
+// answered from the store.
+func TestStatusStatements(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t, true)
+	in := s.start(opts{statements: true})
+	m := in.createMitra(nil)
+	in.online(m)
+	in.waitClean(5 * time.Second)
+	status := func() int {
+		t.Helper()
+		mark := in.Stmts.mark()
+		r, err := in.api.call(http.MethodGet, "/api/mitra/status", m.Access, nil)
+		if err != nil || r.Status != http.StatusOK {
+			t.Fatalf("status: %v %v", r, err)
+		}
+		return len(in.Stmts.since(mark, stmt.onRequestPath))
+	}
+	status() // the first read fills this instance's copy of the profile
+	const n, attempts = 30, 3
+	for attempt := 1; ; attempt++ {
+		epoch := in.Health.Epoch()
+		ran := 0
+		for range n {
+			ran += status()
+		}
+		if in.Health.Epoch() != epoch && ran > 0 && attempt < attempts {
+			t.Logf("attempt %d: the cache reported an event (a reseed is due); measuring again", attempt)
+			in.waitClean(5 * time.Second)
+			continue
+		}
+		if ran != 0 {
+			t.Errorf("%d status reads with Valkey up ran %d statements on the request path, want 0", n, ran)
+		}
+		break
+	}
+	s.redis.kill()
+	for i := range 5 {
+		if ran := status(); ran < 1 || ran > 3 {
+			t.Errorf("status %d with Valkey down ran %d statements, want 1 to 3", i, ran)
+		}
+	}
+}

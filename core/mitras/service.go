@@ -56,6 +56,7 @@ type Service struct {
 
 	beacon    *snapshotCache[Beacon]
 	dashboard *snapshotCache[ports.SessionCounts]
+	profiles  profiles
 	revoked   func([]ports.Revocation) // nil: nobody to tell
 }
 
@@ -257,12 +258,20 @@ func (s *Service) active(ctx context.Context, id string) (ports.Mitra, error) {
 	return m, nil
 }
 
-// Status returns the calling mitra's own view.
+// Status returns the calling mitra's own view. While the cache is trusted an
+// online mitra's view comes from the mirror and this instance's copy of its
+// profile (statusFromMirror): the route costs no store statement, like the
+// heartbeat the app polls it next to. Otherwise the store answers, and its
+// read fills the profile copy.
 func (s *Service) Status(ctx context.Context, id string) (View, error) {
+	if v, ok := s.statusFromMirror(ctx, id); ok {
+		return v, nil
+	}
 	m, err := s.active(ctx, id)
 	if err != nil {
 		return View{}, err
 	}
+	s.profiles.put(m)
 	return s.view(ctx, m), nil
 }
 
