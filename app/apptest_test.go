@@ -21,10 +21,8 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -46,13 +44,13 @@ import (
 	"github.com/halobestie/mitra-availability/app/config"
 	"github.com/halobestie/mitra-availability/core/mirror"
 	"github.com/halobestie/mitra-availability/core/mitras"
+	"github.com/halobestie/mitra-availability/internal/redisproc"
 )
 
 // Environment variables the harness reads.
 const (
 	envDatabaseURL = "TEST_DATABASE_URL"
 	envValkeyURL   = "TEST_VALKEY_URL"
-	envRedisServer = "TEST_REDIS_SERVER"
 	envRequire     = "REQUIRE_INTEGRATION"
 	envLog         = "APPTEST_LOG" // "debug" or "info" shows the app's log of a failed test
 )
@@ -435,170 +433,37 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() st
 
 // ---------------------------------------------------------- redis-server --
 
-// redisServer is a private redis-server (or valkey-server) the test owns: it
-// runs without persistence on a free loopback port in a temporary directory,
-// and is only ever signalled by its own PID.
+// redisServer is a private redis-server (internal/redisproc) the test owns,
+// with the test's failures built in.
 type redisServer struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	port int
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the reaper's Wait returned
-}
-
-func redisBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv(envRedisServer); p != "" {
-		return p
-	}
-	for _, n := range []string{"redis-server", "valkey-server"} {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-	}
-	missing(t, "no redis-server or valkey-server on PATH and %s unset", envRedisServer)
-	return ""
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	*redisproc.Server
+	t *testing.T
 }
 
 // startRedis starts a private server; it is killed when the test ends.
 func startRedis(t *testing.T) *redisServer {
 	t.Helper()
-	r := &redisServer{t: t, bin: redisBinary(t), dir: t.TempDir()}
-	var err error
-	for range 5 {
-		r.port = freePort(t)
-		if err = r.launch(); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatalf("starting %s: %v", r.bin, err)
-	}
-	t.Cleanup(r.kill)
-	return r
+	return &redisServer{Server: redisproc.StartForTest(t), t: t}
 }
 
-func (r *redisServer) addr() string { return fmt.Sprintf("127.0.0.1:%d", r.port) }
+func (r *redisServer) addr() string { return r.Addr() }
 
-// launch starts the server on r.port and waits until it accepts connections.
-func (r *redisServer) launch() error {
-	out := &bytes.Buffer{}
-	cmd := exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--daemonize", "no", "--dir", r.dir, "--protected-mode", "no")
-	cmd.Dir = r.dir
-	cmd.Stdout = out
-	cmd.Stderr = out
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case <-exited:
-			return fmt.Errorf("exited at start:\n%s", out)
-		default:
-		}
-		if pid, err := serverPID(r.addr()); err == nil {
-			if pid != cmd.Process.Pid { // another process holds the port
-				_ = cmd.Process.Kill()
-				<-exited
-				return fmt.Errorf("port %d is taken by pid %d", r.port, pid)
-			}
-			r.mu.Lock()
-			r.cmd, r.exited = cmd, exited // the reaper goroutine owns Wait
-			r.mu.Unlock()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-exited
-			return fmt.Errorf("not listening on %s after 10s:\n%s", r.addr(), out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// serverPID asks the server on addr for its process id (INFO server).
-func serverPID(addr string) (int, error) {
-	c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")); err != nil {
-		return 0, err
-	}
-	var buf []byte
-	chunk := make([]byte, 4096)
-	for {
-		n, err := c.Read(chunk)
-		buf = append(buf, chunk[:n]...)
-		if _, rest, ok := strings.Cut(string(buf), "process_id:"); ok {
-			if line, _, ok := strings.Cut(rest, "\r\n"); ok {
-				return strconv.Atoi(line)
-			}
-		}
-		if err != nil {
-			return 0, err
-		}
-	}
-}
-
-// kill stops the server by its PID (SIGCONT first: a stopped process must run
-// to die) and waits for it; idempotent.
-func (r *redisServer) kill() {
-	r.mu.Lock()
-	cmd, exited := r.cmd, r.exited
-	r.cmd, r.exited = nil, nil
-	r.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGCONT)
-	_ = cmd.Process.Kill()
-	<-exited
-}
+// kill kills the server by its PID; idempotent.
+func (r *redisServer) kill() { r.Kill() }
 
 // restart starts the server again, empty, on the same port.
 func (r *redisServer) restart() {
 	r.t.Helper()
-	var err error
-	for range 50 { // the port may linger a moment after the kill
-		if err = r.launch(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := r.Start(); err != nil {
+		r.t.Fatal(err)
 	}
-	r.t.Fatalf("restarting %s on %s: %v", r.bin, r.addr(), err)
 }
 
-// signal sends sig to the server's PID.
+// signal sends sig (SIGSTOP, SIGCONT) to the server's PID.
 func (r *redisServer) signal(sig syscall.Signal) {
 	r.t.Helper()
-	r.mu.Lock()
-	cmd := r.cmd
-	r.mu.Unlock()
-	if cmd == nil {
-		r.t.Fatalf("signal %v: the server is not running", sig)
-	}
-	if err := cmd.Process.Signal(sig); err != nil {
-		r.t.Fatalf("signal %v to pid %d: %v", sig, cmd.Process.Pid, err)
+	if err := r.Signal(sig); err != nil {
+		r.t.Fatal(err)
 	}
 }
 

@@ -3,17 +3,10 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +19,7 @@ import (
 	vk "github.com/halobestie/mitra-availability/adapters/valkey"
 	"github.com/halobestie/mitra-availability/app"
 	"github.com/halobestie/mitra-availability/app/config"
+	"github.com/halobestie/mitra-availability/internal/redisproc"
 )
 
 const (
@@ -37,10 +31,9 @@ const (
 // VALKEY_URL, the service starts, serves from the store with the cache
 // degraded, and picks Valkey up (reseeding it) once a server appears there.
 func TestValkeyUnreachableAtStart(t *testing.T) {
-	bin := valkeyStartServerBinary(t)
-	port := valkeyStartFreePort(t)
-	prefix := valkeyStartPrefix(t)
-	url := fmt.Sprintf("redis://127.0.0.1:%d", port)
+	server := redisproc.NewForTest(t, redisproc.Options{}) // started once the app runs
+	prefix := "test:" + randomHex(t, 6) + ":"
+	url := server.URL()
 	cfg := valkeyStartConfig(t, map[string]string{
 		"APP_ENV":           "test",
 		"STORE_BACKEND":     "memory",
@@ -83,7 +76,9 @@ func TestValkeyUnreachableAtStart(t *testing.T) {
 		t.Fatalf("heartbeat: %d %v", status, body)
 	}
 
-	valkeyStartServer(t, bin, port)
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
 	appeared := time.Now()
 	valkeyStartWait(t, 8*time.Second, "readyz cache ok", func() bool {
 		_, ready := valkeyStartDo(t, base, http.MethodGet, "/readyz", "", nil)
@@ -139,78 +134,6 @@ func valkeyStartConfig(t *testing.T, env map[string]string) config.Config {
 		t.Fatalf("config: %v", err)
 	}
 	return cfg
-}
-
-// valkeyStartServerBinary finds redis-server (TEST_REDIS_SERVER, or PATH), or
-// skips the test (fails it under REQUIRE_INTEGRATION=1).
-func valkeyStartServerBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("TEST_REDIS_SERVER"); p != "" {
-		return p
-	}
-	for _, n := range []string{"redis-server", "valkey-server"} {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("REQUIRE_INTEGRATION") == "1" {
-		t.Fatal("REQUIRE_INTEGRATION=1 but no redis-server in PATH and TEST_REDIS_SERVER unset")
-	}
-	t.Skip("no redis-server in PATH and TEST_REDIS_SERVER unset")
-	return ""
-}
-
-// valkeyStartFreePort returns a loopback port nothing listens on.
-func valkeyStartFreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// valkeyStartPrefix returns a key prefix no other test uses.
-func valkeyStartPrefix(t *testing.T) string {
-	t.Helper()
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	return "test:" + hex.EncodeToString(b[:]) + ":"
-}
-
-// valkeyStartServer starts a redis-server of the test on port, in a
-// temporary directory, without persistence; t.Cleanup kills it by PID.
-func valkeyStartServer(t *testing.T, bin string, port int) {
-	t.Helper()
-	dir := t.TempDir()
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--daemonize", "no", "--dir", dir)
-	cmd.Dir = dir
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s on port %d did not start: %v\n%s", bin, port, err, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // valkeyStartDo sends body as JSON with an optional Bearer token and returns

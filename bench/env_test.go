@@ -1,15 +1,10 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,13 +12,13 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	vk "github.com/halobestie/mitra-availability/adapters/valkey"
+	"github.com/halobestie/mitra-availability/internal/redisproc"
 )
 
 // Environment the benchmarks read (scripts/with-services.sh sets them).
 const (
-	envValkeyURL   = "TEST_VALKEY_URL"
-	envRedisServer = "TEST_REDIS_SERVER"
-	envRequire     = "REQUIRE_INTEGRATION"
+	envValkeyURL = "TEST_VALKEY_URL"
+	envRequire   = "REQUIRE_INTEGRATION"
 )
 
 // missing skips tb for a missing service, or fails it when
@@ -97,110 +92,36 @@ func deletePrefix(tb testing.TB, c valkey.Client, prefix string) {
 	}
 }
 
-// privateServer is a redis-server (or valkey-server) process started for one
-// measurement, without persistence, on a free loopback port. It is killed by
-// its PID when the test or benchmark ends. The shared servers are never used
-// for memory measurements, because FLUSHALL is needed between them.
+// privateServer is a redis-server (or valkey-server) started for one
+// measurement (internal/redisproc: without persistence, on a free loopback
+// port, killed by its PID when the test or benchmark ends). The shared servers
+// are never used for memory measurements, because FLUSHALL is needed between
+// them.
 type privateServer struct {
-	addr   string
-	cmd    *exec.Cmd
-	out    *bytes.Buffer
-	exited chan struct{} // closed once the process was reaped
+	*redisproc.Server
 }
 
 // startPrivateServer starts the server binary named by TEST_REDIS_SERVER, or
-// the first of redis-server and valkey-server on PATH.
+// the first of redis-server and valkey-server on PATH, with DEBUG enabled
+// where the server knows the option.
 func startPrivateServer(tb testing.TB) *privateServer {
 	tb.Helper()
-	bin := os.Getenv(envRedisServer)
-	if bin == "" {
-		for _, name := range []string{"redis-server", "valkey-server"} {
-			if p, err := exec.LookPath(name); err == nil {
-				bin = p
-				break
-			}
-		}
-	}
-	if bin == "" {
-		missing(tb, "no redis-server or valkey-server on PATH and %s unset", envRedisServer)
-	}
-	var lastErr error
-	debug := true // DEBUG HTSTATS lets the memory probe wait for rehashing; servers before 7.0 lack the option
-	for range 5 {
-		port, err := freePort()
-		if err != nil {
-			tb.Fatalf("free port: %v", err)
-		}
-		s := &privateServer{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), out: &bytes.Buffer{}}
-		args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", tb.TempDir()}
-		if debug {
-			args = append(args, "--enable-debug-command", "yes")
-		}
-		s.cmd = exec.Command(bin, args...)
-		s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-		if err := s.cmd.Start(); err != nil {
-			tb.Fatalf("start %s: %v", bin, err)
-		}
-		s.exited = make(chan struct{})
-		go func() {
-			_ = s.cmd.Wait()
-			close(s.exited)
-		}()
-		if lastErr = s.waitReady(10 * time.Second); lastErr == nil {
-			tb.Cleanup(s.stop)
-			return s
-		}
-		s.stop()
-		if strings.Contains(lastErr.Error(), "enable-debug-command") {
-			debug = false
-		}
-	}
-	tb.Fatalf("%s did not start: %v", bin, lastErr)
-	return nil
-}
-
-// freePort returns a loopback port nothing listens on.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	bin, err := redisproc.Binary()
 	if err != nil {
-		return 0, err
+		missing(tb, "%v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitReady waits until the server accepts connections, or exited.
-func (s *privateServer) waitReady(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		select {
-		case <-s.exited:
-			return fmt.Errorf("exited: %s", strings.TrimSpace(s.out.String()))
-		default:
+	// DEBUG HTSTATS lets the memory probe wait for rehashing; servers before 7.0 lack the option.
+	for _, args := range [][]string{{"--enable-debug-command", "yes"}, nil} {
+		s, err := redisproc.Start(redisproc.Options{Bin: bin, Dir: tb.TempDir(), Args: args})
+		if err == nil {
+			tb.Cleanup(s.Kill)
+			return &privateServer{s}
 		}
-		if c, err := net.DialTimeout("tcp", s.addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return nil
+		if args == nil || !strings.Contains(err.Error(), "enable-debug-command") {
+			tb.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not answering on %s after %v", s.addr, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// stop kills the server by its PID and waits until it was reaped (idempotent).
-func (s *privateServer) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-	}
-	s.cmd = nil
+	return nil
 }
 
 // connect opens a client to the server.
@@ -208,7 +129,7 @@ func (s *privateServer) connect(tb testing.TB) valkey.Client {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := vk.Open(ctx, vk.Config{URL: "redis://" + s.addr})
+	c, err := vk.Open(ctx, vk.Config{URL: s.URL()})
 	if err != nil {
 		tb.Fatalf("open private server: %v", err)
 	}

@@ -3,13 +3,8 @@ package eventbus_test
 import (
 	"context"
 	"crypto/rand"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +13,7 @@ import (
 
 	"github.com/halobestie/mitra-availability/adapters/eventbus"
 	valkeyadapter "github.com/halobestie/mitra-availability/adapters/valkey"
+	"github.com/halobestie/mitra-availability/internal/redisproc"
 	"github.com/halobestie/mitra-availability/ports"
 	"github.com/halobestie/mitra-availability/ports/eventbustest"
 )
@@ -252,10 +248,12 @@ func TestValkeyPublishDuringOutage(t *testing.T) {
 // A hung server (it accepts connections but never answers) adds no latency
 // to Publish.
 func TestValkeyPublishToHungServer(t *testing.T) {
-	srv := newRedisServer(t)
-	bus := startBus(t, openClient(t, srv.url()), uniqueChannel(t))
-	srv.freeze(t)
-	t.Cleanup(func() { srv.thaw(t) })
+	srv := redisproc.StartForTest(t)
+	bus := startBus(t, openClient(t, srv.URL()), uniqueChannel(t))
+	if err := srv.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Thaw() })
 	var slowest time.Duration
 	for i := range 50 {
 		start := time.Now()
@@ -301,95 +299,12 @@ func TestValkeyStartStop(t *testing.T) {
 	}
 }
 
-// redisServer is a redis-server process of the test's own, on a fixed
-// loopback port, that the test may kill and restart.
-type redisServer struct {
-	bin, dir string
-	port     int
-	cmd      *exec.Cmd
-}
-
-func newRedisServer(t *testing.T) *redisServer {
-	t.Helper()
-	bin := os.Getenv("TEST_REDIS_SERVER")
-	if bin == "" {
-		var err error
-		if bin, err = exec.LookPath("redis-server"); err != nil {
-			skipOrFail(t, "no redis-server: set TEST_REDIS_SERVER or put it on PATH")
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s := &redisServer{bin: bin, dir: t.TempDir(), port: port}
-	t.Cleanup(s.kill)
-	s.start(t)
-	return s
-}
-
-func (s *redisServer) url() string { return "redis://127.0.0.1:" + strconv.Itoa(s.port) }
-
-// start runs the server and waits until it answers.
-func (s *redisServer) start(t *testing.T) {
-	t.Helper()
-	s.cmd = exec.Command(s.bin,
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", filepath.Join(s.dir, "redis.log"))
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", s.bin, err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(s.port), 200*time.Millisecond)
-		if err == nil {
-			_ = conn.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-			t.Fatalf("redis-server on port %d did not come up: %v\n%s", s.port, err, log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// freeze stops the process (SIGSTOP): it keeps its connections but answers
-// nothing, as a hung server does. thaw resumes it.
-func (s *redisServer) freeze(t *testing.T) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (s *redisServer) thaw(t *testing.T) {
-	t.Helper()
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGCONT)
-	}
-}
-
-// kill kills the process (by its PID) and reaps it.
-func (s *redisServer) kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
-}
-
 // The buses re-subscribe after the server is killed and restarted, and Stop
 // returns promptly even while the server is down.
 func TestValkeySurvivesRestart(t *testing.T) {
-	srv := newRedisServer(t)
+	srv := redisproc.StartForTest(t)
 	ch := uniqueChannel(t)
-	a, b := startBus(t, openClient(t, srv.url()), ch), startBus(t, openClient(t, srv.url()), ch)
+	a, b := startBus(t, openClient(t, srv.URL()), ch), startBus(t, openClient(t, srv.URL()), ch)
 	ra, rb := eventbustest.NewRecorder(), eventbustest.NewRecorder()
 	defer a.Subscribe(ra.Handle)()
 	defer b.Subscribe(rb.Handle)()
@@ -403,14 +318,16 @@ func TestValkeySurvivesRestart(t *testing.T) {
 	}
 	rb.WaitFor(t, 1, eventbustest.Timeout)
 
-	srv.kill()
+	srv.Kill()
 	waitSubscribed(t, false, 5*time.Second, a, b)
 	if _, err := publish(a, "during"); err != nil {
 		t.Fatalf("Publish with the server killed = %v, want nil (dropped, not waited for)", err)
 	}
 	ra.WaitFor(t, 2, 0) // local delivery did not need the server
 
-	srv.start(t)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
 	waitSubscribed(t, true, 5*time.Second, a, b)
 	afterA, err := publish(a, "afterA")
 	if err != nil {
@@ -429,7 +346,7 @@ func TestValkeySurvivesRestart(t *testing.T) {
 	rb.StaysAt(t, 3, 0)
 
 	// Stop is prompt with the server down again.
-	srv.kill()
+	srv.Kill()
 	waitSubscribed(t, false, 5*time.Second, a, b)
 	for name, bus := range map[string]*eventbus.Valkey{"A": a, "B": b} {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

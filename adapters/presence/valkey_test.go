@@ -1,15 +1,9 @@
 package presence_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +12,7 @@ import (
 
 	"github.com/halobestie/mitra-availability/adapters/presence"
 	valkeyadapter "github.com/halobestie/mitra-availability/adapters/valkey"
+	"github.com/halobestie/mitra-availability/internal/redisproc"
 	"github.com/halobestie/mitra-availability/ports"
 	"github.com/halobestie/mitra-availability/ports/presencetest"
 )
@@ -146,8 +141,8 @@ func TestValkeyRefreshRestoresLostEntries(t *testing.T) {
 // the connections made meanwhile are written by the first Refresh after.
 func TestValkeyOutage(t *testing.T) {
 	const timeout = 200 * time.Millisecond
-	s := startServer(t)
-	url, pfx := "redis://"+s.addr(), prefix()
+	s := redisproc.StartForTest(t)
+	url, pfx := s.URL(), prefix()
 	here := newValkey(t, openClient(t, url), pfx, presence.ValkeyOptions{Timeout: timeout})
 	there := newValkey(t, openClient(t, url), pfx, presence.ValkeyOptions{Timeout: timeout})
 	presencetest.Connect(t, there, "bob")
@@ -164,7 +159,10 @@ func TestValkeyOutage(t *testing.T) {
 			t.Errorf("%s took %v, want about %v", what, took, timeout)
 		}
 	}
-	s.signal(syscall.SIGSTOP)
+	if err := s.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Thaw() })
 	bound("Connected", func() error { return here.Connected(ctx, "alice") })
 	var online map[string]bool
 	bound("Online", func() (err error) { online, err = here.Online(ctx, []string{"alice", "bob"}); return err })
@@ -174,7 +172,9 @@ func TestValkeyOutage(t *testing.T) {
 	bound("Refresh", func() error { return here.Refresh(ctx) })
 	bound("Disconnected", func() error { return there.Disconnected(ctx, "bob") })
 
-	s.signal(syscall.SIGCONT)
+	if err := s.Thaw(); err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		err := here.Refresh(ctx)
@@ -199,61 +199,3 @@ func TestNewValkeyValidates(t *testing.T) {
 		t.Error("nil client accepted")
 	}
 }
-
-// server is a private redis-server that a test can stop (SIGSTOP) and resume.
-type server struct {
-	cmd  *exec.Cmd
-	port int
-	out  bytes.Buffer
-}
-
-func (s *server) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
-
-// startServer starts a redis-server (TEST_REDIS_SERVER, or from PATH) on a
-// free port, killed at cleanup.
-func startServer(t *testing.T) *server {
-	t.Helper()
-	bin := os.Getenv("TEST_REDIS_SERVER")
-	if bin == "" {
-		for _, name := range []string{"redis-server", "valkey-server"} {
-			if p, err := exec.LookPath(name); err == nil {
-				bin = p
-				break
-			}
-		}
-	}
-	if bin == "" {
-		skipOrFail(t, "no redis-server or valkey-server in PATH and TEST_REDIS_SERVER unset")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{port: l.Addr().(*net.TCPAddr).Port}
-	l.Close()
-	dir := t.TempDir()
-	s.cmd = exec.Command(bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	t.Cleanup(func() {
-		_ = s.cmd.Process.Signal(syscall.SIGCONT)
-		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", s.addr(), 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not start: %v\n%s", bin, err, s.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (s *server) signal(sig syscall.Signal) { _ = s.cmd.Process.Signal(sig) }

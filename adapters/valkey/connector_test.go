@@ -13,6 +13,7 @@ import (
 
 	"github.com/halobestie/mitra-availability/adapters/eventbus"
 	vk "github.com/halobestie/mitra-availability/adapters/valkey"
+	"github.com/halobestie/mitra-availability/internal/redisproc"
 	"github.com/halobestie/mitra-availability/ports"
 )
 
@@ -20,11 +21,9 @@ import (
 const lazyBound = 500 * time.Millisecond
 
 // notStarted returns a server of the test on a free port, not running yet.
-func notStarted(t *testing.T) *server {
+func notStarted(t *testing.T) *redisproc.Server {
 	t.Helper()
-	s := &server{t: t, bin: serverBinary(t), dir: t.TempDir(), port: freePort(t)}
-	t.Cleanup(s.stop)
-	return s
+	return redisproc.NewForTest(t, redisproc.Options{})
 }
 
 // newConnector builds a connector of url that counts the dial hook's calls.
@@ -182,7 +181,7 @@ func TestConnectorServerAppearsLater(t *testing.T) {
 	s := notStarted(t)
 	before := len(clientGoroutines())
 	var dials atomic.Int64
-	c := newConnector(t, "redis://"+s.addr(), &dials)
+	c := newConnector(t, "redis://"+s.Addr(), &dials)
 	startConnector(t, c, time.Second)
 
 	if _, ok := c.Client(); ok {
@@ -195,7 +194,7 @@ func TestConnectorServerAppearsLater(t *testing.T) {
 		t.Fatalf("dial hook fired %d times before the server exists", n)
 	}
 
-	s.start()
+	restart(t, s)
 	waitFor(t, 5*time.Second, "a call succeeds after the server started", func() bool {
 		_, err := m.Seeded(context.Background())
 		return err == nil
@@ -254,7 +253,7 @@ func TestConnectorStopWithoutServer(t *testing.T) {
 	s := notStarted(t)
 	before := len(clientGoroutines())
 	var dials atomic.Int64
-	c := newConnector(t, "redis://"+s.addr(), &dials)
+	c := newConnector(t, "redis://"+s.Addr(), &dials)
 	ctx := context.Background()
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -281,7 +280,7 @@ func TestConnectorStopWithoutServer(t *testing.T) {
 	checkNoLeak(t, before)
 
 	// The server appearing after Stop is not picked up.
-	s.start()
+	restart(t, s)
 	time.Sleep(300 * time.Millisecond)
 	if _, ok := c.Client(); ok || dials.Load() != 0 {
 		t.Errorf("a stopped connector connected (dials %d)", dials.Load())
@@ -304,9 +303,9 @@ func TestConnectorStopNeverStarted(t *testing.T) {
 // TestConnectorReachableAtStart: with the server up, Start returns connected,
 // the dial hook fired, and later reconnections reach the hook too.
 func TestConnectorReachableAtStart(t *testing.T) {
-	s := startServer(t)
+	s := redisproc.StartForTest(t)
 	var dials atomic.Int64
-	c := newConnector(t, "redis://"+s.addr(), &dials)
+	c := newConnector(t, "redis://"+s.Addr(), &dials)
 	startConnector(t, c, 5*time.Second)
 	if _, ok := c.Client(); !ok {
 		t.Fatal("not connected after Start with the server up")
@@ -322,8 +321,8 @@ func TestConnectorReachableAtStart(t *testing.T) {
 
 	// A server restart: the client dials again, and the hook hears it.
 	n := dials.Load()
-	s.stop()
-	s.start()
+	s.Kill()
+	restart(t, s)
 	waitFor(t, 5*time.Second, "a call succeeds after the restart", func() bool { return m.Ping(ctx) == nil })
 	if dials.Load() <= n {
 		t.Fatal("dial hook did not fire on the reconnection")
@@ -354,7 +353,7 @@ func TestConnectorBusSubscribesWhenConnected(t *testing.T) {
 	s := notStarted(t)
 	before := len(clientGoroutines())
 	var dials atomic.Int64
-	c := newConnector(t, "redis://"+s.addr(), &dials)
+	c := newConnector(t, "redis://"+s.Addr(), &dials)
 	startConnector(t, c, time.Second)
 
 	channel := randomPrefix(t) + "events"
@@ -386,9 +385,9 @@ func TestConnectorBusSubscribesWhenConnected(t *testing.T) {
 		t.Fatal("no local delivery without a server")
 	}
 
-	s.start()
+	restart(t, s)
 	waitFor(t, 8*time.Second, "bus subscribed", bus.Subscribed)
-	other, err := vk.Open(context.Background(), vk.Config{URL: "redis://" + s.addr()})
+	other, err := vk.Open(context.Background(), vk.Config{URL: "redis://" + s.Addr()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +423,7 @@ func TestConnectorBusStopsWhileWaiting(t *testing.T) {
 	s := notStarted(t)
 	before := len(clientGoroutines())
 	var dials atomic.Int64
-	c := newConnector(t, "redis://"+s.addr(), &dials)
+	c := newConnector(t, "redis://"+s.Addr(), &dials)
 	startConnector(t, c, time.Second)
 	bus, err := eventbus.NewValkey(c.Lazy(), "lazy-test-events", nil)
 	if err != nil {
@@ -457,7 +456,7 @@ func TestConnectorCommandBuiltBeforeClusterConnection(t *testing.T) {
 	}
 	nodes := startCluster(t)
 	var dials atomic.Int64
-	c := newConnector(t, "redis://"+nodes[0].addr(), &dials)
+	c := newConnector(t, "redis://"+nodes[0].Addr(), &dials)
 	lazy := c.Lazy()
 	stale := lazy.B().Get().Key("lazy-test:{x}").Build()
 	startConnector(t, c, 10*time.Second)

@@ -3,15 +3,14 @@ package valkey_test
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
 
 	vk "github.com/halobestie/mitra-availability/adapters/valkey"
+	"github.com/halobestie/mitra-availability/internal/redisproc"
 	"github.com/halobestie/mitra-availability/ports"
 )
 
@@ -23,11 +22,11 @@ const (
 )
 
 // openCounting opens a client of s that counts its dials.
-func openCounting(t *testing.T, s *server, dials *atomic.Int64) valkey.Client {
+func openCounting(t *testing.T, s *redisproc.Server, dials *atomic.Int64) valkey.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := vk.Open(ctx, vk.Config{URL: "redis://" + s.addr(), OnDial: func() { dials.Add(1) }})
+	c, err := vk.Open(ctx, vk.Config{URL: "redis://" + s.Addr(), OnDial: func() { dials.Add(1) }})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -92,7 +91,7 @@ func eventually(t *testing.T, d time.Duration, what string, fn func() error) {
 // turn into an error within about the mirror's timeout, and the mirror must
 // work again once the server runs again.
 func TestHungServer(t *testing.T) {
-	s := startServer(t)
+	s := redisproc.StartForTest(t)
 	var dials atomic.Int64
 	c := openCounting(t, s, &dials)
 	m := vk.NewMirror(c, randomPrefix(t), faultTimeout)
@@ -102,8 +101,10 @@ func TestHungServer(t *testing.T) {
 		t.Fatalf("Reseed: %v", err)
 	}
 
-	s.signal(syscall.SIGSTOP)
-	t.Cleanup(func() { s.signal(syscall.SIGCONT) })
+	if err := s.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Thaw() })
 	checkFailsFast(t, m, id)
 	start := time.Now()
 	if _, err := m.Reseed(ctx, nil, nil); err == nil {
@@ -112,7 +113,9 @@ func TestHungServer(t *testing.T) {
 		t.Errorf("Reseed took %v to fail, want under %v", took, 10*faultTimeout+faultBound)
 	}
 
-	s.signal(syscall.SIGCONT)
+	if err := s.Thaw(); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 10*time.Second, "Status after SIGCONT", func() error {
 		st, err := m.Status(ctx, id)
 		if err == nil && !st.Online {
@@ -126,7 +129,7 @@ func TestHungServer(t *testing.T) {
 // the same port the client reconnects by itself (OnDial fires again), the
 // mirror reports the lost data, and a reseed heals it.
 func TestKilledServer(t *testing.T) {
-	s := startServer(t)
+	s := redisproc.StartForTest(t)
 	var dials atomic.Int64
 	c := openCounting(t, s, &dials)
 	m := vk.NewMirror(c, randomPrefix(t), faultTimeout)
@@ -141,10 +144,10 @@ func TestKilledServer(t *testing.T) {
 		t.Fatal("OnDial was not called for the first connections")
 	}
 
-	s.stop()
+	s.Kill()
 	checkFailsFast(t, m, id)
 
-	s.start()
+	restart(t, s)
 	eventually(t, 10*time.Second, "Ping after restart", func() error { return m.Ping(ctx) })
 	if dials.Load() <= before {
 		t.Errorf("OnDial calls = %d after the restart, want more than %d", dials.Load(), before)
@@ -167,11 +170,14 @@ func TestKilledServer(t *testing.T) {
 
 // TestOpenUnreachable: Open fails, within its dial timeout, when nothing listens.
 func TestOpenUnreachable(t *testing.T) {
-	port := freePort(t)
+	addr, err := redisproc.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
-	c, err := vk.Open(ctx, vk.Config{URL: "redis://127.0.0.1:" + strconv.Itoa(port), DialTimeout: 500 * time.Millisecond})
+	c, err := vk.Open(ctx, vk.Config{URL: "redis://" + addr, DialTimeout: 500 * time.Millisecond})
 	if err == nil {
 		c.Close()
 		t.Fatal("Open of a closed port: no error")

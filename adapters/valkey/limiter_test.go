@@ -35,7 +35,7 @@ func TestLimiterServer(t *testing.T) {
 
 func TestLimiterCluster(t *testing.T) {
 	nodes := startCluster(t)
-	c := open(t, nodes[0].addr()+","+nodes[1].addr()+","+nodes[2].addr())
+	c := open(t, nodes[0].Addr()+","+nodes[1].Addr()+","+nodes[2].Addr())
 	limitertest.Run(t, sharedLimiter(c))
 }
 

@@ -101,7 +101,7 @@ func TestMirrorServer(t *testing.T) {
 // TestMirrorCluster runs the contract against a three-node cluster of its own.
 func TestMirrorCluster(t *testing.T) {
 	nodes := startCluster(t)
-	url := nodes[0].addr() + "," + nodes[1].addr() + "," + nodes[2].addr()
+	url := nodes[0].Addr() + "," + nodes[1].Addr() + "," + nodes[2].Addr()
 	c := open(t, url)
 	if len(c.Nodes()) != 3 {
 		t.Fatalf("cluster client sees %d nodes, want 3", len(c.Nodes()))

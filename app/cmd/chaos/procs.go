@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,24 +16,34 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/halobestie/mitra-availability/client"
+	"github.com/halobestie/mitra-availability/internal/redisproc"
 )
 
 // proc is one child process: a redis-server or a server instance. Its
 // output goes to a log file; it is stopped by PID, never by name.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error // the exit status, once done is closed
+	name    string
+	process *os.Process
+	log     string
+	done    <-chan struct{}
+	err     error // the exit status of a server instance, once done is closed
+}
+
+// openLog opens the log file a child's output is appended to.
+func openLog(name, logPath string) (*os.File, error) {
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("%s: opening its log: %w", name, err)
+	}
+	return f, nil
 }
 
 // startProc starts bin with args and env (added to a clean environment
 // with PATH and HOME only), its output appended to logPath.
 func startProc(name, bin string, args, env []string, logPath string) (*proc, error) {
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := openLog(name, logPath)
 	if err != nil {
-		return nil, fmt.Errorf("%s: opening its log: %w", name, err)
+		return nil, err
 	}
 	defer f.Close() // the child holds its own descriptor
 	cmd := exec.Command(bin, args...)
@@ -44,16 +53,17 @@ func startProc(name, bin string, args, env []string, logPath string) (*proc, err
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: starting %s: %w", name, bin, err)
 	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	done := make(chan struct{})
+	p := &proc{name: name, process: cmd.Process, log: logPath, done: done}
 	go func() {
 		p.err = cmd.Wait()
-		close(p.done)
+		close(done)
 	}()
 	return p, nil
 }
 
 func (p *proc) signal(sig syscall.Signal) error {
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	if err := p.process.Signal(sig); err != nil {
 		return fmt.Errorf("%s: sending %v: %w", p.name, sig, err)
 	}
 	return nil
@@ -73,7 +83,7 @@ func (p *proc) kill() {
 	if p.exited() {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.process.Signal(syscall.SIGKILL)
 	<-p.done
 }
 
@@ -119,44 +129,18 @@ func freeAddr() (string, error) {
 }
 
 // startRedis starts a redis-server without persistence on addr (so a
-// restart comes back empty), and waits until it answers PING.
+// restart comes back empty; internal/redisproc), and waits until it answers.
 func startRedis(bin, addr, dir, logPath string) (*proc, error) {
-	host, port, _ := net.SplitHostPort(addr)
-	p, err := startProc("redis-server", bin, []string{"--bind", host, "--port", port, "--save", "", "--appendonly", "no",
-		"--dir", dir, "--daemonize", "no"}, nil, logPath)
+	f, err := openLog("redis-server", logPath)
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if err := pingRedis(addr); err == nil {
-			return p, nil
-		} else if p.exited() || time.Now().After(deadline) {
-			p.kill()
-			return nil, fmt.Errorf("redis-server on %s did not answer PING: %w\n%s", addr, err, p.tail(10))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func pingRedis(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	defer f.Close() // the child holds its own descriptor
+	srv, err := redisproc.Start(redisproc.Options{Bin: bin, Addr: addr, Dir: dir, Output: f, NewProcessGroup: true})
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("redis-server: %w\n%s", err, (&proc{log: logPath}).tail(10))
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if !strings.HasPrefix(line, "+PONG") {
-		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
-	}
-	return nil
+	return &proc{name: "redis-server", process: srv.Process(), log: logPath, done: srv.Done()}, nil
 }
 
 // readiness is what GET /readyz answered: its status and body.
