@@ -81,8 +81,20 @@ func newSessionService(s Stores, m *mitras.Service, bus ports.EventBus, c ports.
 		PairingTimeout: cfg.PairingTimeout,
 		PaymentTimeout: cfg.PaymentTimeout,
 		WarningLead:    cfg.SessionWarningLead,
-		Router:         sessions.Blast{Limit: cfg.BlastLimit},
+		Router:         router(cfg),
+		BatchInterval:  cfg.OfferBatchInterval,
 	})
+}
+
+// router is the routing strategy ROUTING_STRATEGY names (docs/contract.md §11).
+func router(cfg config.Config) sessions.Router {
+	switch cfg.RoutingStrategy {
+	case config.RoutingLongestIdle:
+		return sessions.LongestIdle{Batch: cfg.OfferBatchSize}
+	case config.RoutingLeastLoaded:
+		return sessions.LeastLoaded{Batch: cfg.OfferBatchSize}
+	}
+	return sessions.Blast{Limit: cfg.BlastLimit}
 }
 
 func newScheduler(svc *sessions.Service) *sessions.Scheduler { return sessions.NewScheduler(svc) }

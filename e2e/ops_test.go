@@ -126,7 +126,8 @@ func TestBadConfiguration(t *testing.T) {
 		{"unparsable number", map[string]string{"HEARTBEAT_STALE_SECONDS": "ninety"}, "HEARTBEAT_STALE_SECONDS", true},
 		{"prod without JWT_SECRET", map[string]string{"APP_ENV": "prod"}, "JWT_SECRET", true},
 		{"negative BLAST_LIMIT", map[string]string{"BLAST_LIMIT": "-5"}, "BLAST_LIMIT", true},
-		{"routing strategy not served", map[string]string{"ROUTING_STRATEGY": "longest_idle"}, "ROUTING_STRATEGY", true},
+		{"unknown routing strategy", map[string]string{"ROUTING_STRATEGY": "round_robin"}, "ROUTING_STRATEGY", true},
+		{"zero OFFER_BATCH_SIZE", map[string]string{"OFFER_BATCH_SIZE": "0"}, "OFFER_BATCH_SIZE", true},
 		{"unreachable Postgres", map[string]string{
 			"STORE_BACKEND": "postgres",
 			"DATABASE_URL":  "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=3",

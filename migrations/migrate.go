@@ -53,6 +53,10 @@ func newProvider(db *sql.DB, opts []Option) (*goose.Provider, error) {
 	popts := []goose.ProviderOption{
 		goose.WithSessionLocker(locker),
 		goose.WithDisableGlobalRegistry(true),
+		// Migrations are written in parallel branches: one with a lower
+		// version may land after a higher one was applied somewhere; it is
+		// applied then instead of failing the start.
+		goose.WithAllowOutofOrder(true),
 	}
 	if o.logger != nil {
 		popts = append(popts, goose.WithSlog(o.logger))

@@ -1,7 +1,9 @@
 package ports
 
 import (
+	"cmp"
 	"context"
+	"strings"
 	"time"
 )
 
@@ -41,4 +43,62 @@ type MitraQueries interface {
 	AvailableMitras(ctx context.Context, freshSince time.Time) ([]Mitra, error)
 	// CountMitras answers the dashboard's mitra counts.
 	CountMitras(ctx context.Context, freshSince time.Time) (MitraCounts, error)
+	// Candidates returns up to q.Limit available mitras (fresh since
+	// q.FreshSince), none of q.Exclude, in q.Order (docs/contract.md §11).
+	Candidates(ctx context.Context, q CandidateQuery) ([]Candidate, error)
+}
+
+// CandidateOrder is the order in which a routing strategy wants the
+// available mitras.
+type CandidateOrder int
+
+const (
+	// OrderRandom: a uniformly random sample.
+	OrderRandom CandidateOrder = iota
+	// OrderLongestIdle: IdleSince ascending (idle longest first), then ID.
+	OrderLongestIdle
+	// OrderLeastLoaded: OpenSessions ascending, then IdleSince ascending, then ID.
+	OrderLeastLoaded
+)
+
+// String names the order as ROUTING_STRATEGY does.
+func (o CandidateOrder) String() string {
+	switch o {
+	case OrderRandom:
+		return "random"
+	case OrderLongestIdle:
+		return "longest_idle"
+	case OrderLeastLoaded:
+		return "least_loaded"
+	}
+	return "unknown"
+}
+
+// CandidateQuery asks for available mitras a session may be offered to.
+type CandidateQuery struct {
+	FreshSince time.Time
+	Order      CandidateOrder
+	Limit      int      // at most this many; must be positive
+	Exclude    []string // never any of these (already offered, declined, rerouted away from)
+}
+
+// Candidate is an available mitra with what a routing strategy orders by.
+// For OrderRandom a reader may leave IdleSince zero.
+type Candidate struct {
+	ID           string
+	IdleSince    time.Time
+	OpenSessions int
+}
+
+// Compare orders candidates by o (OrderRandom: by ID), for slices.SortFunc.
+func (o CandidateOrder) Compare(a, b Candidate) int {
+	if o == OrderLeastLoaded && a.OpenSessions != b.OpenSessions {
+		return cmp.Compare(a.OpenSessions, b.OpenSessions)
+	}
+	if o != OrderRandom {
+		if c := a.IdleSince.Compare(b.IdleSince); c != 0 {
+			return c
+		}
+	}
+	return strings.Compare(a.ID, b.ID)
 }

@@ -50,8 +50,12 @@ type Mitra struct {
 	Capacity        int
 	ActiveSessions  int
 	LastHeartbeatAt *time.Time
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// IdleSince is when the mitra last became idle: the later of when it
+	// went online and when its last session ended (derived by the store);
+	// nil while offline.
+	IdleSince *time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // MitraPatch is a partial update of a mitra's administrative fields; nil leaves a field as it is.

@@ -76,7 +76,15 @@ type Session struct {
 	// ExcludedMitraIDs those rerouted away from, never offered it again.
 	OfferedMitraIDs  []string
 	ExcludedMitraIDs []string
-	UpdatedAt        time.Time
+	// NextBatchAt is, for a search offered in batches (docs/contract.md §11,
+	// longest_idle and least_loaded), when the next batch is added; nil for a
+	// search offered at once (a blast, or to one requested mitra). It is never
+	// after OfferExpiresAt.
+	NextBatchAt *time.Time
+	// BatchStart is the index in OfferedMitraIDs where the latest batch
+	// begins (0 for the first batch and for a blast).
+	BatchStart int
+	UpdatedAt  time.Time
 }
 
 // MitraLoad is a mitra's capacity state read inside a session transaction.
@@ -109,6 +117,7 @@ const (
 	TimerPayment TimerKind = "payment" // pending_payment past PaymentDueAt
 	TimerWarning TimerKind = "warning" // active, WarnAt passed, WarningSentAt nil
 	TimerExpiry  TimerKind = "expiry"  // active past ExpiresAt
+	TimerBatch   TimerKind = "batch"   // searching, NextBatchAt passed: offer the next batch
 )
 
 // DueTimer is a deadline that has passed.

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -177,6 +178,64 @@ func (s *Store) CountMitras(_ context.Context, freshSince time.Time) (ports.Mitr
 	return c, nil
 }
 
+// idleSinceLocked derives when an online mitra became idle: the later of
+// when it went online and when its last session ended; nil while offline.
+// s.mu must be held.
+func (s *Store) idleSinceLocked(id string, m mitraRow) *time.Time {
+	if !m.isOnline || m.onlineSince == nil {
+		return nil
+	}
+	idle := *m.onlineSince
+	for _, cs := range s.chatSessions {
+		if cs.MitraID != nil && *cs.MitraID == id && cs.EndedAt != nil && cs.EndedAt.After(idle) {
+			idle = *cs.EndedAt
+		}
+	}
+	return &idle
+}
+
+// Candidates implements ports.MitraQueries.
+func (s *Store) Candidates(_ context.Context, q ports.CandidateQuery) ([]ports.Candidate, error) {
+	switch q.Order {
+	case ports.OrderRandom, ports.OrderLongestIdle, ports.OrderLeastLoaded:
+	default:
+		return nil, fmt.Errorf("memory: candidates: unknown order %d", q.Order)
+	}
+	if q.Limit <= 0 {
+		return []ports.Candidate{}, nil
+	}
+	freshSince := ts(q.FreshSince)
+	exclude := make(map[string]bool, len(q.Exclude))
+	for _, id := range q.Exclude {
+		if key, ok := parseID(id); ok {
+			exclude[key] = true
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	open := s.openSessionsByMitraLocked()
+	out := []ports.Candidate{}
+	for id, m := range s.mitras {
+		if exclude[id] || !reachable(m, freshSince) || m.isAway || open[id] >= m.capacity {
+			continue
+		}
+		c := ports.Candidate{ID: id, OpenSessions: open[id]}
+		if idle := s.idleSinceLocked(id, m); idle != nil {
+			c.IdleSince = *idle
+		}
+		out = append(out, c)
+	}
+	if q.Order == ports.OrderRandom {
+		rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	} else {
+		slices.SortFunc(out, q.Order.Compare)
+	}
+	if len(out) > q.Limit {
+		out = out[:q.Limit]
+	}
+	return out, nil
+}
+
 // reachable: active, online, and a heartbeat not older than freshSince.
 func reachable(m mitraRow, freshSince time.Time) bool {
 	return m.isActive && m.isOnline && m.lastHeartbeatAt != nil && !m.lastHeartbeatAt.Before(freshSince)
@@ -204,6 +263,7 @@ func (s *Store) mitraLocked(id string) ports.Mitra {
 		Capacity:        m.capacity,
 		ActiveSessions:  s.openSessionsOfLocked(id),
 		LastHeartbeatAt: copyTime(m.lastHeartbeatAt),
+		IdleSince:       s.idleSinceLocked(id, m),
 		CreatedAt:       m.createdAt,
 		UpdatedAt:       m.updatedAt,
 	}

@@ -214,6 +214,7 @@ func timersOf(cs ports.Session) []ports.DueTimer {
 	switch cs.Status {
 	case ports.StatusSearching:
 		add(ports.TimerPairing, cs.OfferExpiresAt)
+		add(ports.TimerBatch, cs.NextBatchAt)
 	case ports.StatusPendingPayment:
 		add(ports.TimerPayment, cs.PaymentDueAt)
 	case ports.StatusActive:
@@ -237,6 +238,9 @@ func (s *Store) checkSessionLocked(sess ports.Session) error {
 	}
 	if sess.DurationMinutes < 1 || sess.DurationMinutes > 240 {
 		return fmt.Errorf("duration %d minutes: %w", sess.DurationMinutes, errCheckViolation)
+	}
+	if sess.BatchStart < 0 {
+		return fmt.Errorf("batch start %d: %w", sess.BatchStart, errCheckViolation)
 	}
 	if sess.Status.Open() {
 		for id, other := range s.chatSessions {
@@ -287,7 +291,7 @@ func normalizeSession(in ports.Session) (ports.Session, error) {
 	out.SearchingSince = ts(in.SearchingSince)
 	for _, p := range []**time.Time{
 		&out.OfferExpiresAt, &out.PaymentDueAt, &out.AcceptedAt, &out.StartedAt,
-		&out.ExpiresAt, &out.WarnAt, &out.WarningSentAt, &out.EndedAt,
+		&out.ExpiresAt, &out.WarnAt, &out.WarningSentAt, &out.EndedAt, &out.NextBatchAt,
 	} {
 		if *p != nil {
 			*p = tsPtr(**p)
@@ -338,6 +342,7 @@ func copySession(s ports.Session) ports.Session {
 	out.StartedAt = copyTime(s.StartedAt)
 	out.ExpiresAt = copyTime(s.ExpiresAt)
 	out.WarnAt = copyTime(s.WarnAt)
+	out.NextBatchAt = copyTime(s.NextBatchAt)
 	out.WarningSentAt = copyTime(s.WarningSentAt)
 	out.EndedAt = copyTime(s.EndedAt)
 	out.OfferedMitraIDs = append([]string{}, s.OfferedMitraIDs...)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/halobestie/mitra-availability/ports"
 )
@@ -24,6 +25,7 @@ type mitraRow struct {
 	Capacity        int        `bun:"capacity"`
 	ActiveSessions  int        `bun:"active_sessions"`
 	LastHeartbeatAt *time.Time `bun:"last_heartbeat_at"`
+	IdleSince       *time.Time `bun:"idle_since"`
 	CreatedAt       time.Time  `bun:"created_at"`
 	UpdatedAt       time.Time  `bun:"updated_at"`
 }
@@ -39,6 +41,7 @@ func toPortsMitra(r mitraRow) ports.Mitra {
 		Capacity:        r.Capacity,
 		ActiveSessions:  r.ActiveSessions,
 		LastHeartbeatAt: utcPtr(r.LastHeartbeatAt),
+		IdleSince:       utcPtr(r.IdleSince),
 		CreatedAt:       utc(r.CreatedAt),
 		UpdatedAt:       utc(r.UpdatedAt),
 	}
@@ -48,6 +51,12 @@ func toPortsMitra(r mitraRow) ports.Mitra {
 // pending_payment or active (served by chat_sessions_mitra_open_idx).
 const activeSessionsExpr = `(SELECT count(*) FROM chat_sessions cs
 	WHERE cs.mitra_id = m.id AND cs.status IN ('pending_payment', 'active'))::int`
+
+// idleSinceExpr is when an online mitra m became idle: the later of when it
+// went online and when its last session ended (one probe of
+// chat_sessions_mitra_ended_idx); NULL while offline.
+const idleSinceExpr = `CASE WHEN m.is_online THEN greatest(m.online_since, (SELECT max(cs.ended_at) FROM chat_sessions cs
+	WHERE cs.mitra_id = m.id AND cs.ended_at IS NOT NULL)) END`
 
 // mitraView wraps a statement that yields mitras rows (a SELECT, or an UPDATE …
 // RETURNING *) into one statement that returns the mitra view of each row.
@@ -61,7 +70,7 @@ func mitraView(ctes, rows string) string {
 	return with + `m AS (` + rows + `)
 		SELECT m.id, u.phone, u.display_name, m.is_active, m.is_online, m.is_away, m.capacity,
 			` + activeSessionsExpr + ` AS active_sessions,
-			m.last_heartbeat_at, m.created_at, m.updated_at
+			m.last_heartbeat_at, ` + idleSinceExpr + ` AS idle_since, m.created_at, m.updated_at
 		FROM m JOIN users u ON u.id = m.id`
 }
 
@@ -91,7 +100,7 @@ func (s *Store) CreateMitra(ctx context.Context, u ports.NewUser, capacity int) 
 			RETURNING *
 		)
 		SELECT m.id, u.phone, u.display_name, m.is_active, m.is_online, m.is_away, m.capacity,
-			0 AS active_sessions, m.last_heartbeat_at, m.created_at, m.updated_at
+			0 AS active_sessions, m.last_heartbeat_at, NULL::timestamptz AS idle_since, m.created_at, m.updated_at
 		FROM m JOIN u ON u.id = m.id`,
 		u.Phone, u.PasswordHash, u.DisplayName, capacity,
 	).Scan(ctx, &row)
@@ -213,6 +222,57 @@ func (s *Store) AvailableMitras(ctx context.Context, freshSince time.Time) ([]po
 	out := make([]ports.Mitra, len(rows))
 	for i, r := range rows {
 		out[i] = toPortsMitra(r)
+	}
+	return out, nil
+}
+
+// candidateRow is one row of the candidates query.
+type candidateRow struct {
+	ID           string     `bun:"id"`
+	OpenSessions int        `bun:"open_sessions"`
+	IdleSince    *time.Time `bun:"idle_since"`
+}
+
+// candidateOrderBy is the ORDER BY of each ports.CandidateOrder.
+var candidateOrderBy = map[ports.CandidateOrder]string{
+	ports.OrderRandom:      "random()",
+	ports.OrderLongestIdle: "idle_since NULLS FIRST, id",
+	ports.OrderLeastLoaded: "open_sessions, idle_since NULLS FIRST, id",
+}
+
+// Candidates implements ports.MitraQueries: the available mitras (the scan
+// of AvailableMitras, on mitras_reachable_idx), with their open sessions and
+// idle time, ordered and cut to the limit in the database. It is the fallback
+// of the mirror's candidate read: its cost grows with the online mitras.
+func (s *Store) Candidates(ctx context.Context, q ports.CandidateQuery) ([]ports.Candidate, error) {
+	order, ok := candidateOrderBy[q.Order]
+	if !ok {
+		return nil, fmt.Errorf("postgres: candidates: unknown order %d", q.Order)
+	}
+	if q.Limit <= 0 {
+		return []ports.Candidate{}, nil
+	}
+	var rows []candidateRow
+	err := s.db.NewRaw(`
+		SELECT id, open_sessions, idle_since FROM (
+			SELECT m.id, m.capacity, `+activeSessionsExpr+` AS open_sessions, `+idleSinceExpr+` AS idle_since
+			FROM mitras m
+			WHERE `+offerableCond+` AND NOT (m.id = ANY(?1::uuid[]))
+		) c
+		WHERE open_sessions < capacity
+		ORDER BY `+order+`
+		LIMIT ?2`,
+		ts(q.FreshSince), pgdialect.Array(parseIDs(q.Exclude)), q.Limit,
+	).Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: candidates: %w", translate(err))
+	}
+	out := make([]ports.Candidate, len(rows))
+	for i, r := range rows {
+		out[i] = ports.Candidate{ID: r.ID, OpenSessions: r.OpenSessions}
+		if r.IdleSince != nil {
+			out[i].IdleSince = utc(*r.IdleSince)
+		}
 	}
 	return out, nil
 }

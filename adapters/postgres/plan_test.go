@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/halobestie/mitra-availability/adapters/postgres/pgtest"
+	"github.com/halobestie/mitra-availability/ports"
 )
 
 // queryRecorder is a bun.QueryHook that keeps the SQL of every statement.
@@ -58,17 +60,35 @@ func TestQueryPlans(t *testing.T) {
 		{
 			name: "DueTimers",
 			call: func() error { _, err := s.DueTimers(ctx, time.Now(), 100); return err },
-			uses: []string{"chat_sessions_offer_expires_idx", "chat_sessions_payment_due_idx", "chat_sessions_warn_idx", "chat_sessions_expires_idx"},
+			uses: []string{"chat_sessions_offer_expires_idx", "chat_sessions_payment_due_idx", "chat_sessions_warn_idx", "chat_sessions_expires_idx", "chat_sessions_next_batch_idx"},
 		},
 		{
 			name: "NextTimer",
 			call: func() error { _, _, err := s.NextTimer(ctx); return err },
-			uses: []string{"chat_sessions_offer_expires_idx", "chat_sessions_payment_due_idx", "chat_sessions_warn_idx", "chat_sessions_expires_idx"},
+			uses: []string{"chat_sessions_offer_expires_idx", "chat_sessions_payment_due_idx", "chat_sessions_warn_idx", "chat_sessions_expires_idx", "chat_sessions_next_batch_idx"},
 		},
 		{
 			name: "SessionsOf",
 			call: func() error { _, err := s.SessionsOf(ctx, id, 20); return err },
 			uses: []string{"chat_sessions_customer_created_idx", "chat_sessions_mitra_created_idx"},
+		},
+		{
+			name: "Mitra",
+			call: func() error {
+				if _, err := s.Mitra(ctx, id); !errors.Is(err, ports.ErrNotFound) {
+					return err
+				}
+				return nil
+			},
+			uses: []string{"chat_sessions_mitra_open_idx", "chat_sessions_mitra_ended_idx"},
+		},
+		{
+			name: "Candidates",
+			call: func() error {
+				_, err := s.Candidates(ctx, ports.CandidateQuery{FreshSince: time.Now(), Order: ports.OrderLongestIdle, Limit: 3})
+				return err
+			},
+			uses: []string{"mitras_reachable_idx", "chat_sessions_mitra_open_idx", "chat_sessions_mitra_ended_idx"},
 		},
 		{
 			name:    "MirrorTruth",

@@ -35,6 +35,8 @@ type chatSessionRow struct {
 	EndedAt          *time.Time `bun:"ended_at"`
 	OfferedMitraIDs  []string   `bun:"offered_mitra_ids,array"`
 	ExcludedMitraIDs []string   `bun:"excluded_mitra_ids,array"`
+	NextBatchAt      *time.Time `bun:"next_batch_at"`
+	BatchStart       int        `bun:"batch_start"`
 	UpdatedAt        time.Time  `bun:"updated_at"`
 }
 
@@ -44,6 +46,7 @@ var sessionMutableColumns = []string{
 	"mitra_id", "status", "end_reason", "duration_minutes", "paid", "remaining_seconds",
 	"searching_since", "offer_expires_at", "payment_due_at", "accepted_at", "started_at",
 	"expires_at", "warn_at", "warning_sent_at", "ended_at", "offered_mitra_ids", "excluded_mitra_ids",
+	"next_batch_at", "batch_start",
 }
 
 // sessionInsertColumns are the columns CreateSession writes; created_at and
@@ -71,6 +74,8 @@ func toPortsSession(r chatSessionRow) ports.Session {
 		EndedAt:          utcPtr(r.EndedAt),
 		OfferedMitraIDs:  nonNil(r.OfferedMitraIDs),
 		ExcludedMitraIDs: nonNil(r.ExcludedMitraIDs),
+		NextBatchAt:      utcPtr(r.NextBatchAt),
+		BatchStart:       r.BatchStart,
 		UpdatedAt:        utc(r.UpdatedAt),
 	}
 	if r.EndReason != nil {
@@ -100,6 +105,8 @@ func toSessionRow(s ports.Session) (chatSessionRow, error) {
 		WarnAt:           tsPtr(s.WarnAt),
 		WarningSentAt:    tsPtr(s.WarningSentAt),
 		EndedAt:          tsPtr(s.EndedAt),
+		NextBatchAt:      tsPtr(s.NextBatchAt),
+		BatchStart:       s.BatchStart,
 	}
 	if s.MitraID != nil {
 		key, ok := parseID(*s.MitraID)
@@ -348,8 +355,9 @@ type dueTimerRow struct {
 	At        time.Time `bun:"at"`
 }
 
-// timerBranches are the four deadlines, one SELECT each over its partial index
-// (chat_sessions_offer_expires_idx, _payment_due_idx, _warn_idx, _expires_idx).
+// timerBranches are the five deadlines, one SELECT each over its partial index
+// (chat_sessions_offer_expires_idx, _payment_due_idx, _warn_idx, _expires_idx,
+// _next_batch_idx).
 // ?0 is the limit; cond is appended to each deadline column ("<= ?1" or "").
 func timerBranches(cond string) string {
 	branch := func(kind, col, where string) string {
@@ -359,7 +367,8 @@ func timerBranches(cond string) string {
 	return branch(string(ports.TimerPairing), "offer_expires_at", "status = 'searching'") +
 		" UNION ALL " + branch(string(ports.TimerPayment), "payment_due_at", "status = 'pending_payment'") +
 		" UNION ALL " + branch(string(ports.TimerWarning), "warn_at", "status = 'active' AND warning_sent_at IS NULL") +
-		" UNION ALL " + branch(string(ports.TimerExpiry), "expires_at", "status = 'active'")
+		" UNION ALL " + branch(string(ports.TimerExpiry), "expires_at", "status = 'active'") +
+		" UNION ALL " + branch(string(ports.TimerBatch), "next_batch_at", "status = 'searching' AND next_batch_at IS NOT NULL")
 }
 
 // dueTimersQuery takes at most limit due deadlines of each kind from its index
@@ -390,7 +399,7 @@ type nextTimerRow struct {
 	At *time.Time `bun:"at"`
 }
 
-// NextTimer implements ports.SessionStore: the least of the four minimums, each
+// NextTimer implements ports.SessionStore: the least of the five minimums, each
 // read from the first entry of its partial index.
 func (s *Store) NextTimer(ctx context.Context) (time.Time, bool, error) {
 	var row nextTimerRow
@@ -398,7 +407,8 @@ func (s *Store) NextTimer(ctx context.Context) (time.Time, bool, error) {
 		(SELECT min(offer_expires_at) FROM chat_sessions WHERE status = 'searching'),
 		(SELECT min(payment_due_at) FROM chat_sessions WHERE status = 'pending_payment'),
 		(SELECT min(warn_at) FROM chat_sessions WHERE status = 'active' AND warning_sent_at IS NULL),
-		(SELECT min(expires_at) FROM chat_sessions WHERE status = 'active')
+		(SELECT min(expires_at) FROM chat_sessions WHERE status = 'active'),
+		(SELECT min(next_batch_at) FROM chat_sessions WHERE status = 'searching' AND next_batch_at IS NOT NULL)
 	) AS at`).Scan(ctx, &row)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("postgres: next timer: %w", translate(err))

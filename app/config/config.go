@@ -35,8 +35,12 @@ const (
 	PushFCM       = "fcm"
 )
 
-// RoutingBlast is the routing strategy this build serves (ROUTING_STRATEGY).
-const RoutingBlast = "blast"
+// Routing strategies (ROUTING_STRATEGY, docs/contract.md §11).
+const (
+	RoutingBlast       = "blast"
+	RoutingLongestIdle = "longest_idle"
+	RoutingLeastLoaded = "least_loaded"
+)
 
 // DefaultFCMEndpoint is the base URL of FCM's HTTP v1 API.
 const DefaultFCMEndpoint = "https://fcm.googleapis.com"
@@ -73,6 +77,8 @@ type Config struct {
 	SessionWarningLead   time.Duration
 	RoutingStrategy      string
 	BlastLimit           int
+	OfferBatchSize       int
+	OfferBatchInterval   time.Duration
 	ShutdownTimeout      time.Duration
 	EventRetention       time.Duration
 	LogLevel             string
@@ -131,6 +137,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.SessionWarningLead = r.seconds("SESSION_WARNING_LEAD_SECONDS", 180)
 	c.RoutingStrategy = r.str("ROUTING_STRATEGY", RoutingBlast)
 	c.BlastLimit = r.integer("BLAST_LIMIT", 0, 0, 1_000_000)
+	c.OfferBatchSize = r.integer("OFFER_BATCH_SIZE", 3, 1, 1000)
+	c.OfferBatchInterval = r.seconds("OFFER_BATCH_SECONDS", 15)
 	c.PushBackend = r.str("PUSH_BACKEND", PushNone)
 	c.FCMProjectID = r.str("FCM_PROJECT_ID", "")
 	c.FCMCredentialsFile = r.str("FCM_CREDENTIALS_FILE", "")
@@ -225,9 +233,7 @@ func (c Config) Validate() error {
 		return &Error{"ADMIN_PHONE", "and ADMIN_PASSWORD must be set together"}
 	case c.HTTPAddr == "":
 		return &Error{"HTTP_ADDR", "must not be empty"}
-	case c.RoutingStrategy == "longest_idle" || c.RoutingStrategy == "least_loaded":
-		return &Error{"ROUTING_STRATEGY", fmt.Sprintf("%s is not served by this build yet; only blast is", c.RoutingStrategy)}
-	case c.RoutingStrategy != RoutingBlast:
+	case c.RoutingStrategy != RoutingBlast && c.RoutingStrategy != RoutingLongestIdle && c.RoutingStrategy != RoutingLeastLoaded:
 		return &Error{"ROUTING_STRATEGY", fmt.Sprintf("must be blast, longest_idle or least_loaded, not %q", c.RoutingStrategy)}
 	case strings.ContainsAny(c.ValkeyPrefix, "{}"):
 		return &Error{"VALKEY_KEY_PREFIX", "must not contain { or }: the service's keys carry their own hash tag"}

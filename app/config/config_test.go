@@ -81,6 +81,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"SESSION_WARNING_LEAD_SECONDS":     {"SESSION_WARNING_LEAD_SECONDS": "1.5"},
 		"BLAST_LIMIT":                      {"BLAST_LIMIT": "-1"},
 		"ROUTING_STRATEGY":                 {"ROUTING_STRATEGY": "random"},
+		"OFFER_BATCH_SIZE":                 {"OFFER_BATCH_SIZE": "0"},
+		"OFFER_BATCH_SECONDS":              {"OFFER_BATCH_SECONDS": "1.5"},
 		"LOGIN_MAX_FAILURES":               {"LOGIN_MAX_FAILURES": "0"},
 		"LOGIN_WINDOW_SECONDS":             {"LOGIN_WINDOW_SECONDS": "15m"},
 		"LOGIN_MAX_PER_ADDRESS":            {"LOGIN_MAX_PER_ADDRESS": "-1"},
@@ -108,13 +110,25 @@ func TestRouting(t *testing.T) {
 	if err != nil || c.BlastLimit != 50 {
 		t.Fatalf("BLAST_LIMIT=50: %d, %v", c.BlastLimit, err)
 	}
-	// The contract's other strategies are named, but this build refuses them
-	// rather than blast in their place.
-	for _, s := range []string{"longest_idle", "least_loaded"} {
-		_, err := Load(env(map[string]string{"ROUTING_STRATEGY": s}))
+	if c.OfferBatchSize != 3 || c.OfferBatchInterval != 15*time.Second {
+		t.Fatalf("batch defaults: size %d every %v; want 3 every 15s", c.OfferBatchSize, c.OfferBatchInterval)
+	}
+	for _, s := range []string{RoutingLongestIdle, RoutingLeastLoaded} {
+		c, err := Load(env(map[string]string{"ROUTING_STRATEGY": s, "OFFER_BATCH_SIZE": "5", "OFFER_BATCH_SECONDS": "7"}))
+		if err != nil || c.RoutingStrategy != s || c.OfferBatchSize != 5 || c.OfferBatchInterval != 7*time.Second {
+			t.Errorf("ROUTING_STRATEGY=%s: %+v, %v", s, c, err)
+		}
+	}
+	for _, bad := range []string{"Blast", "longest-idle", "round_robin"} {
+		_, err := Load(env(map[string]string{"ROUTING_STRATEGY": bad}))
 		var ce *Error
-		if !errors.As(err, &ce) || ce.Var != "ROUTING_STRATEGY" || !strings.Contains(err.Error(), "not served") {
-			t.Errorf("ROUTING_STRATEGY=%s: %v, want a config error saying it is not served", s, err)
+		if !errors.As(err, &ce) || ce.Var != "ROUTING_STRATEGY" || !strings.Contains(err.Error(), "must be blast, longest_idle or least_loaded") {
+			t.Errorf("ROUTING_STRATEGY=%s: %v, want a config error naming the three strategies", bad, err)
+		}
+	}
+	for _, v := range []string{"0", "1001", "x"} {
+		if _, err := Load(env(map[string]string{"OFFER_BATCH_SIZE": v})); err == nil || !strings.Contains(err.Error(), "OFFER_BATCH_SIZE") {
+			t.Errorf("OFFER_BATCH_SIZE=%s: %v, want an error naming it", v, err)
 		}
 	}
 }

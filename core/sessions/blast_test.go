@@ -10,17 +10,28 @@ import (
 	"github.com/halobestie/mitra-availability/ports"
 )
 
+func cands(ids ...string) []ports.Candidate {
+	out := make([]ports.Candidate, len(ids))
+	for i, id := range ids {
+		out[i] = ports.Candidate{ID: id}
+	}
+	return out
+}
+
 func TestBlastChoose(t *testing.T) {
 	ids := []string{"a", "b", "c", "d", "e"}
-	if got := (sessions.Blast{}).Choose(slices.Clone(ids)); !slices.Equal(got, ids) {
-		t.Errorf("no limit: %v, want all", got)
+	if got, batch := (sessions.Blast{}).Choose(cands(ids...)); !slices.Equal(got, ids) || batch != 0 {
+		t.Errorf("no limit: %v batch %d, want all at once", got, batch)
 	}
-	if got := (sessions.Blast{Limit: 5}).Choose(slices.Clone(ids)); len(got) != 5 {
+	if order, limit := (sessions.Blast{Limit: 7}).Read(); order != ports.OrderRandom || limit != 7 {
+		t.Errorf("Read = %v, %d; want a random sample of 7", order, limit)
+	}
+	if got, _ := (sessions.Blast{Limit: 5}).Choose(cands(ids...)); len(got) != 5 {
 		t.Errorf("limit = len: %v, want all", got)
 	}
 	seen := map[string]int{}
 	for range 200 {
-		got := (sessions.Blast{Limit: 2}).Choose(slices.Clone(ids))
+		got, _ := (sessions.Blast{Limit: 2}).Choose(cands(ids...))
 		if len(got) != 2 || got[0] == got[1] || !slices.Contains(ids, got[0]) || !slices.Contains(ids, got[1]) {
 			t.Fatalf("limit 2: %v, want two distinct of %v", got, ids)
 		}

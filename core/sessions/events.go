@@ -35,10 +35,15 @@ func (o *outbox) emit(tx ports.SessionTx, typ string, to []string, at time.Time,
 
 // offer emits session_offer to the mitras x is offered to.
 func (o *outbox) offer(tx ports.SessionTx, x *ports.Session, at time.Time) error {
+	return o.offerTo(tx, x, x.OfferedMitraIDs, at)
+}
+
+// offerTo emits session_offer of x to the mitras to (a new batch).
+func (o *outbox) offerTo(tx ports.SessionTx, x *ports.Session, to []string, at time.Time) error {
 	if x.OfferExpiresAt == nil {
 		return nil
 	}
-	return o.emit(tx, ports.EventSessionOffer, x.OfferedMitraIDs, at, map[string]any{
+	return o.emit(tx, ports.EventSessionOffer, to, at, map[string]any{
 		"type": ports.EventSessionOffer, "session_id": x.ID, "duration_minutes": x.DurationMinutes,
 		"offer_expires_at": x.OfferExpiresAt.UTC(),
 	})

@@ -27,6 +27,8 @@ const (
 // (implemented by *mitras.Service).
 type Availability interface {
 	AvailableMitras(ctx context.Context) ([]string, error)
+	// Candidates returns up to limit available mitras, none of exclude, in order.
+	Candidates(ctx context.Context, order ports.CandidateOrder, limit int, exclude []string) ([]ports.Candidate, error)
 	AvailabilityOf(ctx context.Context, id string) (mitras.Availability, error)
 	RecomputeLoad(ctx context.Context, id string)
 }
@@ -39,6 +41,9 @@ type Config struct {
 	// Router chooses who gets an offer among the available mitras; nil is
 	// Blast{} (every available mitra).
 	Router Router
+	// BatchInterval is how often a search offered in batches widens
+	// (OFFER_BATCH_SECONDS); zero is DefaultBatchInterval.
+	BatchInterval time.Duration
 }
 
 // Service implements the session use cases.
@@ -66,6 +71,12 @@ func NewService(store ports.SessionStore, avail Availability, bus ports.EventBus
 	if cfg.Router == nil {
 		cfg.Router = Blast{}
 	}
+	if cfg.BatchInterval < 0 {
+		return nil, errors.New("sessions: BatchInterval must not be negative")
+	}
+	if cfg.BatchInterval == 0 {
+		cfg.BatchInterval = DefaultBatchInterval
+	}
 	return &Service{store: store, avail: avail, bus: bus, clock: clock, log: log, cfg: cfg, wake: func() {}}, nil
 }
 
@@ -80,7 +91,10 @@ func (s *Service) Request(ctx context.Context, customerID string, durationMinute
 	if durationMinutes < MinDurationMinutes || durationMinutes > MaxDurationMinutes {
 		return View{}, core.Invalid("duration_minutes", "must be an integer from 1 to 240")
 	}
-	var offered []string
+	var (
+		offered []string
+		batched bool
+	)
 	if mitraID != nil {
 		a, err := s.avail.AvailabilityOf(ctx, *mitraID)
 		if err != nil {
@@ -91,11 +105,10 @@ func (s *Service) Request(ctx context.Context, customerID string, durationMinute
 		}
 		offered = []string{*mitraID}
 	} else {
-		ids, err := s.avail.AvailableMitras(ctx)
-		if err != nil {
-			return View{}, fmt.Errorf("finding available mitras: %w", err)
+		var err error
+		if offered, batched, err = s.round(ctx, nil); err != nil {
+			return View{}, err
 		}
-		offered = s.cfg.Router.Choose(ids)
 	}
 	if len(offered) == 0 {
 		return View{}, core.ErrNoMitraAvailable
@@ -103,7 +116,7 @@ func (s *Service) Request(ctx context.Context, customerID string, durationMinute
 	now := s.now()
 	deadline := now.Add(s.cfg.PairingTimeout)
 	var out outbox
-	sess, err := s.store.CreateSession(ctx, ports.Session{
+	in := ports.Session{
 		CustomerID:       customerID,
 		Status:           ports.StatusSearching,
 		DurationMinutes:  durationMinutes,
@@ -111,7 +124,11 @@ func (s *Service) Request(ctx context.Context, customerID string, durationMinute
 		OfferExpiresAt:   &deadline,
 		OfferedMitraIDs:  offered,
 		ExcludedMitraIDs: []string{},
-	}, func(_ context.Context, tx ports.SessionTx, x ports.Session) error {
+	}
+	if batched {
+		s.startBatches(&in, now)
+	}
+	sess, err := s.store.CreateSession(ctx, in, func(_ context.Context, tx ports.SessionTx, x ports.Session) error {
 		return out.offer(tx, &x, now)
 	})
 	if errors.Is(err, ports.ErrOpenSessionExists) {
@@ -159,7 +176,7 @@ func (s *Service) Accept(ctx context.Context, mitraID, sessionID string) (View, 
 		others := slices.DeleteFunc(slices.Clone(x.OfferedMitraIDs), func(id string) bool { return id == mitraID })
 		x.MitraID = &mitraID
 		x.AcceptedAt = &now
-		x.OfferExpiresAt = nil
+		x.OfferExpiresAt, x.NextBatchAt = nil, nil
 		if x.Paid {
 			// Rerouted after payment: active at once with the time that remained.
 			remaining := x.DurationMinutes * 60
@@ -209,8 +226,12 @@ func mayAccept(x *ports.Session, mitraID string) error {
 // session again and can no longer accept it; the other offers stand. A
 // repeated decline changes nothing. core.ErrForbidden when the session was
 // not offered to the mitra, core.ErrInvalidState once it is no longer
-// searching.
+// searching. When the search is offered in batches and every mitra of its
+// latest batch has declined, the next batch is due at once (the scheduler
+// adds it, through the same claim as every timer).
 func (s *Service) Decline(ctx context.Context, mitraID, sessionID string) error {
+	now := s.now()
+	widenNow := false
 	_, err := s.store.UpdateSession(ctx, sessionID, func(_ context.Context, _ ports.SessionTx, x *ports.Session) error {
 		if !slices.Contains(x.OfferedMitraIDs, mitraID) && !slices.Contains(x.ExcludedMitraIDs, mitraID) {
 			return fmt.Errorf("%w: this session was not offered to you", core.ErrForbidden)
@@ -222,6 +243,10 @@ func (s *Service) Decline(ctx context.Context, mitraID, sessionID string) error 
 			return errNothingToDo
 		}
 		x.ExcludedMitraIDs = append(x.ExcludedMitraIDs, mitraID)
+		if x.NextBatchAt != nil && x.NextBatchAt.After(now) && latestBatchDeclined(x) {
+			x.NextBatchAt = &now
+			widenNow = true
+		}
 		return nil
 	})
 	if errors.Is(err, errNothingToDo) {
@@ -230,7 +255,10 @@ func (s *Service) Decline(ctx context.Context, mitraID, sessionID string) error 
 	if err != nil {
 		return err
 	}
-	s.log.InfoContext(ctx, "offer declined", "session_id", sessionID, "mitra_id", mitraID)
+	if widenNow {
+		s.wake()
+	}
+	s.log.InfoContext(ctx, "offer declined", "session_id", sessionID, "mitra_id", mitraID, "batch_declined", widenNow)
 	return nil
 }
 
@@ -358,15 +386,23 @@ func end(x *ports.Session, st ports.SessionStatus, reason ports.EndReason, now t
 	x.Status = st
 	x.EndReason = &reason
 	x.EndedAt = &now
-	x.OfferExpiresAt, x.PaymentDueAt, x.WarnAt = nil, nil, nil
+	x.OfferExpiresAt, x.PaymentDueAt, x.WarnAt, x.NextBatchAt = nil, nil, nil, nil
 }
 
 // Reroute releases the session's mitra and searches again among the available
 // mitras, never offering it to a mitra it was rerouted away from.
 func (s *Service) Reroute(ctx context.Context, customerID, sessionID string) (View, error) {
-	available, err := s.avail.AvailableMitras(ctx)
+	cur, err := s.store.Session(ctx, sessionID)
 	if err != nil {
-		return View{}, fmt.Errorf("finding available mitras: %w", err)
+		return View{}, err
+	}
+	exclude := slices.Clone(cur.ExcludedMitraIDs)
+	if cur.MitraID != nil {
+		exclude = append(exclude, *cur.MitraID)
+	}
+	fresh, batched, err := s.round(ctx, exclude)
+	if err != nil {
+		return View{}, err
 	}
 	now := s.now()
 	var (
@@ -395,9 +431,13 @@ func (s *Service) Reroute(ctx context.Context, customerID, sessionID string) (Vi
 		x.SearchingSince = now
 		deadline := now.Add(s.cfg.PairingTimeout)
 		x.OfferExpiresAt = &deadline
-		x.OfferedMitraIDs = s.cfg.Router.Choose(slices.DeleteFunc(slices.Clone(available), func(id string) bool {
+		x.OfferedMitraIDs = slices.DeleteFunc(slices.Clone(fresh), func(id string) bool {
 			return slices.Contains(x.ExcludedMitraIDs, id)
-		}))
+		})
+		x.BatchStart, x.NextBatchAt = 0, nil
+		if batched {
+			s.startBatches(x, now)
+		}
 		if err := out.update(tx, x, now, released); err != nil {
 			return err
 		}

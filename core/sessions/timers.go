@@ -41,6 +41,13 @@ func (s *Service) FireDue(ctx context.Context) (int, error) {
 
 // fire claims one deadline; false when another instance (or a transition) got there first.
 func (s *Service) fire(ctx context.Context, d ports.DueTimer, now time.Time) (bool, error) {
+	if d.Kind == ports.TimerBatch {
+		ok, err := s.widen(ctx, d, now)
+		if errors.Is(err, errNotApplicable) || errors.Is(err, ports.ErrNotFound) {
+			return false, nil
+		}
+		return ok, err
+	}
 	var (
 		released string
 		out      outbox

@@ -41,6 +41,7 @@ func RunStoreSuite(t *testing.T, f Factory) {
 	t.Run("UserStore", func(t *testing.T) { RunUserStoreSuite(t, f) })
 	t.Run("MitraStore", func(t *testing.T) { RunMitraStoreSuite(t, f) })
 	t.Run("MitraQueries", func(t *testing.T) { RunMitraQueriesSuite(t, f) })
+	t.Run("Candidates", func(t *testing.T) { RunCandidatesSuite(t, f) })
 	t.Run("AuthStore", func(t *testing.T) { RunAuthStoreSuite(t, f) })
 	t.Run("SessionStats", func(t *testing.T) { RunSessionStatsSuite(t, f) })
 	t.Run("AvailabilityTruth", func(t *testing.T) { RunAvailabilityTruthSuite(t, f) })

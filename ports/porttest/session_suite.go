@@ -792,6 +792,49 @@ func RunSessionStoreSuite(t *testing.T, f Factory) {
 			}
 		})
 	}
+	// docs/contract.md §11: the next batch of a search offered in batches is a
+	// deadline like the others, only while searching; the batch start round-trips.
+	parallel(t, "BatchTimer", f, func(t *testing.T, st Stores) {
+		batched := createSession(t, st, newCustomer(t, st).ID, func(s *ports.Session) {
+			s.OfferExpiresAt = ptr(at(time.Minute))
+			s.NextBatchAt = ptr(at(15 * time.Second))
+		})
+		assertTimePtr(t, "next batch at", batched.NextBatchAt, at(15*time.Second))
+		checkNext(t, st, at(15*time.Second), true)
+		checkDue(t, st, at(15*time.Second).Add(-time.Microsecond), 10, []ports.DueTimer{})
+		checkDue(t, st, at(15*time.Second), 10, []ports.DueTimer{
+			{SessionID: batched.ID, Kind: ports.TimerBatch, At: at(15 * time.Second)},
+		})
+		m := newMitra(t, st, 1)
+		taken := createSession(t, st, newCustomer(t, st).ID, func(s *ports.Session) {
+			s.Status = ports.StatusPendingPayment
+			s.MitraID = &m.ID
+			s.PaymentDueAt = ptr(at(time.Hour))
+			s.NextBatchAt = ptr(at(time.Second)) // left over: not a timer once the search is over
+		})
+		_ = taken
+		upd := updateSession(t, st, batched.ID, func(s *ports.Session) {
+			s.OfferedMitraIDs = []string{m.ID, randomUUID(t), randomUUID(t)}
+			s.BatchStart = 1
+			s.NextBatchAt = ptr(at(30 * time.Second))
+		})
+		if got := getSession(t, st, batched.ID); got.BatchStart != 1 || upd.BatchStart != 1 || len(got.OfferedMitraIDs) != 3 {
+			t.Errorf("batch start %d (returned %d), offered %v; want 1 and three", got.BatchStart, upd.BatchStart, got.OfferedMitraIDs)
+		}
+		checkDue(t, st, at(time.Minute), 10, []ports.DueTimer{
+			{SessionID: batched.ID, Kind: ports.TimerBatch, At: at(30 * time.Second)},
+			{SessionID: batched.ID, Kind: ports.TimerPairing, At: at(time.Minute)},
+		})
+		checkNext(t, st, at(30*time.Second), true)
+		updateSession(t, st, batched.ID, func(s *ports.Session) { s.NextBatchAt = nil })
+		checkNext(t, st, at(time.Minute), true)
+		if _, err := st.Sessions.UpdateSession(t.Context(), batched.ID, func(_ context.Context, _ ports.SessionTx, s *ports.Session) error {
+			s.BatchStart = -1
+			return nil
+		}); err == nil {
+			t.Error("a negative batch start was stored")
+		}
+	})
 }
 
 // race runs fn(0) … fn(n-1) in n goroutines released at the same moment and
@@ -828,4 +871,5 @@ func checkRace(t *testing.T, errs []error, wantWins int, loserErr error) []int {
 		t.Errorf("%d racers won (%v), want exactly %d", len(winners), winners, wantWins)
 	}
 	return winners
+
 }
