@@ -2,9 +2,10 @@ package e2e
 
 import (
 	"net/http"
-	"reflect"
 	"testing"
 	"time"
+
+	"github.com/halobestie/mitra-availability/client"
 )
 
 // docs/contract.md §4 and §5: an admin creates, reads and patches a mitra; deactivation
@@ -19,31 +20,31 @@ func TestAdminMitraLifecycle(t *testing.T) {
 	admin := s.adminToken(t)
 
 	phone := randomPhone(t)
-	created := s.createMitra(t, admin, map[string]any{
-		"phone": phone, "password": "mitra-password", "display_name": "Fajar", "capacity": 3,
+	three := 3
+	created := s.createMitra(t, admin, client.CreateMitraRequest{
+		Phone: phone, Password: "mitra-password", DisplayName: "Fajar", Capacity: &three,
 	})
-	checkMitraView(t, "created mitra", created)
-	want := map[string]any{
-		"display_name": "Fajar", "phone": phone, "is_active": true, "is_online": false,
-		"capacity": float64(3), "active_sessions": float64(0), "last_heartbeat_at": nil,
-		"reachable": false, "available": false,
+	if want := (client.Mitra{
+		ID: created.ID, DisplayName: "Fajar", Phone: phone, IsActive: true, IsOnline: false,
+		Presence: client.MitraPresenceOffline, Capacity: 3, ActiveSessions: 0, LastHeartbeatAt: nil,
+		Reachable: false, Available: false,
+	}); !sameJSON(created, want) {
+		t.Fatalf("created mitra = %s, want %s", jsonOf(created), jsonOf(want))
 	}
-	expectFields(t, "created mitra", created, want)
-	id := created["id"].(string)
+	id := created.ID
 
-	if got := s.mitraView(t, admin, id); !reflect.DeepEqual(got, created) {
-		t.Fatalf("GET mitra = %v, want the created view %v", got, created)
+	if got := s.mitraView(t, admin, id); !sameJSON(got, created) {
+		t.Fatalf("GET mitra = %s, want the created view %s", jsonOf(got), jsonOf(created))
 	}
 
 	// Without capacity, a new mitra gets DEFAULT_MITRA_CAPACITY.
-	other := s.createMitra(t, admin, map[string]any{
-		"phone": randomPhone(t), "password": "mitra-password", "display_name": "Gita",
+	other := s.createMitra(t, admin, client.CreateMitraRequest{
+		Phone: randomPhone(t), Password: "mitra-password", DisplayName: "Gita",
 	})
-	checkMitraView(t, "mitra without capacity", other)
-	if other["capacity"] != float64(2) {
-		t.Fatalf("capacity of a mitra created without one = %v, want 2 (DEFAULT_MITRA_CAPACITY)", other["capacity"])
+	if other.Capacity != 2 {
+		t.Fatalf("capacity of a mitra created without one = %d, want 2 (DEFAULT_MITRA_CAPACITY)", other.Capacity)
 	}
-	if other["id"] == id {
+	if other.ID == id {
 		t.Fatal("two mitras got the same id")
 	}
 
@@ -58,7 +59,7 @@ func TestAdminMitraLifecycle(t *testing.T) {
 	}
 
 	// A well-formed id that is no mitra is 404 not_found.
-	customerID := s.login(t, customerPhone, "customer-password").Body["user"].(map[string]any)["id"].(string)
+	customerID := s.login(t, customerPhone, "customer-password").User.ID
 	for _, missing := range []string{"00000000-0000-4000-8000-000000000000", customerID} {
 		wantError(t, "GET unknown mitra", s.get(t, "/api/admin/mitras/"+missing, admin), http.StatusNotFound, "not_found")
 		r := s.request(t, http.MethodPatch, "/api/admin/mitras/"+missing, admin, map[string]any{"capacity": 2})
@@ -67,44 +68,41 @@ func TestAdminMitraLifecycle(t *testing.T) {
 
 	// The mitra logs in and goes online.
 	mitra := s.login(t, phone, "mitra-password")
-	if mu := mitra.Body["user"].(map[string]any); mu["role"] != "mitra" || mu["id"] != id {
-		t.Fatalf("mitra login user = %v, want role mitra, id %s", mu, id)
+	if mu := mitra.User; mu.Role != client.UserRoleMitra || mu.ID != id {
+		t.Fatalf("mitra login user = %s, want role mitra, id %s", jsonOf(mu), id)
 	}
-	self := s.get(t, "/api/mitra/status", mitra.Access)
-	wantStatus(t, "GET /api/mitra/status", self, http.StatusOK)
-	if !reflect.DeepEqual(self.Body, created) {
-		t.Fatalf("the mitra's own view = %v, want %v", self.Body, created)
+	self := mitraOf(t, "GET /api/mitra/status", s.get(t, "/api/mitra/status", mitra.Access), http.StatusOK)
+	if !sameJSON(self, created) {
+		t.Fatalf("the mitra's own view = %s, want %s", jsonOf(self), jsonOf(created))
 	}
-	r := s.request(t, http.MethodPost, "/api/mitra/status/online", mitra.Access, nil)
-	wantStatus(t, "go online", r, http.StatusOK)
-	checkMitraView(t, "online", r.Body)
-	expectFields(t, "online", r.Body, map[string]any{"is_online": true, "reachable": true, "available": true})
-	if r.Body["last_heartbeat_at"] == nil {
+	online := mitraOf(t, "go online", s.request(t, http.MethodPost, "/api/mitra/status/online", mitra.Access, nil), http.StatusOK)
+	wantMitraState(t, "online", online, true, true, true)
+	if online.LastHeartbeatAt == nil {
 		t.Fatal("last_heartbeat_at is null after going online")
 	}
 	wantStatus(t, "heartbeat", s.request(t, http.MethodPost, "/api/mitra/status/heartbeat", mitra.Access, nil), http.StatusNoContent)
-	expectFields(t, "admin view of the online mitra", s.mitraView(t, admin, id),
-		map[string]any{"is_online": true, "reachable": true, "available": true})
+	wantMitraState(t, "admin view of the online mitra", s.mitraView(t, admin, id), true, true, true)
 
 	// PATCH capacity.
-	r = s.request(t, http.MethodPatch, "/api/admin/mitras/"+id, admin, map[string]any{"capacity": 5})
-	wantStatus(t, "PATCH capacity", r, http.StatusOK)
-	checkMitraView(t, "patched", r.Body)
-	expectFields(t, "patched", r.Body, map[string]any{"capacity": float64(5), "is_active": true, "is_online": true})
-	if got := s.mitraView(t, admin, id); !reflect.DeepEqual(got, r.Body) {
-		t.Fatalf("GET after PATCH = %v, want the PATCH answer %v", got, r.Body)
+	patched := mitraOf(t, "PATCH capacity", s.request(t, http.MethodPatch, "/api/admin/mitras/"+id, admin, map[string]any{"capacity": 5}), http.StatusOK)
+	if patched.Capacity != 5 || !patched.IsActive || !patched.IsOnline {
+		t.Fatalf("patched = %s, want capacity 5, active, online", jsonOf(patched))
+	}
+	if got := s.mitraView(t, admin, id); !sameJSON(got, patched) {
+		t.Fatalf("GET after PATCH = %s, want the PATCH answer %s", jsonOf(got), jsonOf(patched))
 	}
 
 	// Deactivate.
-	r = s.request(t, http.MethodPatch, "/api/admin/mitras/"+id, admin, map[string]any{"is_active": false})
-	wantStatus(t, "deactivate", r, http.StatusOK)
-	checkMitraView(t, "deactivated", r.Body)
-	expectFields(t, "deactivated", r.Body, map[string]any{
-		"is_active": false, "is_online": false, "reachable": false, "available": false, "capacity": float64(5),
-	})
-	expectFields(t, "admin view of the deactivated mitra", s.mitraView(t, admin, id), map[string]any{
-		"is_active": false, "is_online": false, "reachable": false, "available": false,
-	})
+	deactivated := mitraOf(t, "deactivate", s.request(t, http.MethodPatch, "/api/admin/mitras/"+id, admin, map[string]any{"is_active": false}), http.StatusOK)
+	if deactivated.IsActive || deactivated.Capacity != 5 {
+		t.Fatalf("deactivated = %s, want inactive, capacity 5", jsonOf(deactivated))
+	}
+	wantMitraState(t, "deactivated", deactivated, false, false, false)
+	if v := s.mitraView(t, admin, id); v.IsActive {
+		t.Fatalf("admin view of the deactivated mitra = %s, want inactive", jsonOf(v))
+	} else {
+		wantMitraState(t, "admin view of the deactivated mitra", v, false, false, false)
+	}
 
 	// Its auth sessions are revoked at once.
 	wantError(t, "refresh of a deactivated mitra", s.refreshResponse(t, mitra.Refresh),
@@ -119,33 +117,37 @@ func TestAdminMitraLifecycle(t *testing.T) {
 		r := s.request(t, ep.method, ep.path, mitra.Access, nil)
 		wantError(t, ep.method+" "+ep.path+" when deactivated", r, http.StatusForbidden, "account_deactivated")
 	}
-	r = s.request(t, http.MethodPost, "/api/auth/login", "", map[string]any{"phone": phone, "password": "mitra-password"})
+	r := s.request(t, http.MethodPost, "/api/auth/login", "", map[string]any{"phone": phone, "password": "mitra-password"})
 	wantError(t, "login of a deactivated mitra", r, http.StatusForbidden, "account_deactivated")
 	// Still deactivated and offline: the refused calls changed nothing.
-	expectFields(t, "after the refused calls", s.mitraView(t, admin, id), map[string]any{"is_active": false, "is_online": false})
+	if v := s.mitraView(t, admin, id); v.IsActive || v.IsOnline {
+		t.Fatalf("after the refused calls = %s, want inactive and offline", jsonOf(v))
+	}
 
 	// The dashboard counts it (the counts may lag by the snapshot TTL, 1 s here).
-	dash := waitDashboard(t, s, admin, func(d map[string]any) bool {
-		return d["deactivated_mitras"] == float64(1) && d["online_mitras"] == float64(0)
+	dash := waitDashboard(t, s, admin, func(d client.Dashboard) bool {
+		return d.DeactivatedMitras == 1 && d.OnlineMitras == 0
 	})
 	checkDashboard(t, dash)
 
 	// Reactivate: it can log in again and is offline until it goes online.
-	r = s.request(t, http.MethodPatch, "/api/admin/mitras/"+id, admin, map[string]any{"is_active": true})
-	wantStatus(t, "reactivate", r, http.StatusOK)
-	expectFields(t, "reactivated", r.Body, map[string]any{
-		"is_active": true, "is_online": false, "reachable": false, "available": false,
-	})
+	reactivated := mitraOf(t, "reactivate", s.request(t, http.MethodPatch, "/api/admin/mitras/"+id, admin, map[string]any{"is_active": true}), http.StatusOK)
+	if !reactivated.IsActive {
+		t.Fatalf("reactivated = %s, want active", jsonOf(reactivated))
+	}
+	wantMitraState(t, "reactivated", reactivated, false, false, false)
 	again := s.login(t, phone, "mitra-password")
-	self = s.get(t, "/api/mitra/status", again.Access)
-	wantStatus(t, "GET /api/mitra/status after reactivation", self, http.StatusOK)
-	expectFields(t, "own view after reactivation", self.Body, map[string]any{"is_active": true, "is_online": false})
+	own := mitraOf(t, "GET /api/mitra/status after reactivation", s.get(t, "/api/mitra/status", again.Access), http.StatusOK)
+	if !own.IsActive || own.IsOnline {
+		t.Fatalf("own view after reactivation = %s, want active and offline", jsonOf(own))
+	}
 	wantError(t, "heartbeat while offline",
 		s.request(t, http.MethodPost, "/api/mitra/status/heartbeat", again.Access, nil),
 		http.StatusConflict, "not_online")
-	r = s.request(t, http.MethodPost, "/api/mitra/status/online", again.Access, nil)
-	wantStatus(t, "online after reactivation", r, http.StatusOK)
-	expectFields(t, "online after reactivation", r.Body, map[string]any{"is_active": true, "is_online": true, "reachable": true})
+	back := mitraOf(t, "online after reactivation", s.request(t, http.MethodPost, "/api/mitra/status/online", again.Access, nil), http.StatusOK)
+	if !back.IsActive || !back.IsOnline || !back.Reachable {
+		t.Fatalf("online after reactivation = %s, want active, online, reachable", jsonOf(back))
+	}
 }
 
 // docs/contract.md §2: the wrong role is 403 forbidden; no or bad credentials 401.
@@ -154,8 +156,8 @@ func TestRoleChecks(t *testing.T) {
 	s := startServer(t, nil)
 	admin := s.adminToken(t)
 	mitraPhone := randomPhone(t)
-	m := s.createMitra(t, admin, map[string]any{"phone": mitraPhone, "password": "mitra-password", "display_name": "Indra"})
-	mitraID := m["id"].(string)
+	m := s.createMitra(t, admin, client.CreateMitraRequest{Phone: mitraPhone, Password: "mitra-password", DisplayName: "Indra"})
+	mitraID := m.ID
 	mitra := s.login(t, mitraPhone, "mitra-password").Access
 	customerPhone := randomPhone(t)
 	s.signupCustomer(t, customerPhone, "customer-password", "Joko")
@@ -193,64 +195,42 @@ func TestRoleChecks(t *testing.T) {
 
 	// The refused calls changed nothing: the mitra is as created, still active
 	// and offline, and the refused creation made no account.
-	if got := s.mitraView(t, admin, mitraID); !reflect.DeepEqual(got, m) {
-		t.Fatalf("mitra after refused calls = %v, want %v", got, m)
+	if got := s.mitraView(t, admin, mitraID); !sameJSON(got, m) {
+		t.Fatalf("mitra after refused calls = %s, want %s", jsonOf(got), jsonOf(m))
 	}
 	r := s.request(t, http.MethodPost, "/api/auth/login", "", map[string]any{"phone": newPhone, "password": "mitra-password"})
 	wantError(t, "login of the refused mitra", r, http.StatusUnauthorized, "invalid_credentials")
-	s.createMitra(t, admin, map[string]any{"phone": newPhone, "password": "mitra-password", "display_name": "Now"})
-}
-
-// expectFields fails the test unless v[k] equals want[k] for every k of want.
-func expectFields(t *testing.T, what string, v map[string]any, want map[string]any) {
-	t.Helper()
-	for k, w := range want {
-		got, ok := v[k]
-		if !ok {
-			t.Fatalf("%s: field %q missing from %v", what, k, v)
-		}
-		if !reflect.DeepEqual(got, w) {
-			t.Fatalf("%s: %s = %#v, want %#v (view: %v)", what, k, got, w, v)
-		}
-	}
+	s.createMitra(t, admin, client.CreateMitraRequest{Phone: newPhone, Password: "mitra-password", DisplayName: "Now"})
 }
 
 // waitDashboard polls GET /api/admin/dashboard until ok accepts it (the counts
 // may lag by AVAILABILITY_SNAPSHOT_TTL_SECONDS) and returns it.
-func waitDashboard(t *testing.T, s *Server, admin string, ok func(map[string]any) bool) map[string]any {
+func waitDashboard(t *testing.T, s *Server, admin string, ok func(client.Dashboard) bool) client.Dashboard {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		r := s.get(t, "/api/admin/dashboard", admin)
-		wantStatus(t, "GET /api/admin/dashboard", r, http.StatusOK)
-		if ok(r.Body) {
-			return r.Body
+		d := viewOf[client.Dashboard](t, "GET /api/admin/dashboard", s.get(t, "/api/admin/dashboard", admin), http.StatusOK)
+		if ok(d) {
+			return d
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("dashboard did not reach the expected counts: %s", r.Raw)
+			t.Fatalf("dashboard did not reach the expected counts: %s", jsonOf(d))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-// checkDashboard asserts the dashboard's shape (docs/contract.md §4) with CACHE_BACKEND=memory.
-func checkDashboard(t *testing.T, d map[string]any) {
+// checkDashboard asserts the dashboard (docs/contract.md §4) of a server with
+// CACHE_BACKEND=memory and no session.
+func checkDashboard(t *testing.T, d client.Dashboard) {
 	t.Helper()
-	for _, k := range []string{"online_mitras", "available_mitras", "deactivated_mitras"} {
-		num(t, "dashboard", d, k)
+	if d.OnlineMitras < 0 || d.AvailableMitras < 0 || d.DeactivatedMitras < 0 {
+		t.Fatalf("dashboard counts a negative number: %s", jsonOf(d))
 	}
-	sessions, ok := d["sessions"].(map[string]any)
-	if !ok {
-		t.Fatalf("dashboard.sessions = %v, want an object", d["sessions"])
+	if d.Sessions.Searching != 0 || d.Sessions.PendingPayment != 0 || d.Sessions.Active != 0 {
+		t.Fatalf("dashboard.sessions = %s, want all 0", jsonOf(d.Sessions))
 	}
-	for _, k := range []string{"searching", "pending_payment", "active"} {
-		if n := num(t, "dashboard.sessions", sessions, k); n != 0 {
-			t.Fatalf("dashboard.sessions.%s = %v, want 0", k, n)
-		}
+	if d.Cache.Backend != client.DashboardCacheBackendMemory || !d.Cache.Healthy {
+		t.Fatalf("dashboard.cache = %s, want memory, healthy", jsonOf(d.Cache))
 	}
-	cache, ok := d["cache"].(map[string]any)
-	if !ok {
-		t.Fatalf("dashboard.cache = %v, want an object", d["cache"])
-	}
-	expectFields(t, "dashboard.cache", cache, map[string]any{"backend": "memory", "healthy": true})
 }

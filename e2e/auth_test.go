@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/halobestie/mitra-availability/client"
 )
 
 // docs/contract.md §3: POST /api/customers creates a customer and answers its user view;
@@ -169,7 +171,7 @@ func TestTokenKinds(t *testing.T) {
 		http.StatusUnauthorized, "unauthenticated")
 
 	mitraPhone := randomPhone(t)
-	s.createMitra(t, admin.Access, map[string]any{"phone": mitraPhone, "password": "mitra-password", "display_name": "Dewi"})
+	s.createMitra(t, admin.Access, client.CreateMitraRequest{Phone: mitraPhone, Password: "mitra-password", DisplayName: "Dewi"})
 	mitra := s.login(t, mitraPhone, "mitra-password")
 	wantStatus(t, "mitra status with the access token", s.get(t, "/api/mitra/status", mitra.Access), http.StatusOK)
 	wantError(t, "mitra refresh token as Bearer", s.get(t, "/api/mitra/status", mitra.Refresh),

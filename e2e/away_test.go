@@ -3,6 +3,8 @@ package e2e
 import (
 	"net/http"
 	"testing"
+
+	"github.com/halobestie/mitra-availability/client"
 )
 
 // docs/contract.md §12, on two instances sharing Postgres and Valkey: an away mitra
@@ -21,15 +23,14 @@ func TestAwayPresence(t *testing.T) {
 	// A session with the mitra, then the mitra goes away on A: the session goes on.
 	id := b.requestSession(t, cust, 5)
 	wantStatus(t, "accept", a.post(t, "/api/sessions/"+id+"/accept", m.Token, nil), http.StatusOK)
-	r := a.post(t, "/api/mitra/status/away", m.Token, nil)
-	wantStatus(t, "POST /api/mitra/status/away", r, http.StatusOK)
-	checkMitraView(t, "away answer", r.Body)
-	expectFields(t, "away answer", r.Body, map[string]any{
-		"presence": "away", "is_online": true, "reachable": true, "available": false, "active_sessions": float64(1),
-	})
-	expectFields(t, "away on B", b.mitraView(t, admin, m.ID), map[string]any{"presence": "away", "available": false})
-	expectFields(t, "availability on B", b.get(t, "/api/mitras/"+m.ID+"/availability", cust.Token).Body,
-		map[string]any{"reachable": true, "available": false})
+	away := mitraOf(t, "POST /api/mitra/status/away", a.post(t, "/api/mitra/status/away", m.Token, nil), http.StatusOK)
+	wantPresence(t, "away answer", away, client.MitraPresenceAway)
+	wantMitraState(t, "away answer", away, true, true, false)
+	wantLoad(t, "away answer", away, 1, false)
+	wantPresence(t, "away on B", b.mitraView(t, admin, m.ID), client.MitraPresenceAway)
+	if av := b.availability(t, m.ID, cust.Token); av.MitraID != m.ID || !av.Reachable || av.Available {
+		t.Fatalf("availability on B = %s, want reachable, not available", jsonOf(av))
+	}
 
 	// Heartbeats are accepted on either instance and change nothing.
 	for _, s := range []*Server{a, b} {
@@ -37,8 +38,9 @@ func TestAwayPresence(t *testing.T) {
 	}
 	// The end of its session does not bring it back.
 	wantStatus(t, "end", b.post(t, "/api/sessions/"+id+"/end", cust.Token, nil), http.StatusOK)
-	expectFields(t, "after the session ended", b.mitraView(t, admin, m.ID),
-		map[string]any{"presence": "away", "available": false, "active_sessions": float64(0)})
+	after := b.mitraView(t, admin, m.ID)
+	wantPresence(t, "after the session ended", after, client.MitraPresenceAway)
+	wantLoad(t, "after the session ended", after, 0, false)
 
 	// Nobody else is online: a request finds no mitra.
 	cust2 := a.newCustomer(t)
@@ -50,21 +52,21 @@ func TestAwayPresence(t *testing.T) {
 	// An instance dies and a new one starts (it reseeds the mirror): still away.
 	a.Kill(t)
 	n := c.add(t, nil)
-	expectFields(t, "on a new instance", n.mitraView(t, admin, m.ID), map[string]any{"presence": "away", "available": false})
+	wantPresence(t, "on a new instance", n.mitraView(t, admin, m.ID), client.MitraPresenceAway)
 	wantStatus(t, "heartbeat on the new instance", n.post(t, "/api/mitra/status/heartbeat", m.Token, nil), http.StatusNoContent)
 	wantError(t, "request after the restart", n.post(t, "/api/sessions", cust2.Token,
 		map[string]any{"duration_minutes": 5}), http.StatusConflict, "no_mitra_available")
 
 	// Online again: available and offered.
-	r = n.post(t, "/api/mitra/status/online", m.Token, nil)
-	wantStatus(t, "online", r, http.StatusOK)
-	expectFields(t, "online again", r.Body, map[string]any{"presence": "online", "available": true})
+	again := mitraOf(t, "online", n.post(t, "/api/mitra/status/online", m.Token, nil), http.StatusOK)
+	wantPresence(t, "online again", again, client.MitraPresenceOnline)
+	wantMitraState(t, "online again", again, true, true, true)
 	wm := b.dialWS(t, "mitra on B", m.Token)
 	id2 := n.requestSession(t, cust2, 5)
 	wm.waitFor(t, "offer after online", eventTimeout, event("session_offer", id2))
 
 	// Offline ends away too; away by a customer is 403.
-	r = b.post(t, "/api/mitra/status/offline", m.Token, nil)
-	expectFields(t, "offline", r.Body, map[string]any{"presence": "offline", "is_online": false})
+	wantPresence(t, "offline", mitraOf(t, "offline", b.post(t, "/api/mitra/status/offline", m.Token, nil), http.StatusOK),
+		client.MitraPresenceOffline)
 	wantError(t, "away by a customer", b.post(t, "/api/mitra/status/away", cust.Token, nil), http.StatusForbidden, "forbidden")
 }

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/halobestie/mitra-availability/client"
 )
 
 // badBody is one malformed request body and the field its message must name
@@ -88,8 +90,9 @@ func TestBadInputMitraAdmin(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil)
 	admin := s.adminToken(t)
-	m := s.createMitra(t, admin, map[string]any{"phone": randomPhone(t), "password": "mitra-password", "display_name": "Lina", "capacity": 2})
-	id := m["id"].(string)
+	capacity := 2
+	m := s.createMitra(t, admin, client.CreateMitraRequest{Phone: randomPhone(t), Password: "mitra-password", DisplayName: "Lina", Capacity: &capacity})
+	id := m.ID
 	before := s.mitraView(t, admin, id)
 
 	unchanged := func(t *testing.T) {
@@ -135,7 +138,7 @@ func TestBadInputMitraAdmin(t *testing.T) {
 			r := s.request(t, http.MethodPost, "/api/admin/mitras", admin, strings.ReplaceAll(c.body, "PHONE", phone))
 			wantInvalid(t, c, r)
 			// Nothing was created: the phone is still free.
-			s.createMitra(t, admin, map[string]any{"phone": phone, "password": "mitra-password", "display_name": "Mia"})
+			s.createMitra(t, admin, client.CreateMitraRequest{Phone: phone, Password: "mitra-password", DisplayName: "Mia"})
 		})
 	}
 

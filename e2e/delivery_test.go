@@ -143,13 +143,8 @@ func TestResumeAcrossInstancesAndRestarts(t *testing.T) {
 // still reaches a client connected to the other within 2 s (from the log).
 func TestDeliveryWhileValkeyIsDown(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, 2, map[string]string{"VALKEY_URL": "redis://127.0.0.1:1"})
-	a, b := c.Servers[0], c.Servers[1]
-	admin := a.adminToken(t)
-	m := a.newMitra(t, admin, 1)
-	a.goOnline(t, m)
-	wm := a.dialWS(t, "mitra on A", m.Token)
-	cust := b.newCustomer(t)
+	p := startPair(t, map[string]string{"VALKEY_URL": "redis://127.0.0.1:1"}, 0, 1)
+	b, cust, wm := p.B, p.cust, p.mitraWS[0]
 	start := time.Now()
 	id := b.requestSession(t, cust, 10)
 	f := wm.waitFor(t, "session_offer from B", eventTimeout, event("session_offer", id))

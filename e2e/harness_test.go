@@ -558,6 +558,7 @@ func truncate(b []byte) string {
 type Tokens struct {
 	Access  string
 	Refresh string
+	User    client.User
 	Body    map[string]any
 }
 
@@ -609,20 +610,17 @@ func (s *Server) adminToken(t *testing.T) string {
 	return s.login(t, adminPhone, adminPassword).Access
 }
 
-// createMitra creates a mitra as admin and returns its mitra view.
-func (s *Server) createMitra(t *testing.T, admin string, body map[string]any) map[string]any {
+// createMitra creates a mitra as admin through the typed client and returns
+// its mitra view.
+func (s *Server) createMitra(t *testing.T, admin string, body client.CreateMitraRequest) client.Mitra {
 	t.Helper()
-	r := s.request(t, http.MethodPost, "/api/admin/mitras", admin, body)
-	wantStatus(t, "POST /api/admin/mitras", r, http.StatusCreated)
-	return r.Body
-}
-
-// mitraView fetches a mitra view as admin.
-func (s *Server) mitraView(t *testing.T, admin, id string) map[string]any {
-	t.Helper()
-	r := s.get(t, "/api/admin/mitras/"+id, admin)
-	wantStatus(t, "GET /api/admin/mitras/{id}", r, http.StatusOK)
-	return r.Body
+	resp, err := s.api.CreateMitraWithResponse(ctx(t), body, client.WithToken(admin))
+	if err != nil {
+		t.Fatalf("POST /api/admin/mitras: %v", err)
+	}
+	wantStatus(t, "POST /api/admin/mitras", typed(resp.HTTPResponse, resp.Body), http.StatusCreated)
+	checkMitra(t, "POST /api/admin/mitras", *resp.JSON201)
+	return *resp.JSON201
 }
 
 // tokensOf checks the shape of a login or refresh answer (docs/contract.md §3).
@@ -651,7 +649,7 @@ func tokensOf(t *testing.T, what string, r Response) Tokens {
 		t.Fatalf("%s: user must be a user view object: %s", what, truncate(r.Raw))
 	}
 	checkUserView(t, what+": user", user)
-	return Tokens{Access: access, Refresh: refresh, Body: b}
+	return Tokens{Access: access, Refresh: refresh, User: decode[client.Tokens](t, what, r.Raw).User, Body: b}
 }
 
 // checkUserView asserts that every field of a user view is present and typed.
@@ -675,50 +673,6 @@ func checkUserView(t *testing.T, what string, v map[string]any) {
 		if _, ok := v[k]; ok {
 			t.Fatalf("%s: user view exposes %q", what, k)
 		}
-	}
-}
-
-// mitraViewFields are the fields of a mitra view (docs/contract.md §4).
-var mitraViewFields = []string{
-	"id", "display_name", "phone", "is_active", "is_online", "presence", "capacity",
-	"active_sessions", "last_heartbeat_at", "reachable", "available",
-}
-
-// checkMitraView asserts that every field of a mitra view is present and typed.
-func checkMitraView(t *testing.T, what string, v map[string]any) {
-	t.Helper()
-	if v == nil {
-		t.Fatalf("%s: no mitra view", what)
-	}
-	for _, k := range mitraViewFields {
-		if _, ok := v[k]; !ok {
-			t.Fatalf("%s: field %q missing from mitra view %v (unknown values are null, never omitted)", what, k, v)
-		}
-	}
-	checkUUID(t, what+".id", v["id"])
-	for _, k := range []string{"display_name", "phone"} {
-		if _, ok := v[k].(string); !ok {
-			t.Fatalf("%s: %s %v is not a string", what, k, v[k])
-		}
-	}
-	for _, k := range []string{"is_active", "is_online", "reachable", "available"} {
-		if _, ok := v[k].(bool); !ok {
-			t.Fatalf("%s: %s %v is not a boolean", what, k, v[k])
-		}
-	}
-	for _, k := range []string{"capacity", "active_sessions"} {
-		if n, ok := v[k].(float64); !ok || n < 0 || n != float64(int64(n)) {
-			t.Fatalf("%s: %s %v is not a non-negative integer", what, k, v[k])
-		}
-	}
-	switch p := v["presence"]; {
-	case p == "offline" && v["is_online"] == false, p == "online" && v["is_online"] == true,
-		p == "away" && v["is_online"] == true && v["available"] == false:
-	default:
-		t.Fatalf("%s: presence %v does not agree with is_online %v, available %v", what, p, v["is_online"], v["available"])
-	}
-	if hb := v["last_heartbeat_at"]; hb != nil {
-		checkTime(t, what+".last_heartbeat_at", hb)
 	}
 }
 

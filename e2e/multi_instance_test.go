@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/halobestie/mitra-availability/client"
 )
 
 // Timing of the timer assertions across instances. A deadline fires when
@@ -46,33 +48,29 @@ func TestMultiInstanceRealtime(t *testing.T) {
 
 	// Accepted on A: session_taken reaches mitra 2 on B, the update both
 	// connections of the customer.
-	r := a.post(t, "/api/sessions/"+id+"/accept", m1.Token, nil)
-	wantStatus(t, "accept on A", r, http.StatusOK)
-	pending := r.Body
+	pending := sessionOf(t, "accept on A", a.post(t, "/api/sessions/"+id+"/accept", m1.Token, nil), http.StatusOK)
 	wm2.waitFor(t, "session_taken from A", eventTimeout, event("session_taken", id))
 	for _, w := range append(customer, wm1) {
 		f := w.waitFor(t, "session_update pending_payment", eventTimeout, update(id, "pending_payment"))
-		if !sameSession(f.Session(), pending) {
-			t.Fatalf("%s: session_update %v, want the accept answer %v", w.name, f.Session(), pending)
+		if got := f.sessionView(t); !sameSession(got, pending) {
+			t.Fatalf("%s: session_update %s, want the accept answer %s", w.name, jsonOf(got), jsonOf(pending))
 		}
 	}
 	// Per-session state reads its own writes on any instance.
 	if got := b.getSession(t, id, cust.Token); !sameSession(got, pending) {
-		t.Fatalf("GET on B right after the accept on A = %v, want %v", got, pending)
+		t.Fatalf("GET on B right after the accept on A = %s, want %s", jsonOf(got), jsonOf(pending))
 	}
 
 	// Paid on B: the update reaches mitra 1 on A.
-	r = b.post(t, "/api/sessions/"+id+"/pay", cust.Token, nil)
-	wantStatus(t, "pay on B", r, http.StatusOK)
-	active := r.Body
-	started := timeOf(t, "paid", active, "started_at")
-	expires := timeOf(t, "paid", active, "expires_at")
+	active := sessionOf(t, "pay on B", b.post(t, "/api/sessions/"+id+"/pay", cust.Token, nil), http.StatusOK)
+	started := at(t, "paid.started_at", active.StartedAt)
+	expires := at(t, "paid.expires_at", active.ExpiresAt)
 	wantDuration(t, "expires_at - started_at", expires.Sub(started), time.Minute)
 	for _, w := range append(customer, wm1) {
 		w.waitFor(t, "session_update active", eventTimeout, update(id, "active"))
 	}
-	if got := a.getSession(t, id, m1.Token); got["status"] != "active" || got["expires_at"] != active["expires_at"] {
-		t.Fatalf("GET on A right after the pay on B = %v, want %v", got, active)
+	if got := a.getSession(t, id, m1.Token); got.Status != client.SessionStatusActive || !sameJSON(got.ExpiresAt, active.ExpiresAt) {
+		t.Fatalf("GET on A right after the pay on B = %s, want %s", jsonOf(got), jsonOf(active))
 	}
 
 	// The warning, once, SESSION_WARNING_LEAD_SECONDS before expiry.
@@ -98,12 +96,9 @@ func TestMultiInstanceRealtime(t *testing.T) {
 	}
 	for _, s := range c.Servers {
 		got := s.getSession(t, id, cust.Token)
-		expectFields(t, "expired session", got, map[string]any{
-			"status": "ended", "end_reason": "expired", "mitra_id": m1.ID, "remaining_seconds": float64(0),
-		})
-		within(t, "ended_at", timeOf(t, "expired", got, "ended_at"), expires.Add(-earlySlack), expires.Add(timerSlack))
-		expectFields(t, "mitra 1 after the expiry", s.mitraView(t, admin, m1.ID),
-			map[string]any{"active_sessions": float64(0), "available": true})
+		wantEnded(t, "expired session", got, client.SessionStatusEnded, "expired", m1.ID)
+		within(t, "ended_at", at(t, "expired.ended_at", got.EndedAt), expires.Add(-earlySlack), expires.Add(timerSlack))
+		wantLoad(t, "mitra 1 after the expiry", s.mitraView(t, admin, m1.ID), 0, true)
 	}
 
 	time.Sleep(settleWindow)
@@ -130,23 +125,15 @@ func TestMultiInstanceKill(t *testing.T) {
 	t.Parallel()
 	// Warning 10 s after payment, expiry 60 s after it.
 	const lead = 50 * time.Second
-	c := startCluster(t, 2, map[string]string{"SESSION_WARNING_LEAD_SECONDS": "50"})
-	a, b := c.Servers[0], c.Servers[1]
-	admin := b.adminToken(t)
-	m := a.newMitra(t, admin, 1)
-	a.goOnline(t, m)
-	wmB := b.dialWS(t, "mitra on B", m.Token)
-	wmA := a.dialWS(t, "mitra on A", m.Token)
-	cust := a.newCustomer(t)
-	wcB := b.dialWS(t, "customer on B", cust.Token)
-	wcA := a.dialWS(t, "customer on A", cust.Token)
+	p := startPair(t, map[string]string{"SESSION_WARNING_LEAD_SECONDS": "50"}, 0, 0)
+	a, b, admin, m, cust := p.A, p.B, p.admin, p.mitra, p.cust
+	wmA, wmB, wcA, wcB := p.mitraWS[0], p.mitraWS[1], p.custWS[0], p.custWS[1]
 
 	id := a.requestSession(t, cust, 1)
 	wmB.waitFor(t, "session_offer from A", eventTimeout, event("session_offer", id))
 	wantStatus(t, "accept on A", a.post(t, "/api/sessions/"+id+"/accept", m.Token, nil), http.StatusOK)
-	r := a.post(t, "/api/sessions/"+id+"/pay", cust.Token, nil)
-	wantStatus(t, "pay on A", r, http.StatusOK)
-	expires := timeOf(t, "paid", r.Body, "expires_at")
+	paid := sessionOf(t, "pay on A", a.post(t, "/api/sessions/"+id+"/pay", cust.Token, nil), http.StatusOK)
+	expires := at(t, "paid.expires_at", paid.ExpiresAt)
 	warnAt := expires.Add(-lead)
 	for _, w := range []*WSClient{wcB, wmB, wcA} {
 		w.waitFor(t, "session_update active", eventTimeout, update(id, "active"))
@@ -159,8 +146,10 @@ func TestMultiInstanceKill(t *testing.T) {
 	}
 	// B serves on, and reads the session from the shared store.
 	wantStatus(t, "GET /readyz on B", b.get(t, "/readyz", ""), http.StatusOK)
-	expectFields(t, "session on B after A died", b.getSession(t, id, cust.Token),
-		map[string]any{"status": "active", "mitra_id": m.ID, "expires_at": r.Body["expires_at"]})
+	if got := b.getSession(t, id, cust.Token); got.Status != client.SessionStatusActive || mitraOfSession(got) != m.ID ||
+		!sameJSON(got.ExpiresAt, paid.ExpiresAt) {
+		t.Fatalf("session on B after A died = %s, want active with the mitra, expiring as paid %s", jsonOf(got), jsonOf(paid))
+	}
 
 	waitTimer(t, wcB, "session_warning", warnAt, event("session_warning", id), func(f wsFrame) {
 		if f.Body["kind"] != "three_minutes_left" {
@@ -175,9 +164,11 @@ func TestMultiInstanceKill(t *testing.T) {
 		})
 	}
 	got := b.getSession(t, id, cust.Token)
-	expectFields(t, "session expired by B", got, map[string]any{"status": "ended", "end_reason": "expired"})
-	within(t, "ended_at", timeOf(t, "expired", got, "ended_at"), expires.Add(-earlySlack), expires.Add(timerSlack))
-	expectFields(t, "mitra after the expiry", b.mitraView(t, admin, m.ID), map[string]any{"active_sessions": float64(0)})
+	wantEnded(t, "session expired by B", got, client.SessionStatusEnded, "expired", m.ID)
+	within(t, "ended_at", at(t, "expired.ended_at", got.EndedAt), expires.Add(-earlySlack), expires.Add(timerSlack))
+	if v := b.mitraView(t, admin, m.ID); v.ActiveSessions != 0 {
+		t.Fatalf("mitra after the expiry = %s, want no active session", jsonOf(v))
+	}
 
 	time.Sleep(settleWindow)
 	wcB.wantCount(t, "session_warning", 1, event("session_warning", id))
@@ -198,21 +189,12 @@ func TestMultiInstanceKill(t *testing.T) {
 // nobody accepts ends as unmatched once, at offer_expires_at.
 func TestMultiInstancePairingTimeout(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, 2, map[string]string{"PAIRING_TIMEOUT_SECONDS": "2"})
-	a, b := c.Servers[0], c.Servers[1]
-	admin := a.adminToken(t)
-	m := a.newMitra(t, admin, 1)
-	a.goOnline(t, m)
-	wmA := a.dialWS(t, "mitra on A", m.Token)
-	wmB := b.dialWS(t, "mitra on B", m.Token)
-	cust := b.newCustomer(t)
-	wcA := a.dialWS(t, "customer on A", cust.Token)
-	wcB := b.dialWS(t, "customer on B", cust.Token)
+	p := startPair(t, map[string]string{"PAIRING_TIMEOUT_SECONDS": "2"}, 0, 1)
+	c, a, b, m, cust := p.c, p.A, p.B, p.mitra, p.cust
+	wmA, wmB, wcA, wcB := p.mitraWS[0], p.mitraWS[1], p.custWS[0], p.custWS[1]
 
-	r := b.post(t, "/api/sessions", cust.Token, map[string]any{"duration_minutes": 5})
-	wantStatus(t, "request on B", r, http.StatusCreated)
-	id := r.Body["id"].(string)
-	created := timeOf(t, "created", r.Body, "created_at")
+	requested := sessionOf(t, "request on B", b.post(t, "/api/sessions", cust.Token, map[string]any{"duration_minutes": 5}), http.StatusCreated)
+	id, created := requested.ID, requested.CreatedAt
 	f := wmA.waitFor(t, "session_offer", eventTimeout, event("session_offer", id))
 	wmB.waitFor(t, "session_offer", eventTimeout, event("session_offer", id))
 	deadline := checkTime(t, "offer_expires_at", f.Body["offer_expires_at"])
@@ -227,10 +209,8 @@ func TestMultiInstancePairingTimeout(t *testing.T) {
 	}
 	for _, s := range c.Servers {
 		got := s.getSession(t, id, cust.Token)
-		expectFields(t, "unmatched session", got, map[string]any{
-			"status": "unmatched", "end_reason": "unmatched", "mitra_id": nil, "remaining_seconds": float64(0),
-		})
-		within(t, "ended_at", timeOf(t, "unmatched", got, "ended_at"), deadline.Add(-earlySlack), deadline.Add(timerSlack))
+		wantEnded(t, "unmatched session", got, client.SessionStatusUnmatched, "unmatched", "")
+		within(t, "ended_at", at(t, "unmatched.ended_at", got.EndedAt), deadline.Add(-earlySlack), deadline.Add(timerSlack))
 	}
 	wantError(t, "accept after the search ended", a.post(t, "/api/sessions/"+id+"/accept", m.Token, nil),
 		http.StatusConflict, "invalid_state")
@@ -251,24 +231,15 @@ func TestMultiInstancePairingTimeout(t *testing.T) {
 // is released.
 func TestMultiInstancePaymentTimeout(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, 2, map[string]string{"PAYMENT_TIMEOUT_SECONDS": "2"})
-	a, b := c.Servers[0], c.Servers[1]
-	admin := a.adminToken(t)
-	m := b.newMitra(t, admin, 1)
-	b.goOnline(t, m)
-	wmA := a.dialWS(t, "mitra on A", m.Token)
-	wmB := b.dialWS(t, "mitra on B", m.Token)
-	cust := a.newCustomer(t)
-	wcA := a.dialWS(t, "customer on A", cust.Token)
-	wcB := b.dialWS(t, "customer on B", cust.Token)
+	p := startPair(t, map[string]string{"PAYMENT_TIMEOUT_SECONDS": "2"}, 1, 0)
+	c, a, b, admin, m, cust := p.c, p.A, p.B, p.admin, p.mitra, p.cust
+	wmA, wmB, wcA, wcB := p.mitraWS[0], p.mitraWS[1], p.custWS[0], p.custWS[1]
 
 	id := a.requestSession(t, cust, 5)
 	wmB.waitFor(t, "session_offer", eventTimeout, event("session_offer", id))
-	r := b.post(t, "/api/sessions/"+id+"/accept", m.Token, nil)
-	wantStatus(t, "accept on B", r, http.StatusOK)
-	due := timeOf(t, "accepted", r.Body, "accepted_at").Add(2 * time.Second)
-	expectFields(t, "mitra holding the pending session", a.mitraView(t, admin, m.ID),
-		map[string]any{"active_sessions": float64(1), "available": false})
+	accepted := sessionOf(t, "accept on B", b.post(t, "/api/sessions/"+id+"/accept", m.Token, nil), http.StatusOK)
+	due := at(t, "accepted.accepted_at", accepted.AcceptedAt).Add(2 * time.Second)
+	wantLoad(t, "mitra holding the pending session", a.mitraView(t, admin, m.ID), 1, false)
 
 	all := []*WSClient{wcA, wcB, wmA, wmB}
 	for _, w := range all {
@@ -280,12 +251,9 @@ func TestMultiInstancePaymentTimeout(t *testing.T) {
 	}
 	for _, s := range c.Servers {
 		got := s.getSession(t, id, cust.Token)
-		expectFields(t, "unpaid session", got, map[string]any{
-			"status": "cancelled", "end_reason": "payment_timeout", "mitra_id": m.ID, "remaining_seconds": float64(0),
-		})
-		within(t, "ended_at", timeOf(t, "unpaid", got, "ended_at"), due.Add(-earlySlack), due.Add(timerSlack))
-		expectFields(t, "released mitra", s.mitraView(t, admin, m.ID),
-			map[string]any{"active_sessions": float64(0), "available": true})
+		wantEnded(t, "unpaid session", got, client.SessionStatusCancelled, "payment_timeout", m.ID)
+		within(t, "ended_at", at(t, "unpaid.ended_at", got.EndedAt), due.Add(-earlySlack), due.Add(timerSlack))
+		wantLoad(t, "released mitra", s.mitraView(t, admin, m.ID), 0, true)
 	}
 	wantError(t, "pay after the payment timeout", a.post(t, "/api/sessions/"+id+"/pay", cust.Token, nil),
 		http.StatusConflict, "invalid_state")
@@ -297,6 +265,34 @@ func TestMultiInstancePaymentTimeout(t *testing.T) {
 	for _, w := range []*WSClient{wcA, wcB} {
 		w.wantCount(t, "any frame", 2, anyFrame) // the accept's update, the end
 	}
+}
+
+// pair is how most two-instance tests start: instances A and B of one
+// cluster (env on top of its environment), the admin's token, a mitra of
+// capacity 1 created and online on instance mitraOn, a customer signed up on
+// instance custOn (0 is A, 1 is B), and a WebSocket of each of them on each
+// instance.
+type pair struct {
+	c               *Cluster
+	A, B            *Server
+	admin           string
+	mitra, cust     actor
+	mitraWS, custWS [2]*WSClient // on A, on B
+}
+
+func startPair(t *testing.T, env map[string]string, mitraOn, custOn int) *pair {
+	t.Helper()
+	c := startCluster(t, 2, env)
+	p := &pair{c: c, A: c.Servers[0], B: c.Servers[1]}
+	p.admin = p.A.adminToken(t)
+	p.mitra = c.Servers[mitraOn].newMitra(t, p.admin, 1)
+	c.Servers[mitraOn].goOnline(t, p.mitra)
+	p.cust = c.Servers[custOn].newCustomer(t)
+	for i, name := range []string{"A", "B"} {
+		p.mitraWS[i] = c.Servers[i].dialWS(t, "mitra on "+name, p.mitra.Token)
+		p.custWS[i] = c.Servers[i].dialWS(t, "customer on "+name, p.cust.Token)
+	}
+	return p
 }
 
 // waitTimer waits on w for the event of a deadline at due: it must arrive

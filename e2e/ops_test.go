@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/halobestie/mitra-availability/client"
 	"github.com/halobestie/mitra-availability/internal/serverproc"
 )
 
@@ -15,19 +16,18 @@ func TestOperationalEndpoints(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil)
 
-	r := s.get(t, "/healthz", "")
-	wantStatus(t, "GET /healthz", r, http.StatusOK)
-	expectFields(t, "/healthz", r.Body, map[string]any{"status": "ok"})
-
-	r = s.get(t, "/readyz", "")
-	wantStatus(t, "GET /readyz", r, http.StatusOK)
-	expectFields(t, "/readyz", r.Body, map[string]any{"store": "ok", "cache": "ok"})
+	if h := viewOf[client.Health](t, "GET /healthz", s.get(t, "/healthz", ""), http.StatusOK); h.Status != client.HealthStatusOk {
+		t.Fatalf("/healthz = %s, want status ok", jsonOf(h))
+	}
+	if r := viewOf[client.Ready](t, "GET /readyz", s.get(t, "/readyz", ""), http.StatusOK); r.Store != client.ReadyStoreOk || r.Cache != client.ReadyCacheOk {
+		t.Fatalf("/readyz = %s, want store and cache ok", jsonOf(r))
+	}
 
 	// Some traffic, so that request metrics exist.
 	s.login(t, adminPhone, adminPassword)
 	wantError(t, "unknown route", s.get(t, "/api/nothing-here", ""), http.StatusNotFound, "not_found")
 
-	r = s.get(t, "/metrics", "")
+	r := s.get(t, "/metrics", "")
 	wantStatus(t, "GET /metrics", r, http.StatusOK)
 	if !strings.HasPrefix(r.ContentType, "text/plain") {
 		t.Fatalf("/metrics Content-Type %q, want the Prometheus text format (text/plain)", r.ContentType)
@@ -64,9 +64,9 @@ func TestServesWithoutConfiguration(t *testing.T) {
 	t.Parallel()
 	s := startProcess(t, nil)
 
-	r := s.get(t, "/readyz", "")
-	wantStatus(t, "GET /readyz", r, http.StatusOK)
-	expectFields(t, "/readyz", r.Body, map[string]any{"store": "ok", "cache": "ok"})
+	if r := viewOf[client.Ready](t, "GET /readyz", s.get(t, "/readyz", ""), http.StatusOK); r.Store != client.ReadyStoreOk || r.Cache != client.ReadyCacheOk {
+		t.Fatalf("/readyz = %s, want store and cache ok", jsonOf(r))
+	}
 
 	phone := randomPhone(t)
 	s.signupCustomer(t, phone, "memory-password", "Omar")

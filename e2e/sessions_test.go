@@ -45,120 +45,112 @@ func TestSessionLifecycle(t *testing.T) {
 	before := time.Now()
 	r := s.post(t, "/api/sessions", cust.Token, map[string]any{"duration_minutes": 30})
 	after := time.Now()
-	wantStatus(t, "POST /api/sessions", r, http.StatusCreated)
-	searching := r.Body
-	checkSessionView(t, "created session", searching)
-	expectFields(t, "created session", searching, map[string]any{
-		"status": "searching", "customer_id": cust.ID, "mitra_id": nil, "duration_minutes": float64(30),
-		"remaining_seconds": float64(1800), "accepted_at": nil, "started_at": nil, "expires_at": nil,
-		"ended_at": nil, "end_reason": nil,
-	})
-	created := timeOf(t, "created session", searching, "created_at")
+	searching := sessionOf(t, "POST /api/sessions", r, http.StatusCreated)
+	if v := searching; v.Status != client.SessionStatusSearching || v.CustomerID != cust.ID || v.MitraID != nil ||
+		v.DurationMinutes != 30 || v.RemainingSeconds != 1800 || v.AcceptedAt != nil || v.StartedAt != nil ||
+		v.ExpiresAt != nil || v.EndedAt != nil || v.EndReason != nil {
+		t.Fatalf("created session = %s, want searching for the customer, 30 minutes, 1800 s left, nothing else set", jsonOf(v))
+	}
+	created := searching.CreatedAt
 	within(t, "created_at", created, before.Add(-clockSlack), after.Add(clockSlack))
-	id := searching["id"].(string)
+	id := searching.ID
 	if got := s.getSession(t, id, cust.Token); !sameSession(got, searching) {
-		t.Fatalf("GET after create = %v, want %v", got, searching)
+		t.Fatalf("GET after create = %s, want %s", jsonOf(got), jsonOf(searching))
 	}
 
 	for i, w := range wm {
 		f := w.waitFor(t, "session_offer", eventTimeout, event("session_offer", id))
-		if f.Body["duration_minutes"] != float64(30) {
-			t.Fatalf("mitra %d: offer duration_minutes = %v, want 30: %s", i, f.Body["duration_minutes"], f.Raw)
+		offer := decode[client.SessionOfferEvent](t, "session_offer", f.Raw)
+		if offer.DurationMinutes != 30 {
+			t.Fatalf("mitra %d: offer duration_minutes = %d, want 30: %s", i, offer.DurationMinutes, f.Raw)
 		}
-		exp := checkTime(t, "offer_expires_at", f.Body["offer_expires_at"])
-		within(t, "offer_expires_at", exp, created.Add(120*time.Second-clockSlack), created.Add(120*time.Second+clockSlack))
+		checkUTC(t, "offer_expires_at", &offer.OfferExpiresAt)
+		within(t, "offer_expires_at", offer.OfferExpiresAt, created.Add(120*time.Second-clockSlack), created.Add(120*time.Second+clockSlack))
 	}
 
 	// Accept by mitra 1: 200 pending_payment.
 	before = time.Now()
 	r = s.post(t, "/api/sessions/"+id+"/accept", mitras[1].Token, nil)
 	after = time.Now()
-	wantStatus(t, "accept", r, http.StatusOK)
-	pending := r.Body
-	checkSessionView(t, "accepted session", pending)
-	expectFields(t, "accepted session", pending, map[string]any{
-		"id": id, "status": "pending_payment", "customer_id": cust.ID, "mitra_id": mitras[1].ID,
-		"duration_minutes": float64(30), "remaining_seconds": float64(1800), "started_at": nil,
-		"expires_at": nil, "ended_at": nil, "end_reason": nil, "created_at": searching["created_at"],
-	})
-	within(t, "accepted_at", timeOf(t, "accepted", pending, "accepted_at"), before.Add(-clockSlack), after.Add(clockSlack))
+	pending := sessionOf(t, "accept", r, http.StatusOK)
+	if v := pending; v.ID != id || v.Status != client.SessionStatusPendingPayment || v.CustomerID != cust.ID ||
+		mitraOfSession(v) != mitras[1].ID || v.DurationMinutes != 30 || v.RemainingSeconds != 1800 || v.StartedAt != nil ||
+		v.ExpiresAt != nil || v.EndedAt != nil || v.EndReason != nil || !v.CreatedAt.Equal(searching.CreatedAt) {
+		t.Fatalf("accepted session = %s, want pending_payment with mitra 1, 30 minutes, 1800 s left, created as before", jsonOf(v))
+	}
+	within(t, "accepted_at", at(t, "accepted.accepted_at", pending.AcceptedAt), before.Add(-clockSlack), after.Add(clockSlack))
 
 	wm[0].waitFor(t, "session_taken", eventTimeout, event("session_taken", id))
 	wm[2].waitFor(t, "session_taken", eventTimeout, event("session_taken", id))
 	for _, w := range []*WSClient{wc, wm[1]} {
 		f := w.waitFor(t, "session_update pending_payment", eventTimeout, update(id, "pending_payment"))
-		checkSessionView(t, w.name+": session_update", f.Session())
-		if !sameSession(f.Session(), pending) {
-			t.Fatalf("%s: session_update view %v, want the accept answer %v", w.name, f.Session(), pending)
+		if got := f.sessionView(t); !sameSession(got, pending) {
+			t.Fatalf("%s: session_update view %s, want the accept answer %s", w.name, jsonOf(got), jsonOf(pending))
 		}
 	}
 	for _, tok := range []string{cust.Token, mitras[1].Token, admin} {
 		if got := s.getSession(t, id, tok); !sameSession(got, pending) {
-			t.Fatalf("GET after accept = %v, want %v", got, pending)
+			t.Fatalf("GET after accept = %s, want %s", jsonOf(got), jsonOf(pending))
 		}
 	}
 	wantError(t, "GET by an offered mitra that did not accept", s.get(t, "/api/sessions/"+id, mitras[0].Token),
 		http.StatusNotFound, "not_found")
-	expectFields(t, "mitra holding a pending session", s.mitraView(t, admin, mitras[1].ID),
-		map[string]any{"active_sessions": float64(1), "available": false, "reachable": true})
+	holding := s.mitraView(t, admin, mitras[1].ID)
+	wantLoad(t, "mitra holding a pending session", holding, 1, false)
+	if !holding.Reachable {
+		t.Fatalf("mitra holding a pending session = %s, want reachable", jsonOf(holding))
+	}
 
 	// Pay: active, expires_at = started_at + duration.
 	before = time.Now()
 	r = s.post(t, "/api/sessions/"+id+"/pay", cust.Token, nil)
 	after = time.Now()
-	wantStatus(t, "pay", r, http.StatusOK)
-	active := r.Body
-	checkSessionView(t, "paid session", active)
-	expectFields(t, "paid session", active, map[string]any{
-		"status": "active", "mitra_id": mitras[1].ID, "accepted_at": pending["accepted_at"],
-		"duration_minutes": float64(30), "ended_at": nil, "end_reason": nil,
-	})
-	started := timeOf(t, "paid", active, "started_at")
+	active := sessionOf(t, "pay", r, http.StatusOK)
+	if v := active; v.Status != client.SessionStatusActive || mitraOfSession(v) != mitras[1].ID ||
+		!sameJSON(v.AcceptedAt, pending.AcceptedAt) || v.DurationMinutes != 30 || v.EndedAt != nil || v.EndReason != nil {
+		t.Fatalf("paid session = %s, want active with mitra 1, accepted as before, 30 minutes", jsonOf(v))
+	}
+	started := at(t, "paid.started_at", active.StartedAt)
 	within(t, "started_at", started, before.Add(-clockSlack), after.Add(clockSlack))
-	expires := timeOf(t, "paid", active, "expires_at")
+	expires := at(t, "paid.expires_at", active.ExpiresAt)
 	wantDuration(t, "expires_at - started_at after pay", expires.Sub(started), 30*time.Minute)
-	wantRange(t, "remaining_seconds after pay", num(t, "paid", active, "remaining_seconds"), 1800-5, 1800)
+	wantRange(t, "remaining_seconds after pay", float64(active.RemainingSeconds), 1800-5, 1800)
 	for _, w := range []*WSClient{wc, wm[1]} {
 		f := w.waitFor(t, "session_update active", eventTimeout, update(id, "active"))
-		if !sameSession(f.Session(), active) {
-			t.Fatalf("%s: session_update view %v, want the pay answer %v", w.name, f.Session(), active)
+		if got := f.sessionView(t); !sameSession(got, active) {
+			t.Fatalf("%s: session_update view %s, want the pay answer %s", w.name, jsonOf(got), jsonOf(active))
 		}
 	}
 
 	// Extend by 10 minutes: expires_at moves 10 minutes later.
-	r = s.post(t, "/api/sessions/"+id+"/extend", cust.Token, map[string]any{"minutes": 10})
-	wantStatus(t, "extend", r, http.StatusOK)
-	extended := r.Body
-	checkSessionView(t, "extended session", extended)
-	expectFields(t, "extended session", extended, map[string]any{
-		"status": "active", "started_at": active["started_at"], "duration_minutes": float64(40),
-	})
-	wantDuration(t, "expires_at moved by the extension", timeOf(t, "extended", extended, "expires_at").Sub(expires), 10*time.Minute)
-	wantRange(t, "remaining_seconds after extend", num(t, "extended", extended, "remaining_seconds"), 2400-10, 2400)
+	extended := sessionOf(t, "extend", s.post(t, "/api/sessions/"+id+"/extend", cust.Token, map[string]any{"minutes": 10}), http.StatusOK)
+	if v := extended; v.Status != client.SessionStatusActive || !sameJSON(v.StartedAt, active.StartedAt) || v.DurationMinutes != 40 {
+		t.Fatalf("extended session = %s, want active, started as before, 40 minutes", jsonOf(v))
+	}
+	wantDuration(t, "expires_at moved by the extension", at(t, "extended.expires_at", extended.ExpiresAt).Sub(expires), 10*time.Minute)
+	wantRange(t, "remaining_seconds after extend", float64(extended.RemainingSeconds), 2400-10, 2400)
 	for _, w := range []*WSClient{wc, wm[1]} {
 		f := w.waitFor(t, "session_update extended", eventTimeout, func(f wsFrame) bool {
 			return update(id, "active")(f) && f.Session()["duration_minutes"] == float64(40)
 		})
-		if !sameSession(f.Session(), extended) {
-			t.Fatalf("%s: session_update view %v, want the extend answer %v", w.name, f.Session(), extended)
+		if got := f.sessionView(t); !sameSession(got, extended) {
+			t.Fatalf("%s: session_update view %s, want the extend answer %s", w.name, jsonOf(got), jsonOf(extended))
 		}
 	}
 	if got := s.getSession(t, id, cust.Token); !sameSession(got, extended) {
-		t.Fatalf("GET after extend = %v, want %v", got, extended)
+		t.Fatalf("GET after extend = %s, want %s", jsonOf(got), jsonOf(extended))
 	}
 
 	// End by the mitra.
 	before = time.Now()
 	r = s.post(t, "/api/sessions/"+id+"/end", mitras[1].Token, nil)
 	after = time.Now()
-	wantStatus(t, "end by mitra", r, http.StatusOK)
-	ended := r.Body
-	checkSessionView(t, "ended session", ended)
-	expectFields(t, "ended session", ended, map[string]any{
-		"status": "ended", "end_reason": "ended_by_mitra", "mitra_id": mitras[1].ID,
-		"remaining_seconds": float64(0), "started_at": active["started_at"],
-	})
-	within(t, "ended_at", timeOf(t, "ended", ended, "ended_at"), before.Add(-clockSlack), after.Add(clockSlack))
+	ended := sessionOf(t, "end by mitra", r, http.StatusOK)
+	wantEnded(t, "ended session", ended, client.SessionStatusEnded, "ended_by_mitra", mitras[1].ID)
+	if !sameJSON(ended.StartedAt, active.StartedAt) {
+		t.Fatalf("ended session = %s, want started as paid (%s)", jsonOf(ended), jsonOf(active.StartedAt))
+	}
+	within(t, "ended_at", at(t, "ended.ended_at", ended.EndedAt), before.Add(-clockSlack), after.Add(clockSlack))
 	for _, w := range []*WSClient{wc, wm[1]} {
 		f := w.waitFor(t, "session_ended", eventTimeout, event("session_ended", id))
 		if f.Body["reason"] != "ended_by_mitra" {
@@ -166,43 +158,37 @@ func TestSessionLifecycle(t *testing.T) {
 		}
 	}
 	if got := s.getSession(t, id, cust.Token); !sameSession(got, ended) {
-		t.Fatalf("GET after end = %v, want %v", got, ended)
+		t.Fatalf("GET after end = %s, want %s", jsonOf(got), jsonOf(ended))
 	}
-	expectFields(t, "mitra after the end", s.mitraView(t, admin, mitras[1].ID),
-		map[string]any{"active_sessions": float64(0), "available": true})
+	wantLoad(t, "mitra after the end", s.mitraView(t, admin, mitras[1].ID), 0, true)
 
 	// GET /api/sessions lists the caller's sessions.
 	for _, tok := range []string{cust.Token, mitras[1].Token} {
 		list := s.listSessions(t, tok)
 		if len(list) != 1 || !sameSession(list[0], ended) {
-			t.Fatalf("GET /api/sessions = %v, want just %v", list, ended)
+			t.Fatalf("GET /api/sessions = %s, want just %s", jsonOf(list), jsonOf(ended))
 		}
 	}
 	if list := s.listSessions(t, mitras[0].Token); len(list) != 0 {
-		t.Fatalf("GET /api/sessions of a mitra that took part in nothing = %v, want none", list)
+		t.Fatalf("GET /api/sessions of a mitra that took part in nothing = %s, want none", jsonOf(list))
 	}
 
 	// A second request, offered to all three again (mitra 1 was released),
 	// then cancelled by the customer while searching. It also marks the end
 	// of the first session's events on every connection.
-	r = s.post(t, "/api/sessions", cust.Token, map[string]any{"duration_minutes": 15})
-	wantStatus(t, "second request", r, http.StatusCreated)
-	id2 := r.Body["id"].(string)
+	id2 := sessionOf(t, "second request", s.post(t, "/api/sessions", cust.Token, map[string]any{"duration_minutes": 15}), http.StatusCreated).ID
 	for _, w := range wm {
 		w.waitFor(t, "second session_offer", eventTimeout, event("session_offer", id2))
 	}
-	r = s.post(t, "/api/sessions/"+id2+"/end", cust.Token, nil)
-	wantStatus(t, "cancel while searching", r, http.StatusOK)
-	expectFields(t, "cancelled session", r.Body, map[string]any{
-		"status": "cancelled", "end_reason": "cancelled_by_customer", "mitra_id": nil, "remaining_seconds": float64(0),
-	})
+	cancelled := sessionOf(t, "cancel while searching", s.post(t, "/api/sessions/"+id2+"/end", cust.Token, nil), http.StatusOK)
+	wantEnded(t, "cancelled session", cancelled, client.SessionStatusCancelled, "cancelled_by_customer", "")
 	f := wc.waitFor(t, "session_ended of the cancelled search", eventTimeout, event("session_ended", id2))
 	if f.Body["reason"] != "cancelled_by_customer" {
 		t.Fatalf("session_ended reason %v, want cancelled_by_customer", f.Body["reason"])
 	}
 	list := s.listSessions(t, cust.Token)
-	if len(list) != 2 || list[0]["id"] != id2 || list[1]["id"] != id {
-		t.Fatalf("GET /api/sessions = %v, want [%s, %s] (newest first)", list, id2, id)
+	if len(list) != 2 || list[0].ID != id2 || list[1].ID != id {
+		t.Fatalf("GET /api/sessions = %s, want [%s, %s] (newest first)", jsonOf(list), id2, id)
 	}
 
 	// Every event came exactly once, and only to its recipients.
@@ -254,16 +240,14 @@ func TestSessionReroute(t *testing.T) {
 		w.waitFor(t, "session_offer", eventTimeout, event("session_offer", id))
 	}
 	wantStatus(t, "accept by mitra 0", s.post(t, "/api/sessions/"+id+"/accept", mitras[0].Token, nil), http.StatusOK)
-	r := s.post(t, "/api/sessions/"+id+"/pay", cust.Token, nil)
-	wantStatus(t, "pay", r, http.StatusOK)
-	expires := timeOf(t, "paid", r.Body, "expires_at")
+	paid := sessionOf(t, "pay", s.post(t, "/api/sessions/"+id+"/pay", cust.Token, nil), http.StatusOK)
+	expires := at(t, "paid.expires_at", paid.ExpiresAt)
 
 	// Reroute the active session: searching, mitra released, time frozen.
-	r = s.reroute(t, id, cust.Token, expires)
-	remaining := num(t, "rerouted", r.Body, "remaining_seconds")
+	remaining := s.reroute(t, id, cust.Token, expires).RemainingSeconds
 	f := wm[0].waitFor(t, "session_update of the release", eventTimeout, update(id, "searching"))
-	if f.Session()["mitra_id"] != nil {
-		t.Fatalf("the released mitra's session_update has mitra_id %v, want null", f.Session()["mitra_id"])
+	if v := f.sessionView(t); v.MitraID != nil {
+		t.Fatalf("the released mitra's session_update has mitra_id %s, want null", *v.MitraID)
 	}
 	wc.waitFor(t, "session_update searching", eventTimeout, update(id, "searching"))
 	for _, i := range []int{1, 2} {
@@ -271,8 +255,7 @@ func TestSessionReroute(t *testing.T) {
 	}
 	wantError(t, "GET by the released mitra", s.get(t, "/api/sessions/"+id, mitras[0].Token), http.StatusNotFound, "not_found")
 	// The released mitra is available again, but never offered this session again.
-	expectFields(t, "released mitra", s.mitraView(t, admin, mitras[0].ID),
-		map[string]any{"active_sessions": float64(0), "available": true})
+	wantLoad(t, "released mitra", s.mitraView(t, admin, mitras[0].ID), 0, true)
 	wantError(t, "accept by the released mitra", s.post(t, "/api/sessions/"+id+"/accept", mitras[0].Token, nil),
 		http.StatusForbidden, "forbidden")
 
@@ -281,23 +264,24 @@ func TestSessionReroute(t *testing.T) {
 	for time.Since(frozenAt) < 2*time.Second {
 		time.Sleep(250 * time.Millisecond)
 	}
-	if got := s.getSession(t, id, cust.Token); got["remaining_seconds"] != remaining || got["status"] != "searching" {
-		t.Fatalf("GET 2 s after the reroute = %v, want searching with remaining_seconds still %v", got, remaining)
+	if got := s.getSession(t, id, cust.Token); got.RemainingSeconds != remaining || got.Status != client.SessionStatusSearching {
+		t.Fatalf("GET 2 s after the reroute = %s, want searching with remaining_seconds still %d", jsonOf(got), remaining)
 	}
 
 	// Mitra 1 accepts: active at once, expiring after the time that remained.
 	before := time.Now()
-	r = s.post(t, "/api/sessions/"+id+"/accept", mitras[1].Token, nil)
+	r := s.post(t, "/api/sessions/"+id+"/accept", mitras[1].Token, nil)
 	after := time.Now()
-	wantStatus(t, "accept after the reroute", r, http.StatusOK)
-	checkSessionView(t, "re-accepted", r.Body)
-	expectFields(t, "re-accepted", r.Body, map[string]any{"status": "active", "mitra_id": mitras[1].ID})
-	started := timeOf(t, "re-accepted", r.Body, "started_at")
-	within(t, "started_at after the re-accept", started, before.Add(-clockSlack), after.Add(clockSlack))
-	if r.Body["accepted_at"] != r.Body["started_at"] {
-		t.Fatalf("a paid session is active at its accept: accepted_at %v, started_at %v", r.Body["accepted_at"], r.Body["started_at"])
+	reaccepted := sessionOf(t, "accept after the reroute", r, http.StatusOK)
+	if reaccepted.Status != client.SessionStatusActive || mitraOfSession(reaccepted) != mitras[1].ID {
+		t.Fatalf("re-accepted = %s, want active with mitra 1", jsonOf(reaccepted))
 	}
-	expires = timeOf(t, "re-accepted", r.Body, "expires_at")
+	started := at(t, "re-accepted.started_at", reaccepted.StartedAt)
+	within(t, "started_at after the re-accept", started, before.Add(-clockSlack), after.Add(clockSlack))
+	if !sameJSON(reaccepted.AcceptedAt, reaccepted.StartedAt) {
+		t.Fatalf("a paid session is active at its accept: accepted_at %s, started_at %s", jsonOf(reaccepted.AcceptedAt), jsonOf(reaccepted.StartedAt))
+	}
+	expires = at(t, "re-accepted.expires_at", reaccepted.ExpiresAt)
 	wantDuration(t, "expires_at - accept time after the reroute", expires.Sub(started), time.Duration(remaining)*time.Second)
 	wm[2].waitForNth(t, "session_taken", eventTimeout, 2, event("session_taken", id))
 	wc.waitFor(t, "session_update active again", eventTimeout, func(f wsFrame) bool {
@@ -305,18 +289,18 @@ func TestSessionReroute(t *testing.T) {
 	})
 
 	// A second reroute: now offered to mitra 2 only.
-	r = s.reroute(t, id, cust.Token, expires)
-	remaining = num(t, "rerouted again", r.Body, "remaining_seconds")
+	remaining = s.reroute(t, id, cust.Token, expires).RemainingSeconds
 	wm[2].waitForNth(t, "the second reroute's session_offer", eventTimeout, 3, event("session_offer", id))
 	for _, i := range []int{0, 1} {
 		wantError(t, fmt.Sprintf("accept by released mitra %d", i), s.post(t, "/api/sessions/"+id+"/accept", mitras[i].Token, nil),
 			http.StatusForbidden, "forbidden")
 	}
-	r = s.post(t, "/api/sessions/"+id+"/accept", mitras[2].Token, nil)
-	wantStatus(t, "accept by mitra 2", r, http.StatusOK)
-	expectFields(t, "accepted by mitra 2", r.Body, map[string]any{"status": "active", "mitra_id": mitras[2].ID})
+	third := sessionOf(t, "accept by mitra 2", s.post(t, "/api/sessions/"+id+"/accept", mitras[2].Token, nil), http.StatusOK)
+	if third.Status != client.SessionStatusActive || mitraOfSession(third) != mitras[2].ID {
+		t.Fatalf("accepted by mitra 2 = %s, want active with mitra 2", jsonOf(third))
+	}
 	wantDuration(t, "expires_at - accept time after the second reroute",
-		timeOf(t, "", r.Body, "expires_at").Sub(timeOf(t, "", r.Body, "started_at")), time.Duration(remaining)*time.Second)
+		at(t, "expires_at", third.ExpiresAt).Sub(at(t, "started_at", third.StartedAt)), time.Duration(remaining)*time.Second)
 	wm[2].waitFor(t, "session_update", eventTimeout, update(id, "active"))
 	wm[1].waitFor(t, "session_update of the second release", eventTimeout, update(id, "searching"))
 
@@ -328,33 +312,32 @@ func TestSessionReroute(t *testing.T) {
 	wm[2].wantCount(t, "session_offer", 3, event("session_offer", id))
 	wm[2].wantCount(t, "session_taken", 2, event("session_taken", id))
 	for i, m := range mitras {
-		want := map[string]any{"active_sessions": float64(0), "available": true}
 		if i == 2 {
-			want = map[string]any{"active_sessions": float64(1), "available": false}
+			wantLoad(t, "mitra 2 at the end", s.mitraView(t, admin, m.ID), 1, false)
+		} else {
+			wantLoad(t, fmt.Sprintf("mitra %d at the end", i), s.mitraView(t, admin, m.ID), 0, true)
 		}
-		expectFields(t, fmt.Sprintf("mitra %d at the end", i), s.mitraView(t, admin, m.ID), want)
 	}
 }
 
 // reroute reroutes session id and checks the answer: searching, no mitra,
 // nothing but created_at and the ids kept, and remaining_seconds the time that
 // was left before expires. It returns the answer.
-func (s *Server) reroute(t *testing.T, id, token string, expires time.Time) Response {
+func (s *Server) reroute(t *testing.T, id, token string, expires time.Time) client.Session {
 	t.Helper()
 	prev := s.getSession(t, id, token)
 	before := time.Now()
 	r := s.post(t, "/api/sessions/"+id+"/reroute", token, nil)
 	after := time.Now()
-	wantStatus(t, "reroute", r, http.StatusOK)
-	checkSessionView(t, "rerouted", r.Body)
-	expectFields(t, "rerouted", r.Body, map[string]any{
-		"id": id, "status": "searching", "mitra_id": nil, "customer_id": prev["customer_id"],
-		"created_at": prev["created_at"], "ended_at": nil, "end_reason": nil, "expires_at": nil,
-	})
+	v := sessionOf(t, "reroute", r, http.StatusOK)
+	if v.ID != id || v.Status != client.SessionStatusSearching || v.MitraID != nil || v.CustomerID != prev.CustomerID ||
+		!v.CreatedAt.Equal(prev.CreatedAt) || v.EndedAt != nil || v.EndReason != nil || v.ExpiresAt != nil {
+		t.Fatalf("rerouted = %s, want searching, no mitra, no expiry, the same customer and created_at as %s", jsonOf(v), jsonOf(prev))
+	}
 	lo := math.Floor(expires.Sub(after).Seconds()) - 1
 	hi := math.Ceil(expires.Sub(before).Seconds()) + 1
-	wantRange(t, "remaining_seconds at the reroute", num(t, "rerouted", r.Body, "remaining_seconds"), lo, hi)
-	return r
+	wantRange(t, "remaining_seconds at the reroute", float64(v.RemainingSeconds), lo, hi)
+	return v
 }
 
 // docs/contract.md §7: of twenty concurrent accepts by twenty offered mitras exactly
@@ -397,10 +380,10 @@ func TestSessionAcceptRace(t *testing.T) {
 	if winner < 0 {
 		t.Fatalf("no accept won: %v", results)
 	}
-	got := s.getSession(t, id, cust.Token)
-	expectFields(t, "session after the race", got, map[string]any{"status": "pending_payment", "mitra_id": mitras[winner].ID})
-	expectFields(t, "the winner", s.mitraView(t, admin, mitras[winner].ID),
-		map[string]any{"active_sessions": float64(1), "available": false})
+	if got := s.getSession(t, id, cust.Token); got.Status != client.SessionStatusPendingPayment || mitraOfSession(got) != mitras[winner].ID {
+		t.Fatalf("session after the race = %s, want pending_payment with mitra %d", jsonOf(got), winner)
+	}
+	wantLoad(t, "the winner", s.mitraView(t, admin, mitras[winner].ID), 1, false)
 	for i, w := range wm {
 		if i == winner {
 			w.waitFor(t, "session_update", eventTimeout, update(id, "pending_payment"))
@@ -451,13 +434,18 @@ func TestSessionAcceptRace(t *testing.T) {
 				t.Fatalf("round %d: concurrent accepts by a mitra of capacity 1 = %v, want one 200 and one 409 at_capacity", round, results)
 			}
 		}
-		expectFields(t, "the won session", s.getSession(t, ids[won], solo.Token),
-			map[string]any{"status": "pending_payment", "mitra_id": solo.ID})
+		if v := s.getSession(t, ids[won], solo.Token); v.Status != client.SessionStatusPendingPayment || mitraOfSession(v) != solo.ID {
+			t.Fatalf("the won session = %s, want pending_payment with the mitra", jsonOf(v))
+		}
 		owners := []actor{c1, c2}
-		expectFields(t, "the lost session", s.getSession(t, ids[lost], owners[lost].Token),
-			map[string]any{"status": "searching", "mitra_id": nil})
-		expectFields(t, "the full mitra", s.mitraView(t, admin, solo.ID),
-			map[string]any{"active_sessions": float64(1), "capacity": float64(1), "available": false})
+		if v := s.getSession(t, ids[lost], owners[lost].Token); v.Status != client.SessionStatusSearching || v.MitraID != nil {
+			t.Fatalf("the lost session = %s, want searching, no mitra", jsonOf(v))
+		}
+		full := s.mitraView(t, admin, solo.ID)
+		wantLoad(t, "the full mitra", full, 1, false)
+		if full.Capacity != 1 {
+			t.Fatalf("the full mitra = %s, want capacity 1", jsonOf(full))
+		}
 		// Once the won session ends, the mitra may take the other one.
 		wantStatus(t, "end the won session", s.post(t, "/api/sessions/"+ids[won]+"/end", owners[won].Token, nil), http.StatusOK)
 		wantStatus(t, "accept the other session", s.post(t, "/api/sessions/"+ids[lost]+"/accept", solo.Token, nil), http.StatusOK)
@@ -635,8 +623,9 @@ func TestSessionBadInput(t *testing.T) {
 		{"reroute an ended session", "reroute", id, cust.Token, nil, http.StatusConflict, "invalid_state", ""},
 		{"accept an ended session", "accept", id, m2.Token, nil, http.StatusConflict, "invalid_state", ""},
 	})
-	expectFields(t, "ended session", s.getSession(t, id, cust.Token),
-		map[string]any{"status": "ended", "end_reason": "ended_by_customer"})
+	if v := s.getSession(t, id, cust.Token); v.Status != client.SessionStatusEnded || endReason(v) != "ended_by_customer" {
+		t.Fatalf("ended session = %s, want ended by the customer", jsonOf(v))
+	}
 
 	// Nobody available.
 	for _, m := range []actor{m1, m2} {
@@ -731,7 +720,7 @@ func (s *Server) newCustomer(t *testing.T) actor {
 	phone := randomPhone(t)
 	s.signupCustomer(t, phone, customerPassword, "Customer")
 	tok := s.login(t, phone, customerPassword)
-	return actor{ID: tok.Body["user"].(map[string]any)["id"].(string), Phone: phone, Token: tok.Access}
+	return actor{ID: tok.User.ID, Phone: phone, Token: tok.Access}
 }
 
 // newMitra creates a mitra of the given capacity as admin and logs it in; it
@@ -739,15 +728,11 @@ func (s *Server) newCustomer(t *testing.T) actor {
 func (s *Server) newMitra(t *testing.T, admin string, capacity int) actor {
 	t.Helper()
 	phone := randomPhone(t)
-	resp, err := s.api.CreateMitraWithResponse(ctx(t), client.CreateMitraRequest{
+	m := s.createMitra(t, admin, client.CreateMitraRequest{
 		Phone: phone, Password: mitraPassword, DisplayName: "Mitra", Capacity: &capacity,
-	}, client.WithToken(admin))
-	if err != nil {
-		t.Fatalf("POST /api/admin/mitras: %v", err)
-	}
-	wantStatus(t, "POST /api/admin/mitras", typed(resp.HTTPResponse, resp.Body), http.StatusCreated)
+	})
 	tok := s.login(t, phone, mitraPassword)
-	return actor{ID: resp.JSON201.ID, Phone: phone, Token: tok.Access}
+	return actor{ID: m.ID, Phone: phone, Token: tok.Access}
 }
 
 // goOnline takes a mitra online; it must then be available.
@@ -789,43 +774,12 @@ func (s *Server) createSession(t *testing.T, what string, c actor, body client.C
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
-	r := typed(resp.HTTPResponse, resp.Body)
-	wantStatus(t, what, r, http.StatusCreated)
-	checkSessionView(t, "requested session", r.Body)
+	wantStatus(t, what, typed(resp.HTTPResponse, resp.Body), http.StatusCreated)
+	checkSession(t, "requested session", *resp.JSON201)
 	if v := resp.JSON201; v.Status != client.SessionStatusSearching || v.CustomerID != c.ID {
-		t.Fatalf("%s: session %+v, want searching for customer %s", what, *v, c.ID)
+		t.Fatalf("%s: session %s, want searching for customer %s", what, jsonOf(v), c.ID)
 	}
 	return resp.JSON201.ID
-}
-
-// getSession reads a session, which must answer 200 with a session view.
-func (s *Server) getSession(t *testing.T, id, token string) map[string]any {
-	t.Helper()
-	r := s.get(t, "/api/sessions/"+id, token)
-	wantStatus(t, "GET /api/sessions/"+id, r, http.StatusOK)
-	checkSessionView(t, "GET /api/sessions/{id}", r.Body)
-	return r.Body
-}
-
-// listSessions reads GET /api/sessions.
-func (s *Server) listSessions(t *testing.T, token string) []map[string]any {
-	t.Helper()
-	r := s.get(t, "/api/sessions", token)
-	wantStatus(t, "GET /api/sessions", r, http.StatusOK)
-	raw, ok := r.Body["sessions"].([]any)
-	if !ok {
-		t.Fatalf("GET /api/sessions: sessions is %v, want an array", r.Body["sessions"])
-	}
-	out := make([]map[string]any, len(raw))
-	for i, v := range raw {
-		m, ok := v.(map[string]any)
-		if !ok {
-			t.Fatalf("GET /api/sessions: element %d is %v, want a session view", i, v)
-		}
-		checkSessionView(t, "GET /api/sessions element", m)
-		out[i] = m
-	}
-	return out
 }
 
 // tryPost is a POST without a body that is safe to call from any goroutine:
@@ -888,83 +842,6 @@ func race(t *testing.T, n int, f func(i int) (int, string, error)) []raceResult 
 		}
 	}
 	return results
-}
-
-// sessionViewFields are the fields of a session view (docs/contract.md §7).
-var sessionViewFields = []string{
-	"id", "status", "customer_id", "mitra_id", "duration_minutes", "remaining_seconds",
-	"created_at", "accepted_at", "started_at", "expires_at", "ended_at", "end_reason",
-}
-
-// checkSessionView asserts that every field of a session view is present and typed.
-func checkSessionView(t *testing.T, what string, v map[string]any) {
-	t.Helper()
-	if v == nil {
-		t.Fatalf("%s: no session view", what)
-	}
-	for _, k := range sessionViewFields {
-		if _, ok := v[k]; !ok {
-			t.Fatalf("%s: field %q missing from session view %v (unknown values are null, never omitted)", what, k, v)
-		}
-	}
-	if len(v) != len(sessionViewFields) {
-		t.Fatalf("%s: session view has %d fields, want %d: %v", what, len(v), len(sessionViewFields), v)
-	}
-	checkUUID(t, what+".id", v["id"])
-	checkUUID(t, what+".customer_id", v["customer_id"])
-	if v["mitra_id"] != nil {
-		checkUUID(t, what+".mitra_id", v["mitra_id"])
-	}
-	switch v["status"] {
-	case "searching", "pending_payment", "active", "ended", "unmatched", "cancelled":
-	default:
-		t.Fatalf("%s: status %v is not a session status", what, v["status"])
-	}
-	for _, k := range []string{"duration_minutes", "remaining_seconds"} {
-		if n, ok := v[k].(float64); !ok || n < 0 || n != math.Trunc(n) {
-			t.Fatalf("%s: %s %v is not a non-negative integer", what, k, v[k])
-		}
-	}
-	checkTime(t, what+".created_at", v["created_at"])
-	for _, k := range []string{"accepted_at", "started_at", "expires_at", "ended_at"} {
-		if v[k] != nil {
-			checkTime(t, what+"."+k, v[k])
-		}
-	}
-	switch v["end_reason"] {
-	case nil, "unmatched", "payment_timeout", "cancelled_by_customer", "ended_by_customer", "ended_by_mitra", "expired":
-	default:
-		t.Fatalf("%s: end_reason %v is not an end reason", what, v["end_reason"])
-	}
-	final := v["status"] == "ended" || v["status"] == "unmatched" || v["status"] == "cancelled"
-	if final != (v["end_reason"] != nil) || final != (v["ended_at"] != nil) {
-		t.Fatalf("%s: status %v with end_reason %v and ended_at %v", what, v["status"], v["end_reason"], v["ended_at"])
-	}
-}
-
-// sameSession reports whether two views of a session agree; remaining_seconds
-// of an active session counts down, so it may differ by a few seconds.
-func sameSession(a, b map[string]any) bool {
-	for _, k := range sessionViewFields {
-		if k == "remaining_seconds" && a["status"] == "active" {
-			x, _ := a[k].(float64)
-			y, _ := b[k].(float64)
-			if math.Abs(x-y) > 5 {
-				return false
-			}
-			continue
-		}
-		if fmt.Sprint(a[k]) != fmt.Sprint(b[k]) {
-			return false
-		}
-	}
-	return true
-}
-
-// timeOf reads the time field key of a view.
-func timeOf(t *testing.T, what string, v map[string]any, key string) time.Time {
-	t.Helper()
-	return checkTime(t, what+"."+key, v[key])
 }
 
 // within fails the test unless lo ≤ got ≤ hi.
