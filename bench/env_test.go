@@ -41,19 +41,16 @@ func randomHex(tb testing.TB, n int) string {
 	return hex.EncodeToString(b)
 }
 
-// sharedValkey connects to the server at TEST_VALKEY_URL; the client is
-// closed when tb ends.
+// sharedValkey connects to the shared test server (TEST_VALKEY_URL); the
+// client is closed when tb ends.
 func sharedValkey(tb testing.TB) valkey.Client {
 	tb.Helper()
-	url := os.Getenv(envValkeyURL)
-	if url == "" {
-		missing(tb, "%s is unset (run through scripts/with-services.sh)", envValkeyURL)
-	}
+	url := redisproc.SharedURL(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := vk.Open(ctx, vk.Config{URL: url})
 	if err != nil {
-		tb.Fatalf("open %s: %v", envValkeyURL, err)
+		tb.Fatalf("open %s: %v", redisproc.EnvSharedURL, err)
 	}
 	tb.Cleanup(c.Close)
 	return c

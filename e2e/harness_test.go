@@ -20,14 +20,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -37,6 +35,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/halobestie/mitra-availability/adapters/postgres/pgtest"
 	"github.com/halobestie/mitra-availability/client"
 	"github.com/halobestie/mitra-availability/docs"
 	"github.com/halobestie/mitra-availability/internal/openapicheck"
@@ -45,7 +44,6 @@ import (
 
 // Environment variables the harness reads.
 const (
-	envDatabaseURL        = "TEST_DATABASE_URL"
 	envRequireIntegration = "REQUIRE_INTEGRATION"
 	envRace               = "E2E_RACE"
 	envServerBin          = "E2E_SERVER_BIN"
@@ -115,73 +113,14 @@ func requireBinary(t *testing.T) {
 	}
 }
 
-// adminDSN returns TEST_DATABASE_URL, skipping the test when it is unset (or
-// failing it when REQUIRE_INTEGRATION=1).
-func adminDSN(t *testing.T) string {
-	t.Helper()
-	requireBinary(t)
-	dsn := os.Getenv(envDatabaseURL)
-	if dsn != "" {
-		return dsn
-	}
-	if os.Getenv(envRequireIntegration) == "1" {
-		t.Fatalf("%s is not set but %s=1: the e2e tests need a Postgres server (run them through scripts/with-services.sh)",
-			envDatabaseURL, envRequireIntegration)
-	}
-	t.Skipf("skipping e2e test: set %s to a Postgres admin DSN, or run it through scripts/with-services.sh", envDatabaseURL)
-	return ""
-}
-
-// freshDatabase creates an empty database e2e_<random> on TEST_DATABASE_URL and
-// returns its DSN. The database is dropped WITH (FORCE) when the test ends.
+// freshDatabase creates an empty database on TEST_DATABASE_URL
+// (pgtest.NewEmptyDSN: the test is skipped when it is unset, or fails under
+// REQUIRE_INTEGRATION=1) and returns its DSN; the server migrates it at start.
+// The database is dropped WITH (FORCE) when the test ends.
 func freshDatabase(t *testing.T) string {
 	t.Helper()
-	admin := adminDSN(t)
-	name := "e2e_" + randomHex(t, 8)
-
-	db, err := sql.Open("pgx", admin)
-	if err != nil {
-		t.Fatalf("open %s: %v", envDatabaseURL, err)
-	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), dbSetupTimeout)
-	defer cancel()
-	if _, err := db.ExecContext(ctx, `CREATE DATABASE "`+name+`"`); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", admin)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer db.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), dbSetupTimeout)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-
-	dsn, err := withDatabase(admin, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dsn
-}
-
-// withDatabase returns dsn pointed at database name (URL or key=value form).
-func withDatabase(dsn, name string) (string, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return "", fmt.Errorf("parse %s: %w", envDatabaseURL, err)
-		}
-		u.Path = "/" + name
-		u.RawPath = ""
-		return u.String(), nil
-	}
-	return "", fmt.Errorf("%s must be a postgres:// URL (the server's DATABASE_URL is one)", envDatabaseURL)
+	requireBinary(t)
+	return pgtest.NewEmptyDSN(t)
 }
 
 // Server is one running server process (URL, Output, Kill: see

@@ -3,7 +3,6 @@ package eventbus_test
 import (
 	"context"
 	"crypto/rand"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,42 +17,9 @@ import (
 	"github.com/halobestie/mitra-availability/ports/eventbustest"
 )
 
-// requireIntegration reports whether REQUIRE_INTEGRATION=1: then a missing
-// integration dependency fails the test instead of skipping it.
-func requireIntegration() bool { return os.Getenv("REQUIRE_INTEGRATION") == "1" }
-
-func skipOrFail(t *testing.T, why string) {
-	t.Helper()
-	if requireIntegration() {
-		t.Fatalf("REQUIRE_INTEGRATION=1 but %s", why)
-	}
-	t.Skip(why)
-}
-
 // uniqueChannel returns a channel name no other test uses.
 func uniqueChannel(t *testing.T) string {
 	return "test:eventbus:" + strings.NewReplacer("/", ":", " ", "_").Replace(t.Name()) + ":" + rand.Text()[:10] + ":events"
-}
-
-// server says where a test's Valkey runs.
-type server struct {
-	name string
-	url  func(t *testing.T) string // a URL for this test (may start a server)
-}
-
-// servers are the Valkey servers the bus is tested against: a fresh miniredis
-// per test, and the real server at TEST_VALKEY_URL.
-func servers() []server {
-	return []server{
-		{"miniredis", func(t *testing.T) string { return "redis://" + miniredis.RunT(t).Addr() }},
-		{"server", func(t *testing.T) string {
-			u := os.Getenv("TEST_VALKEY_URL")
-			if u == "" {
-				skipOrFail(t, "TEST_VALKEY_URL is not set")
-			}
-			return u
-		}},
-	}
 }
 
 // openClient connects to url as the service does, closing the client at cleanup.
@@ -116,15 +82,15 @@ func (p pair) Publish(ctx context.Context, e ports.Event) error { return p.pub.P
 func (p pair) Subscribe(h func(ports.Event)) func()             { return p.sub.Subscribe(h) }
 
 func TestValkeyContract(t *testing.T) {
-	for _, s := range servers() {
-		t.Run(s.name, func(t *testing.T) {
+	for _, s := range redisproc.Targets() {
+		t.Run(s.Name, func(t *testing.T) {
 			eventbustest.Run(t, func(t *testing.T) ports.EventBus {
-				return startBus(t, openClient(t, s.url(t)), uniqueChannel(t))
+				return startBus(t, openClient(t, s.URL(t)), uniqueChannel(t))
 			})
 		})
-		t.Run(s.name+"-pair", func(t *testing.T) {
+		t.Run(s.Name+"-pair", func(t *testing.T) {
 			eventbustest.Run(t, func(t *testing.T) ports.EventBus {
-				url, ch := s.url(t), uniqueChannel(t)
+				url, ch := s.URL(t), uniqueChannel(t)
 				return pair{pub: startBus(t, openClient(t, url), ch), sub: startBus(t, openClient(t, url), ch)}
 			})
 		})
@@ -144,9 +110,9 @@ func TestNewValkeyValidates(t *testing.T) {
 // Two instances on one server: an event published on either reaches the
 // subscribers of both, each exactly once.
 func TestValkeyTwoInstances(t *testing.T) {
-	for _, s := range servers() {
-		t.Run(s.name, func(t *testing.T) {
-			url, ch := s.url(t), uniqueChannel(t)
+	for _, s := range redisproc.Targets() {
+		t.Run(s.Name, func(t *testing.T) {
+			url, ch := s.URL(t), uniqueChannel(t)
 			a, b := startBus(t, openClient(t, url), ch), startBus(t, openClient(t, url), ch)
 			ra, rb := eventbustest.NewRecorder(), eventbustest.NewRecorder()
 			defer a.Subscribe(ra.Handle)()

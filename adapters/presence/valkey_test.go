@@ -3,7 +3,6 @@ package presence_test
 import (
 	"context"
 	"crypto/rand"
-	"os"
 	"testing"
 	"time"
 
@@ -16,34 +15,6 @@ import (
 	"github.com/halobestie/mitra-availability/ports"
 	"github.com/halobestie/mitra-availability/ports/presencetest"
 )
-
-// requireIntegration reports whether REQUIRE_INTEGRATION=1: then a missing
-// integration dependency fails the test instead of skipping it.
-func requireIntegration() bool { return os.Getenv("REQUIRE_INTEGRATION") == "1" }
-
-func skipOrFail(t *testing.T, why string) {
-	t.Helper()
-	if requireIntegration() {
-		t.Fatalf("REQUIRE_INTEGRATION=1 but %s", why)
-	}
-	t.Skip(why)
-}
-
-// servers are the Valkey servers the presence is tested against: a fresh
-// miniredis per test, and the real server at TEST_VALKEY_URL.
-var servers = []struct {
-	name string
-	url  func(t *testing.T) string
-}{
-	{"miniredis", func(t *testing.T) string { return "redis://" + miniredis.RunT(t).Addr() }},
-	{"server", func(t *testing.T) string {
-		u := os.Getenv("TEST_VALKEY_URL")
-		if u == "" {
-			skipOrFail(t, "TEST_VALKEY_URL is not set")
-		}
-		return u
-	}},
-}
 
 // openClient connects to url as the service does, closing the client at cleanup.
 func openClient(t *testing.T, url string) valkey.Client {
@@ -71,10 +42,10 @@ func newValkey(t *testing.T, c valkey.Client, prefix string, opts presence.Valke
 }
 
 func TestValkeyContract(t *testing.T) {
-	for _, s := range servers {
-		t.Run(s.name, func(t *testing.T) {
+	for _, s := range redisproc.Targets() {
+		t.Run(s.Name, func(t *testing.T) {
 			presencetest.Run(t, func(t *testing.T) func() ports.Presence {
-				url, pfx := s.url(t), prefix()
+				url, pfx := s.URL(t), prefix()
 				return func() ports.Presence {
 					// Each instance has its own client, as separate processes do.
 					return newValkey(t, openClient(t, url), pfx, presence.ValkeyOptions{})
@@ -89,9 +60,9 @@ func TestValkeyContract(t *testing.T) {
 // refreshing keeps its users online well past the TTL.
 func TestValkeyKilledInstanceExpires(t *testing.T) {
 	const ttl = 600 * time.Millisecond
-	for _, s := range servers {
-		t.Run(s.name, func(t *testing.T) {
-			url, pfx := s.url(t), prefix()
+	for _, s := range redisproc.Targets() {
+		t.Run(s.Name, func(t *testing.T) {
+			url, pfx := s.URL(t), prefix()
 			killed := newValkey(t, openClient(t, url), pfx, presence.ValkeyOptions{TTL: ttl})
 			alive := newValkey(t, openClient(t, url), pfx, presence.ValkeyOptions{TTL: ttl})
 			observer := newValkey(t, openClient(t, url), pfx, presence.ValkeyOptions{TTL: ttl})

@@ -11,6 +11,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	vk "github.com/halobestie/mitra-availability/adapters/valkey"
+	"github.com/halobestie/mitra-availability/internal/redisproc"
 	"github.com/halobestie/mitra-availability/ports/mirrortest"
 )
 
@@ -60,20 +61,10 @@ var (
 	serverErr    error
 )
 
-// serverURL returns TEST_VALKEY_URL, or skips (fails under REQUIRE_INTEGRATION=1).
-func serverURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("TEST_VALKEY_URL")
-	if url == "" {
-		missing(t, "TEST_VALKEY_URL is not set")
-	}
-	return url
-}
-
 // sharedServer returns one client of TEST_VALKEY_URL for the whole package.
 func sharedServer(t *testing.T) valkey.Client {
 	t.Helper()
-	url := serverURL(t)
+	url := redisproc.SharedURL(t)
 	serverOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -16,19 +16,6 @@ import (
 	"github.com/halobestie/mitra-availability/internal/redisproc"
 )
 
-// requireIntegration reports whether a missing integration dependency is a
-// failure (REQUIRE_INTEGRATION=1) rather than a skip.
-func requireIntegration() bool { return os.Getenv("REQUIRE_INTEGRATION") == "1" }
-
-// missing fails or skips the test for a missing dependency.
-func missing(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if requireIntegration() {
-		t.Fatalf("REQUIRE_INTEGRATION=1 but "+format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // randomPrefix returns a key prefix no other test uses.
 func randomPrefix(t *testing.T) string {
 	t.Helper()
@@ -53,7 +40,10 @@ func startCluster(t *testing.T) []*redisproc.Server {
 	t.Helper()
 	cli, err := redisproc.CLI()
 	if err != nil {
-		missing(t, "%v", err)
+		if os.Getenv(redisproc.EnvRequire) == "1" {
+			t.Fatalf("REQUIRE_INTEGRATION=1 but %v", err)
+		}
+		t.Skip(err)
 	}
 	nodes := make([]*redisproc.Server, 3)
 	for i := range nodes {

@@ -1,5 +1,5 @@
 // Package redisproc runs a private redis-server (or valkey-server) as a child
-// process: for the tests that kill, freeze or restart their Valkey (the valkey,
+// process, and names the other servers tests use (SharedURL, Targets): for the tests that kill, freeze or restart their Valkey (the valkey,
 // presence and eventbus adapters, the app's fault tests, the memory
 // benchmarks) and for the chaos run. The server runs without persistence (a
 // restart comes back empty) on a loopback port in a directory of its own; it is
@@ -22,13 +22,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alicebob/miniredis/v2"
 )
 
 // Environment the package reads (scripts/with-services.sh sets the first).
 const (
-	EnvServer  = "TEST_REDIS_SERVER"   // the server binary; default redis-server, then valkey-server, on PATH
-	EnvCLI     = "TEST_REDIS_CLI"      // the CLI binary; default redis-cli, then valkey-cli, on PATH
-	EnvRequire = "REQUIRE_INTEGRATION" // "1": a missing binary fails a test instead of skipping it
+	EnvServer    = "TEST_REDIS_SERVER"   // the server binary; default redis-server, then valkey-server, on PATH
+	EnvCLI       = "TEST_REDIS_CLI"      // the CLI binary; default redis-cli, then valkey-cli, on PATH
+	EnvSharedURL = "TEST_VALKEY_URL"     // the shared test server (SharedURL)
+	EnvRequire   = "REQUIRE_INTEGRATION" // "1": a missing binary or server fails a test instead of skipping it
 )
 
 const (
@@ -373,6 +376,42 @@ func (s *Server) Output() string {
 
 // ------------------------------------------------------------ for tests --
 
+// missing skips t, or fails it under REQUIRE_INTEGRATION=1.
+func missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv(EnvRequire) == "1" {
+		t.Fatalf("REQUIRE_INTEGRATION=1 but "+format, args...)
+	}
+	t.Skipf("skipping: "+format, args...)
+}
+
+// SharedURL returns the URL of the shared test server (TEST_VALKEY_URL; tests
+// use it under a key prefix of their own and never restart it). Without it the
+// test is skipped, or fails under REQUIRE_INTEGRATION=1.
+func SharedURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv(EnvSharedURL)
+	if u == "" {
+		missing(t, "%s is not set (run the tests through scripts/with-services.sh)", EnvSharedURL)
+	}
+	return u
+}
+
+// Target is a server a Valkey-backed adapter is tested against.
+type Target struct {
+	Name string
+	URL  func(t *testing.T) string // the URL of a server for t (it may start one)
+}
+
+// Targets are the servers the contract of a Valkey-backed adapter runs
+// against: a fresh miniredis per test, and the shared server (SharedURL).
+func Targets() []Target {
+	return []Target{
+		{"miniredis", func(t *testing.T) string { return "redis://" + miniredis.RunT(t).Addr() }},
+		{"server", func(t *testing.T) string { return SharedURL(t) }},
+	}
+}
+
 // NewForTest prepares a server of t (New) in a temporary directory of t,
 // killed when t ends; o.Dir may be left empty. Without a server binary the
 // test is skipped, or fails under REQUIRE_INTEGRATION=1.
@@ -381,10 +420,7 @@ func NewForTest(t testing.TB, o Options) *Server {
 	if o.Bin == "" {
 		bin, err := Binary()
 		if err != nil {
-			if os.Getenv(EnvRequire) == "1" {
-				t.Fatalf("REQUIRE_INTEGRATION=1 but %v", err)
-			}
-			t.Skipf("skipping: %v", err)
+			missing(t, "%v", err)
 		}
 		o.Bin = bin
 	}
