@@ -42,6 +42,7 @@ import (
 	"github.com/halobestie/mitra-availability/adapters/postgres/pgtest"
 	"github.com/halobestie/mitra-availability/app"
 	"github.com/halobestie/mitra-availability/app/config"
+	"github.com/halobestie/mitra-availability/client"
 	"github.com/halobestie/mitra-availability/core/mirror"
 	"github.com/halobestie/mitra-availability/core/mitras"
 	"github.com/halobestie/mitra-availability/internal/redisproc"
@@ -91,7 +92,7 @@ func randomHex(t testing.TB, n int) string {
 // ---------------------------------------------------------------- setup --
 
 // setup is what the instances of one test share: the database, the Valkey
-// server and key prefix, the JWT secret (so tokens cross instances), and a raw
+// server and key prefix, the JWT secret (so client.Tokens cross instances), and a raw
 // Valkey client to inspect the mirror's keys.
 type setup struct {
 	t         *testing.T
@@ -786,56 +787,6 @@ func (a *api) wantError(method, path, token string, body any, status int, code s
 	}
 }
 
-// Views as the API returns them.
-type (
-	mitraView struct {
-		ID              string     `json:"id"`
-		IsActive        bool       `json:"is_active"`
-		IsOnline        bool       `json:"is_online"`
-		Capacity        int        `json:"capacity"`
-		ActiveSessions  int        `json:"active_sessions"`
-		LastHeartbeatAt *time.Time `json:"last_heartbeat_at"`
-		Reachable       bool       `json:"reachable"`
-		Available       bool       `json:"available"`
-	}
-	availabilityView struct {
-		MitraID   string `json:"mitra_id"`
-		Reachable bool   `json:"reachable"`
-		Available bool   `json:"available"`
-	}
-	beaconView struct {
-		AvailableMitras int       `json:"available_mitras"`
-		AsOf            time.Time `json:"as_of"`
-	}
-	dashboardView struct {
-		OnlineMitras      int `json:"online_mitras"`
-		AvailableMitras   int `json:"available_mitras"`
-		DeactivatedMitras int `json:"deactivated_mitras"`
-		Sessions          struct {
-			Searching      int `json:"searching"`
-			PendingPayment int `json:"pending_payment"`
-			Active         int `json:"active"`
-		} `json:"sessions"`
-		Cache struct {
-			Backend string `json:"backend"`
-			Healthy bool   `json:"healthy"`
-		} `json:"cache"`
-	}
-	sessionView struct {
-		ID       string  `json:"id"`
-		Status   string  `json:"status"`
-		MitraID  *string `json:"mitra_id"`
-		Customer string  `json:"customer_id"`
-	}
-	tokens struct {
-		AccessToken  string `json:"access_token"`
-		RefreshToken string `json:"refresh_token"`
-		User         struct {
-			ID string `json:"id"`
-		} `json:"user"`
-	}
-)
-
 // account is a user the test created, logged in.
 type account struct {
 	ID, Phone, Access, Refresh string
@@ -846,9 +797,9 @@ var phoneSeq atomic.Int64
 func newPhone() string { return fmt.Sprintf("+6281%09d", phoneSeq.Add(1)) }
 
 // login logs a user in.
-func (in *instance) login(phone, password string) tokens {
+func (in *instance) login(phone, password string) client.Tokens {
 	in.t.Helper()
-	var tk tokens
+	var tk client.Tokens
 	in.api.do(http.MethodPost, "/api/auth/login", "", map[string]string{"phone": phone, "password": password}, http.StatusOK, &tk)
 	return tk
 }
@@ -870,7 +821,7 @@ func (in *instance) createMitra(capacity *int) account {
 	if capacity != nil {
 		body["capacity"] = *capacity
 	}
-	var v mitraView
+	var v client.Mitra
 	in.api.do(http.MethodPost, "/api/admin/mitras", in.admin(), body, http.StatusCreated, &v)
 	tk := in.login(body["phone"].(string), userPassword)
 	return account{ID: v.ID, Phone: body["phone"].(string), Access: tk.AccessToken, Refresh: tk.RefreshToken}
@@ -885,16 +836,16 @@ func (in *instance) createCustomer() account {
 	return account{ID: tk.User.ID, Phone: phone, Access: tk.AccessToken, Refresh: tk.RefreshToken}
 }
 
-func (in *instance) online(m account) mitraView {
+func (in *instance) online(m account) client.Mitra {
 	in.t.Helper()
-	var v mitraView
+	var v client.Mitra
 	in.api.do(http.MethodPost, "/api/mitra/status/online", m.Access, nil, http.StatusOK, &v)
 	return v
 }
 
-func (in *instance) offline(m account) mitraView {
+func (in *instance) offline(m account) client.Mitra {
 	in.t.Helper()
-	var v mitraView
+	var v client.Mitra
 	in.api.do(http.MethodPost, "/api/mitra/status/offline", m.Access, nil, http.StatusOK, &v)
 	return v
 }
@@ -904,65 +855,65 @@ func (in *instance) heartbeat(m account) {
 	in.api.do(http.MethodPost, "/api/mitra/status/heartbeat", m.Access, nil, http.StatusNoContent, nil)
 }
 
-func (in *instance) patch(id string, body map[string]any) mitraView {
+func (in *instance) patch(id string, body map[string]any) client.Mitra {
 	in.t.Helper()
-	var v mitraView
+	var v client.Mitra
 	in.api.do(http.MethodPatch, "/api/admin/mitras/"+id, in.admin(), body, http.StatusOK, &v)
 	return v
 }
 
-func (in *instance) availability(id string) availabilityView {
+func (in *instance) availability(id string) client.MitraAvailability {
 	in.t.Helper()
-	var v availabilityView
+	var v client.MitraAvailability
 	in.api.do(http.MethodGet, "/api/mitras/"+id+"/availability", in.admin(), nil, http.StatusOK, &v)
 	return v
 }
 
-func (in *instance) beacon() beaconView {
+func (in *instance) beacon() client.Beacon {
 	in.t.Helper()
-	var v beaconView
+	var v client.Beacon
 	in.api.do(http.MethodGet, "/api/availability", "", nil, http.StatusOK, &v)
 	return v
 }
 
-func (in *instance) dashboard() dashboardView {
+func (in *instance) dashboard() client.Dashboard {
 	in.t.Helper()
-	var v dashboardView
+	var v client.Dashboard
 	in.api.do(http.MethodGet, "/api/admin/dashboard", in.admin(), nil, http.StatusOK, &v)
 	return v
 }
 
-func (in *instance) status(m account) mitraView {
+func (in *instance) status(m account) client.Mitra {
 	in.t.Helper()
-	var v mitraView
+	var v client.Mitra
 	in.api.do(http.MethodGet, "/api/mitra/status", m.Access, nil, http.StatusOK, &v)
 	return v
 }
 
 // requestSession makes customer c request a session (of mitra, when not "").
-func (in *instance) requestSession(c account, mitra string) sessionView {
+func (in *instance) requestSession(c account, mitra string) client.Session {
 	in.t.Helper()
 	body := map[string]any{"duration_minutes": 30}
 	if mitra != "" {
 		body["mitra_id"] = mitra
 	}
-	var v sessionView
+	var v client.Session
 	in.api.do(http.MethodPost, "/api/sessions", c.Access, body, http.StatusCreated, &v)
 	return v
 }
 
 // accept makes mitra m accept session id.
-func (in *instance) accept(m account, id string) sessionView {
+func (in *instance) accept(m account, id string) client.Session {
 	in.t.Helper()
-	var v sessionView
+	var v client.Session
 	in.api.do(http.MethodPost, "/api/sessions/"+id+"/accept", m.Access, nil, http.StatusOK, &v)
 	return v
 }
 
 // end ends session id on behalf of a.
-func (in *instance) end(a account, id string) sessionView {
+func (in *instance) end(a account, id string) client.Session {
 	in.t.Helper()
-	var v sessionView
+	var v client.Session
 	in.api.do(http.MethodPost, "/api/sessions/"+id+"/end", a.Access, nil, http.StatusOK, &v)
 	return v
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/halobestie/mitra-availability/app/config"
+	"github.com/halobestie/mitra-availability/client"
 )
 
 // TestWriteFailureHealedByReseed: while Valkey is frozen or dead every write
@@ -103,7 +104,7 @@ func TestWriteFailureHealedByReseed(t *testing.T) {
 
 // answers is what every read says about a set of mitras.
 type answers struct {
-	Availability []availabilityView
+	Availability []client.MitraAvailability
 	Status       []string // per mitra: its own view (derived fields) or the error
 	Admin        []string // per mitra: the admin's view (derived fields)
 	Beacon       int
@@ -115,13 +116,13 @@ type answers struct {
 func (in *instance) collect(ms []account) answers {
 	in.t.Helper()
 	var a answers
-	summary := func(v mitraView) string {
+	summary := func(v client.Mitra) string {
 		return fmt.Sprintf("active=%v online=%v capacity=%d sessions=%d reachable=%v available=%v",
 			v.IsActive, v.IsOnline, v.Capacity, v.ActiveSessions, v.Reachable, v.Available)
 	}
 	for _, m := range ms {
 		a.Availability = append(a.Availability, in.availability(m.ID))
-		var av mitraView
+		var av client.Mitra
 		in.api.do(http.MethodGet, "/api/admin/mitras/"+m.ID, in.admin(), nil, http.StatusOK, &av)
 		a.Admin = append(a.Admin, summary(av))
 		r, err := in.api.call(http.MethodGet, "/api/mitra/status", m.Access, nil)
@@ -132,7 +133,7 @@ func (in *instance) collect(ms []account) answers {
 			a.Status = append(a.Status, fmt.Sprintf("%d %s", r.Status, r.code()))
 			continue
 		}
-		var v mitraView
+		var v client.Mitra
 		if err := jsonDecode(r.Body, &v); err != nil {
 			in.t.Fatal(err)
 		}
@@ -211,7 +212,7 @@ func TestFallbackAnswersEqual(t *testing.T) {
 	expected := func() answers {
 		var a answers
 		for _, r := range rows {
-			a.Availability = append(a.Availability, availabilityView{MitraID: r.m.ID, Reachable: r.reachable, Available: r.available})
+			a.Availability = append(a.Availability, client.MitraAvailability{MitraID: r.m.ID, Reachable: r.reachable, Available: r.available})
 			v := fmt.Sprintf("active=%v online=%v capacity=%d sessions=%d reachable=%v available=%v",
 				r.active, r.online, r.capacity, r.sessions, r.reachable, r.available)
 			a.Admin = append(a.Admin, v)
@@ -581,13 +582,13 @@ func TestFaultsUnderLoad(t *testing.T) {
 	in.patch(deact.ID, map[string]any{"is_active": false})
 	in.waitClean(5 * time.Second)
 
-	truth := map[string]availabilityView{}
+	truth := map[string]client.MitraAvailability{}
 	for _, m := range avail {
-		truth[m.ID] = availabilityView{MitraID: m.ID, Reachable: true, Available: true}
+		truth[m.ID] = client.MitraAvailability{MitraID: m.ID, Reachable: true, Available: true}
 	}
-	truth[full.ID] = availabilityView{MitraID: full.ID, Reachable: true}
-	truth[off.ID] = availabilityView{MitraID: off.ID}
-	truth[deact.ID] = availabilityView{MitraID: deact.ID}
+	truth[full.ID] = client.MitraAvailability{MitraID: full.ID, Reachable: true}
+	truth[off.ID] = client.MitraAvailability{MitraID: off.ID}
+	truth[deact.ID] = client.MitraAvailability{MitraID: deact.ID}
 	var ids []string
 	for id := range truth {
 		ids = append(ids, id)
@@ -653,17 +654,17 @@ func TestFaultsUnderLoad(t *testing.T) {
 				}
 				switch (g + i) % 4 {
 				case 1:
-					var v beaconView
+					var v client.Beacon
 					if err := jsonDecode(r.Body, &v); err != nil || v.AvailableMitras != len(avail) {
 						probs.add("beacon %s, want %d available", r, len(avail))
 					}
 				case 2:
-					var v availabilityView
+					var v client.MitraAvailability
 					if err := jsonDecode(r.Body, &v); err != nil || v != truth[v.MitraID] {
 						probs.add("%s: %s, want %+v", what, r, truth[v.MitraID])
 					}
 				case 3:
-					var v dashboardView
+					var v client.Dashboard
 					if err := jsonDecode(r.Body, &v); err != nil || v.OnlineMitras != 7 || v.AvailableMitras != 6 || v.DeactivatedMitras != 1 {
 						probs.add("dashboard %s, want 7 online, 6 available, 1 deactivated", r)
 					}

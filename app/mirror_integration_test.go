@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/halobestie/mitra-availability/app/config"
+	"github.com/halobestie/mitra-availability/client"
 )
 
 // TestSeedAtStart: mitras online and deactivated in Postgres before the
@@ -469,7 +470,7 @@ func burstBeacons(t *testing.T, a, b *instance, n int) map[string]int {
 				errs[i] = r.String()
 				return
 			}
-			var v beaconView
+			var v client.Beacon
 			if err := json.Unmarshal(r.Body, &v); err != nil {
 				errs[i] = err.Error()
 				return

@@ -1,10 +1,7 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -19,6 +16,7 @@ import (
 	vk "github.com/halobestie/mitra-availability/adapters/valkey"
 	"github.com/halobestie/mitra-availability/app"
 	"github.com/halobestie/mitra-availability/app/config"
+	"github.com/halobestie/mitra-availability/client"
 	"github.com/halobestie/mitra-availability/internal/redisproc"
 )
 
@@ -53,36 +51,42 @@ func TestValkeyUnreachableAtStart(t *testing.T) {
 	if d := time.Since(began); d > 5*time.Second {
 		t.Fatalf("start took %v with Valkey unreachable", d)
 	}
-	base := "http://" + srv.Addr()
+	a := newAPI(t, "http://"+srv.Addr())
 
-	status, ready := valkeyStartDo(t, base, http.MethodGet, "/readyz", "", nil)
-	if status != http.StatusOK || ready["store"] != "ok" || ready["cache"] != "degraded" {
-		t.Fatalf("readyz = %d %v, want 200 store ok, cache degraded", status, ready)
+	var ready client.Ready
+	a.do(http.MethodGet, "/readyz", "", nil, http.StatusOK, &ready)
+	if ready.Store != client.ReadyStoreOk || ready.Cache != client.ReadyCacheDegraded {
+		t.Fatalf("readyz = %+v, want store ok, cache degraded", ready)
 	}
 
-	admin := valkeyStartLogin(t, base, valkeyStartAdminPhone, valkeyStartAdminPass)
-	status, m := valkeyStartDo(t, base, http.MethodPost, "/api/admin/mitras", admin, map[string]any{
+	login := func(phone, password string) string {
+		t.Helper()
+		var tk client.Tokens
+		a.do(http.MethodPost, "/api/auth/login", "", map[string]string{"phone": phone, "password": password}, http.StatusOK, &tk)
+		return tk.AccessToken
+	}
+	admin := login(valkeyStartAdminPhone, valkeyStartAdminPass)
+	var m client.Mitra
+	a.do(http.MethodPost, "/api/admin/mitras", admin, map[string]any{
 		"phone": "+6281100000002", "password": "mitra-password-1", "display_name": "Mitra",
-	})
-	if status != http.StatusCreated {
-		t.Fatalf("create mitra: %d %v", status, m)
+	}, http.StatusCreated, &m)
+	mitra := login("+6281100000002", "mitra-password-1")
+	var online client.Mitra
+	if a.do(http.MethodPost, "/api/mitra/status/online", mitra, nil, http.StatusOK, &online); !online.IsOnline {
+		t.Fatalf("online: %+v", online)
 	}
-	mitraID, _ := m["id"].(string)
-	mitra := valkeyStartLogin(t, base, "+6281100000002", "mitra-password-1")
-	if status, body := valkeyStartDo(t, base, http.MethodPost, "/api/mitra/status/online", mitra, nil); status != http.StatusOK || body["is_online"] != true {
-		t.Fatalf("online: %d %v", status, body)
-	}
-	if status, body := valkeyStartDo(t, base, http.MethodPost, "/api/mitra/status/heartbeat", mitra, nil); status != http.StatusNoContent {
-		t.Fatalf("heartbeat: %d %v", status, body)
-	}
+	a.do(http.MethodPost, "/api/mitra/status/heartbeat", mitra, nil, http.StatusNoContent, nil)
 
 	if err := server.Start(); err != nil {
 		t.Fatal(err)
 	}
 	appeared := time.Now()
-	valkeyStartWait(t, 8*time.Second, "readyz cache ok", func() bool {
-		_, ready := valkeyStartDo(t, base, http.MethodGet, "/readyz", "", nil)
-		return ready["cache"] == "ok"
+	eventually(t, 8*time.Second, "readyz cache ok", func() string {
+		a.do(http.MethodGet, "/readyz", "", nil, http.StatusOK, &ready)
+		if ready.Cache != client.ReadyCacheOk {
+			return "cache " + string(ready.Cache)
+		}
+		return ""
 	})
 	raw, err := vk.Open(context.Background(), vk.Config{URL: url})
 	if err != nil {
@@ -90,15 +94,15 @@ func TestValkeyUnreachableAtStart(t *testing.T) {
 	}
 	defer raw.Close()
 	free := prefix + "{avail}:free"
-	valkeyStartWait(t, 8*time.Second, "the mitra in "+free, func() bool {
-		_, err := raw.Do(context.Background(), raw.B().Zscore().Key(free).Member(mitraID).Build()).AsFloat64()
-		return err == nil
+	eventually(t, 8*time.Second, "the mitra in "+free, func() string {
+		if _, err := raw.Do(context.Background(), raw.B().Zscore().Key(free).Member(m.ID).Build()).AsFloat64(); err != nil {
+			return err.Error()
+		}
+		return ""
 	})
 	t.Logf("cache ok and reseeded %v after the server appeared", time.Since(appeared))
 
-	if status, body := valkeyStartDo(t, base, http.MethodPost, "/api/mitra/status/heartbeat", mitra, nil); status != http.StatusNoContent {
-		t.Fatalf("heartbeat on the cache: %d %v", status, body)
-	}
+	a.do(http.MethodPost, "/api/mitra/status/heartbeat", mitra, nil, http.StatusNoContent, nil) // on the cache
 }
 
 // TestValkeyMalformedURLFailsStart: a VALKEY_URL that the configuration
@@ -134,64 +138,4 @@ func valkeyStartConfig(t *testing.T, env map[string]string) config.Config {
 		t.Fatalf("config: %v", err)
 	}
 	return cfg
-}
-
-// valkeyStartDo sends body as JSON with an optional Bearer token and returns
-// the status and the decoded object (nil when the body is not one).
-func valkeyStartDo(t *testing.T, base, method, path, token string, body any) (int, map[string]any) {
-	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, base+path, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	return resp.StatusCode, m
-}
-
-// valkeyStartLogin logs in and returns the access token.
-func valkeyStartLogin(t *testing.T, base, phone, password string) string {
-	t.Helper()
-	status, body := valkeyStartDo(t, base, http.MethodPost, "/api/auth/login", "", map[string]any{"phone": phone, "password": password})
-	token, _ := body["access_token"].(string)
-	if status != http.StatusOK || token == "" {
-		t.Fatalf("login %s: %d %v", phone, status, body)
-	}
-	return token
-}
-
-// valkeyStartWait polls cond until it holds, or fails after timeout.
-func valkeyStartWait(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
