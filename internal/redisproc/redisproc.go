@@ -1,11 +1,14 @@
-// Package redisproc runs a private redis-server (or valkey-server) as a child
-// process, and names the other servers tests use (SharedURL, Targets): for the tests that kill, freeze or restart their Valkey (the valkey,
-// presence and eventbus adapters, the app's fault tests, the memory
-// benchmarks) and for the chaos run. The server runs without persistence (a
-// restart comes back empty) on a loopback port in a directory of its own; it is
-// only ever signalled by its own PID, never by name, so the shared servers of
-// the machine are never touched. internal/serverproc is the same for the
-// service's own binary.
+// Package redisproc is the Redis/Valkey side of the test harness. It runs a
+// private redis-server (or valkey-server) as a child process, for the tests
+// that kill, freeze or restart their Valkey (the valkey, presence and eventbus
+// adapters, the app's fault tests, the memory benchmarks) and for the chaos
+// run; and it names the other servers tests use: the shared one at
+// TEST_VALKEY_URL (SharedURL) and miniredis (Targets).
+//
+// A private server runs without persistence (a restart comes back empty) on a
+// loopback port in a directory of its own; it is only ever signalled by its own
+// PID, never by name, so the shared servers of the machine are never touched.
+// internal/serverproc is the same for the service's own binary.
 package redisproc
 
 import (
@@ -26,7 +29,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 )
 
-// Environment the package reads (scripts/with-services.sh sets the first).
+// Environment the package reads (scripts/with-services.sh sets TEST_REDIS_SERVER
+// and TEST_VALKEY_URL).
 const (
 	EnvServer    = "TEST_REDIS_SERVER"   // the server binary; default redis-server, then valkey-server, on PATH
 	EnvCLI       = "TEST_REDIS_CLI"      // the CLI binary; default redis-cli, then valkey-cli, on PATH
