@@ -55,17 +55,19 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			newMitraService,
 			newSessionService,
 			newScheduler,
+			newDispatcher,
 			newHub,
 			newRevocations,
 			newHTTP,
 		),
 		// One invoke, so the start order is explicit (stop runs in reverse):
-		// admin, session timers restored, mirror seeded, mirror workers,
+		// admin, session timers restored, queue dispatcher, mirror seeded, mirror workers,
 		// realtime hub, revoked auth sessions loaded and polled, then the
 		// listener.
 		fx.Invoke(
 			ensureAdmin,
 			startScheduler,
+			startDispatcher,
 			seedBeforeServing,
 			runMirrorWorkers,
 			startHub,
@@ -77,13 +79,19 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 }
 
 func newSessionService(s Stores, m *mitras.Service, bus ports.EventBus, c ports.Clock, log *slog.Logger, cfg config.Config) (*sessions.Service, error) {
-	return sessions.NewService(s.Sessions, m, bus, c, log, sessions.Config{
+	svc, err := sessions.NewService(s.Sessions, m, bus, c, log, sessions.Config{
 		PairingTimeout: cfg.PairingTimeout,
 		PaymentTimeout: cfg.PaymentTimeout,
 		WarningLead:    cfg.SessionWarningLead,
 		Router:         router(cfg),
 		BatchInterval:  cfg.OfferBatchInterval,
+		QueueTimeout:   cfg.QueueTimeout,
 	})
+	if err != nil {
+		return nil, err
+	}
+	m.SetCapacityHook(svc.Kick)
+	return svc, nil
 }
 
 // router is the routing strategy ROUTING_STRATEGY names (docs/contract.md §11).
@@ -101,6 +109,13 @@ func newScheduler(svc *sessions.Service) *sessions.Scheduler { return sessions.N
 
 func startScheduler(lc fx.Lifecycle, sc *sessions.Scheduler) {
 	lc.Append(fx.Hook{OnStart: sc.Start, OnStop: sc.Stop})
+}
+
+func newDispatcher(svc *sessions.Service) *sessions.Dispatcher { return sessions.NewDispatcher(svc) }
+
+// startDispatcher runs the waiting queue's dispatcher (docs/contract.md §10).
+func startDispatcher(lc fx.Lifecycle, d *sessions.Dispatcher) {
+	lc.Append(fx.Hook{OnStart: d.Start, OnStop: d.Stop})
 }
 
 type hubParams struct {

@@ -465,6 +465,12 @@ type CreateSessionRequest struct {
 	// MitraID Offer the session to this mitra only (it must be available). Absent or `null`: offer
 	// it to every available mitra. A well-formed id of no mitra is 404 `not_found`.
 	MitraID *string `json:"mitra_id,omitempty"`
+
+	// Queue Wait in the queue when no mitra can take the session now (docs/contract.md §10)
+	// instead of 409 `no_mitra_available`. Absent, `null` or false: do not queue. Ignored
+	// with mitra_id (a direct request never queues). A value that is not a boolean is 400
+	// `invalid_request` naming `queue`.
+	Queue *bool `json:"queue,omitempty"`
 }
 
 // Dashboard defines model for Dashboard.
@@ -481,7 +487,16 @@ type Dashboard struct {
 
 	// OnlineMitras Active mitras that are online, whether or not their heartbeat is fresh.
 	OnlineMitras int `json:"online_mitras"`
-	Sessions     struct {
+
+	// Queue The waiting queue (docs/contract.md §10), as of the request.
+	Queue struct {
+		// Length Sessions waiting in the queue for an offer.
+		Length int `json:"length"`
+
+		// LongestWaitSeconds How long the longest-waiting of them has waited; 0 when none waits.
+		LongestWaitSeconds int `json:"longest_wait_seconds"`
+	} `json:"queue"`
+	Sessions struct {
 		Active         int `json:"active"`
 		PendingPayment int `json:"pending_payment"`
 		Searching      int `json:"searching"`
@@ -649,6 +664,12 @@ type Session struct {
 	// EndedAt When the session reached a final status; null before.
 	EndedAt *time.Time `json:"ended_at"`
 
+	// EstimatedWaitSeconds While the session waits in the queue: queue_position divided by the rate at which
+	// queued sessions were matched over the last 15 minutes, in whole seconds (rounded up).
+	// null when it does not wait, or when no queued session was matched in that time
+	// (unknown). Always null in events.
+	EstimatedWaitSeconds *int `json:"estimated_wait_seconds"`
+
 	// ExpiresAt When the session expires. Set when it becomes active and moved by extensions; null
 	// while searching or pending_payment (a reroute clears it); kept once it ended.
 	ExpiresAt *time.Time `json:"expires_at"`
@@ -656,6 +677,11 @@ type Session struct {
 
 	// MitraID The mitra that accepted; null while searching (also after a reroute) and for a session nobody accepted.
 	MitraID *string `json:"mitra_id"`
+
+	// QueuePosition While the session waits in the queue (docs/contract.md §10): its place, 1 for the next
+	// session the queue offers. null when it does not wait (not queued, offered, matched,
+	// ended). Always null in events.
+	QueuePosition *int `json:"queue_position"`
 
 	// RemainingSeconds The paid time left, in whole seconds, as of the response (or the event): while
 	// `active`, the seconds until expires_at, counting down; after the reroute of an active
@@ -1482,6 +1508,24 @@ type ClientInterface interface {
 	// a mitra's answers 404 `not_found`. Availability is checked before the open-session rule,
 	// so a customer with an open session and no mitra to offer to gets `no_mitra_available`.
 	//
+	// **Waiting queue** (docs/contract.md §10). With `queue: true` (and no mitra_id: a direct
+	// request never queues) the session joins the end of one queue shared by every instance,
+	// first come, first served, and the queue is served at once: the sessions that waited
+	// before it are offered first, and it is offered in the same moment only when a free slot
+	// remains for it. Otherwise the answer is still 201, status `searching`, with
+	// `queue_position` (1 = next) and `estimated_wait_seconds`; it waits without an offer
+	// deadline until a slot frees (a mitra goes online or back from away, a session of a
+	// mitra ends, a capacity is raised), then is offered and its PAIRING_TIMEOUT_SECONDS
+	// starts. A free slot is a place below a mitra's capacity that no standing offer already
+	// holds. Waiting QUEUE_TIMEOUT_SECONDS (default 900) ends it as `unmatched`; the customer
+	// may cancel it with POST /api/sessions/{id}/end at any time. If every mitra it was
+	// offered to declines it, it goes back to its place in the queue. With `queue: true` the
+	// open-session rule is checked first (409 `open_session_exists`).
+	//
+	// Without `queue` (or with `queue: false`) while sessions wait in the queue, the request
+	// is offered only when a free slot remains after the queue has taken its share; otherwise
+	// 409 `no_mitra_available`, as when nobody is available.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api/sessions (the `CreateSession` operationId).
@@ -1503,6 +1547,24 @@ type ClientInterface interface {
 	// `mitra_id` must be a UUID (otherwise 400 `invalid_request`); a well-formed id that is not
 	// a mitra's answers 404 `not_found`. Availability is checked before the open-session rule,
 	// so a customer with an open session and no mitra to offer to gets `no_mitra_available`.
+	//
+	// **Waiting queue** (docs/contract.md §10). With `queue: true` (and no mitra_id: a direct
+	// request never queues) the session joins the end of one queue shared by every instance,
+	// first come, first served, and the queue is served at once: the sessions that waited
+	// before it are offered first, and it is offered in the same moment only when a free slot
+	// remains for it. Otherwise the answer is still 201, status `searching`, with
+	// `queue_position` (1 = next) and `estimated_wait_seconds`; it waits without an offer
+	// deadline until a slot frees (a mitra goes online or back from away, a session of a
+	// mitra ends, a capacity is raised), then is offered and its PAIRING_TIMEOUT_SECONDS
+	// starts. A free slot is a place below a mitra's capacity that no standing offer already
+	// holds. Waiting QUEUE_TIMEOUT_SECONDS (default 900) ends it as `unmatched`; the customer
+	// may cancel it with POST /api/sessions/{id}/end at any time. If every mitra it was
+	// offered to declines it, it goes back to its place in the queue. With `queue: true` the
+	// open-session rule is checked first (409 `open_session_exists`).
+	//
+	// Without `queue` (or with `queue: false`) while sessions wait in the queue, the request
+	// is offered only when a free slot remains after the queue has taken its share; otherwise
+	// 409 `no_mitra_available`, as when nobody is available.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2227,6 +2289,24 @@ func (c *Client) ListSessions(ctx context.Context, reqEditors ...RequestEditorFn
 // a mitra's answers 404 `not_found`. Availability is checked before the open-session rule,
 // so a customer with an open session and no mitra to offer to gets `no_mitra_available`.
 //
+// **Waiting queue** (docs/contract.md §10). With `queue: true` (and no mitra_id: a direct
+// request never queues) the session joins the end of one queue shared by every instance,
+// first come, first served, and the queue is served at once: the sessions that waited
+// before it are offered first, and it is offered in the same moment only when a free slot
+// remains for it. Otherwise the answer is still 201, status `searching`, with
+// `queue_position` (1 = next) and `estimated_wait_seconds`; it waits without an offer
+// deadline until a slot frees (a mitra goes online or back from away, a session of a
+// mitra ends, a capacity is raised), then is offered and its PAIRING_TIMEOUT_SECONDS
+// starts. A free slot is a place below a mitra's capacity that no standing offer already
+// holds. Waiting QUEUE_TIMEOUT_SECONDS (default 900) ends it as `unmatched`; the customer
+// may cancel it with POST /api/sessions/{id}/end at any time. If every mitra it was
+// offered to declines it, it goes back to its place in the queue. With `queue: true` the
+// open-session rule is checked first (409 `open_session_exists`).
+//
+// Without `queue` (or with `queue: false`) while sessions wait in the queue, the request
+// is offered only when a free slot remains after the queue has taken its share; otherwise
+// 409 `no_mitra_available`, as when nobody is available.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api/sessions (the `CreateSession` operationId).
@@ -2258,6 +2338,24 @@ func (c *Client) CreateSessionWithBody(ctx context.Context, contentType string, 
 // `mitra_id` must be a UUID (otherwise 400 `invalid_request`); a well-formed id that is not
 // a mitra's answers 404 `not_found`. Availability is checked before the open-session rule,
 // so a customer with an open session and no mitra to offer to gets `no_mitra_available`.
+//
+// **Waiting queue** (docs/contract.md §10). With `queue: true` (and no mitra_id: a direct
+// request never queues) the session joins the end of one queue shared by every instance,
+// first come, first served, and the queue is served at once: the sessions that waited
+// before it are offered first, and it is offered in the same moment only when a free slot
+// remains for it. Otherwise the answer is still 201, status `searching`, with
+// `queue_position` (1 = next) and `estimated_wait_seconds`; it waits without an offer
+// deadline until a slot frees (a mitra goes online or back from away, a session of a
+// mitra ends, a capacity is raised), then is offered and its PAIRING_TIMEOUT_SECONDS
+// starts. A free slot is a place below a mitra's capacity that no standing offer already
+// holds. Waiting QUEUE_TIMEOUT_SECONDS (default 900) ends it as `unmatched`; the customer
+// may cancel it with POST /api/sessions/{id}/end at any time. If every mitra it was
+// offered to declines it, it goes back to its place in the queue. With `queue: true` the
+// open-session rule is checked first (409 `open_session_exists`).
+//
+// Without `queue` (or with `queue: false`) while sessions wait in the queue, the request
+// is offered only when a free slot remains after the queue has taken its share; otherwise
+// 409 `no_mitra_available`, as when nobody is available.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4045,6 +4143,24 @@ type ClientWithResponsesInterface interface {
 	// a mitra's answers 404 `not_found`. Availability is checked before the open-session rule,
 	// so a customer with an open session and no mitra to offer to gets `no_mitra_available`.
 	//
+	// **Waiting queue** (docs/contract.md §10). With `queue: true` (and no mitra_id: a direct
+	// request never queues) the session joins the end of one queue shared by every instance,
+	// first come, first served, and the queue is served at once: the sessions that waited
+	// before it are offered first, and it is offered in the same moment only when a free slot
+	// remains for it. Otherwise the answer is still 201, status `searching`, with
+	// `queue_position` (1 = next) and `estimated_wait_seconds`; it waits without an offer
+	// deadline until a slot frees (a mitra goes online or back from away, a session of a
+	// mitra ends, a capacity is raised), then is offered and its PAIRING_TIMEOUT_SECONDS
+	// starts. A free slot is a place below a mitra's capacity that no standing offer already
+	// holds. Waiting QUEUE_TIMEOUT_SECONDS (default 900) ends it as `unmatched`; the customer
+	// may cancel it with POST /api/sessions/{id}/end at any time. If every mitra it was
+	// offered to declines it, it goes back to its place in the queue. With `queue: true` the
+	// open-session rule is checked first (409 `open_session_exists`).
+	//
+	// Without `queue` (or with `queue: false`) while sessions wait in the queue, the request
+	// is offered only when a free slot remains after the queue has taken its share; otherwise
+	// 409 `no_mitra_available`, as when nobody is available.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/sessions (the `CreateSession` operationId).
@@ -4066,6 +4182,24 @@ type ClientWithResponsesInterface interface {
 	// `mitra_id` must be a UUID (otherwise 400 `invalid_request`); a well-formed id that is not
 	// a mitra's answers 404 `not_found`. Availability is checked before the open-session rule,
 	// so a customer with an open session and no mitra to offer to gets `no_mitra_available`.
+	//
+	// **Waiting queue** (docs/contract.md §10). With `queue: true` (and no mitra_id: a direct
+	// request never queues) the session joins the end of one queue shared by every instance,
+	// first come, first served, and the queue is served at once: the sessions that waited
+	// before it are offered first, and it is offered in the same moment only when a free slot
+	// remains for it. Otherwise the answer is still 201, status `searching`, with
+	// `queue_position` (1 = next) and `estimated_wait_seconds`; it waits without an offer
+	// deadline until a slot frees (a mitra goes online or back from away, a session of a
+	// mitra ends, a capacity is raised), then is offered and its PAIRING_TIMEOUT_SECONDS
+	// starts. A free slot is a place below a mitra's capacity that no standing offer already
+	// holds. Waiting QUEUE_TIMEOUT_SECONDS (default 900) ends it as `unmatched`; the customer
+	// may cancel it with POST /api/sessions/{id}/end at any time. If every mitra it was
+	// offered to declines it, it goes back to its place in the queue. With `queue: true` the
+	// open-session rule is checked first (409 `open_session_exists`).
+	//
+	// Without `queue` (or with `queue: false`) while sessions wait in the queue, the request
+	// is offered only when a free slot remains after the queue has taken its share; otherwise
+	// 409 `no_mitra_available`, as when nobody is available.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7305,6 +7439,24 @@ func (c *ClientWithResponses) ListSessionsWithResponse(ctx context.Context, reqE
 // a mitra's answers 404 `not_found`. Availability is checked before the open-session rule,
 // so a customer with an open session and no mitra to offer to gets `no_mitra_available`.
 //
+// **Waiting queue** (docs/contract.md §10). With `queue: true` (and no mitra_id: a direct
+// request never queues) the session joins the end of one queue shared by every instance,
+// first come, first served, and the queue is served at once: the sessions that waited
+// before it are offered first, and it is offered in the same moment only when a free slot
+// remains for it. Otherwise the answer is still 201, status `searching`, with
+// `queue_position` (1 = next) and `estimated_wait_seconds`; it waits without an offer
+// deadline until a slot frees (a mitra goes online or back from away, a session of a
+// mitra ends, a capacity is raised), then is offered and its PAIRING_TIMEOUT_SECONDS
+// starts. A free slot is a place below a mitra's capacity that no standing offer already
+// holds. Waiting QUEUE_TIMEOUT_SECONDS (default 900) ends it as `unmatched`; the customer
+// may cancel it with POST /api/sessions/{id}/end at any time. If every mitra it was
+// offered to declines it, it goes back to its place in the queue. With `queue: true` the
+// open-session rule is checked first (409 `open_session_exists`).
+//
+// Without `queue` (or with `queue: false`) while sessions wait in the queue, the request
+// is offered only when a free slot remains after the queue has taken its share; otherwise
+// 409 `no_mitra_available`, as when nobody is available.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/sessions (the `CreateSession` operationId).
@@ -7332,6 +7484,24 @@ func (c *ClientWithResponses) CreateSessionWithBodyWithResponse(ctx context.Cont
 // `mitra_id` must be a UUID (otherwise 400 `invalid_request`); a well-formed id that is not
 // a mitra's answers 404 `not_found`. Availability is checked before the open-session rule,
 // so a customer with an open session and no mitra to offer to gets `no_mitra_available`.
+//
+// **Waiting queue** (docs/contract.md §10). With `queue: true` (and no mitra_id: a direct
+// request never queues) the session joins the end of one queue shared by every instance,
+// first come, first served, and the queue is served at once: the sessions that waited
+// before it are offered first, and it is offered in the same moment only when a free slot
+// remains for it. Otherwise the answer is still 201, status `searching`, with
+// `queue_position` (1 = next) and `estimated_wait_seconds`; it waits without an offer
+// deadline until a slot frees (a mitra goes online or back from away, a session of a
+// mitra ends, a capacity is raised), then is offered and its PAIRING_TIMEOUT_SECONDS
+// starts. A free slot is a place below a mitra's capacity that no standing offer already
+// holds. Waiting QUEUE_TIMEOUT_SECONDS (default 900) ends it as `unmatched`; the customer
+// may cancel it with POST /api/sessions/{id}/end at any time. If every mitra it was
+// offered to declines it, it goes back to its place in the queue. With `queue: true` the
+// open-session rule is checked first (409 `open_session_exists`).
+//
+// Without `queue` (or with `queue: false`) while sessions wait in the queue, the request
+// is offered only when a free slot remains after the queue has taken its share; otherwise
+// 409 `no_mitra_available`, as when nobody is available.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -23,6 +23,7 @@ var migrationTables = [][]string{
 	{}, // 00007: mitras.is_away
 	{"devices"},
 	{"event_heads", "events"},
+	{}, // 00010: waiting queue (chat_sessions columns)
 	{}, // 00011: chat_sessions.next_batch_at, batch_start and their indexes
 }
 

@@ -84,7 +84,48 @@ type Session struct {
 	// BatchStart is the index in OfferedMitraIDs where the latest batch
 	// begins (0 for the first batch and for a blast).
 	BatchStart int
-	UpdatedAt  time.Time
+	// Queue is the session's place in the waiting queue (docs/contract.md
+	// §10); nil for a session that was not requested with queue: true.
+	Queue     *QueueEntry
+	UpdatedAt time.Time
+}
+
+// QueueEntry is a session's place in the waiting queue. The queue's order is
+// a key: Priority descending (0 for every session today; a priority class is
+// a larger number), then QueuedAt, then Seq, which the store assigns when it
+// inserts a queued session, so two sessions queued at the same instant keep
+// their arrival order. The entry stays with the session after it is
+// matched, as history (MatchedAt set).
+type QueueEntry struct {
+	Priority  int
+	QueuedAt  time.Time
+	Seq       int64     // assigned by the store; ignored on write
+	ExpiresAt time.Time // the queue timeout: waiting past it ends the session as unmatched
+	// MatchedAt is when a mitra accepted the session; nil while it takes
+	// part in the queue.
+	MatchedAt *time.Time
+}
+
+// Queued reports whether the session takes part in the waiting queue:
+// searching, requested with queue: true and not yet matched. A queued
+// session either waits (no offer stands: OfferExpiresAt is nil) or was
+// dispatched (offered, its pairing deadline running).
+func (s Session) Queued() bool {
+	return s.Status == StatusSearching && s.Queue != nil && s.Queue.MatchedAt == nil
+}
+
+// Waiting reports whether the session waits in the queue for an offer.
+func (s Session) Waiting() bool { return s.Queued() && s.OfferExpiresAt == nil }
+
+// Before reports whether e comes before o in the queue's order.
+func (e QueueEntry) Before(o QueueEntry) bool {
+	if e.Priority != o.Priority {
+		return e.Priority > o.Priority
+	}
+	if !e.QueuedAt.Equal(o.QueuedAt) {
+		return e.QueuedAt.Before(o.QueuedAt)
+	}
+	return e.Seq < o.Seq
 }
 
 // MitraLoad is a mitra's capacity state read inside a session transaction.
@@ -118,6 +159,7 @@ const (
 	TimerWarning TimerKind = "warning" // active, WarnAt passed, WarningSentAt nil
 	TimerExpiry  TimerKind = "expiry"  // active past ExpiresAt
 	TimerBatch   TimerKind = "batch"   // searching, NextBatchAt passed: offer the next batch
+	TimerQueue   TimerKind = "queue"   // waiting in the queue past Queue.ExpiresAt
 )
 
 // DueTimer is a deadline that has passed.
@@ -149,4 +191,47 @@ type SessionStore interface {
 	DueTimers(ctx context.Context, now time.Time, limit int) ([]DueTimer, error)
 	// NextTimer returns the earliest pending deadline; ok false when there is none.
 	NextTimer(ctx context.Context) (at time.Time, ok bool, err error)
+
+	// HasWaiting reports whether any session waits in the queue.
+	HasWaiting(ctx context.Context) (bool, error)
+	// QueuePass runs fn under the queue lock, shared by every instance
+	// (pg_advisory_xact_lock in Postgres, the store's mutex in memory),
+	// inside one transaction: what fn saved, created and emitted commits
+	// together when fn returns nil, and nothing does otherwise. An error
+	// from fn is returned as is. fn must not keep tx beyond its return.
+	QueuePass(ctx context.Context, fn func(ctx context.Context, tx QueueTx) error) error
+	// QueueAhead counts the waiting sessions that come before e in the
+	// queue's order (a waiting session's position is QueueAhead + 1).
+	QueueAhead(ctx context.Context, e QueueEntry) (int, error)
+	// QueueStats answers the queue's figures at now.
+	QueueStats(ctx context.Context, matchedSince time.Time) (QueueStats, error)
+}
+
+// QueueStats are the waiting queue's figures.
+type QueueStats struct {
+	Waiting        int
+	OldestQueuedAt *time.Time // QueuedAt of the longest-waiting session; nil when none waits
+	// MatchedSince counts the queued sessions accepted at or after the
+	// given instant.
+	MatchedSince int
+}
+
+// QueueTx is what a queue pass may do while it holds the queue lock.
+type QueueTx interface {
+	SessionTx
+	// Waiting returns up to limit waiting sessions in the queue's order,
+	// each locked until the pass ends.
+	Waiting(ctx context.Context, limit int) ([]Session, error)
+	// FreeSlots counts the offers the queue may make now: the sum over the
+	// given mitras that are active, online and not away of their capacity
+	// less their open sessions (never below 0 for one mitra), less the
+	// searching sessions whose offer stands (offered to at least one mitra
+	// that has not declined it), queued or not. Unknown ids count nothing.
+	FreeSlots(ctx context.Context, mitraIDs []string) (int, error)
+	// Save writes back s, a session this pass read with Waiting or created.
+	Save(ctx context.Context, s Session) error
+	// Create inserts s as CreateSession does (assigning Queue.Seq when
+	// s.Queue is set). ports.ErrOpenSessionExists when the customer has
+	// an open session; the pass goes on without it.
+	Create(ctx context.Context, s Session) (Session, error)
 }

@@ -8,11 +8,13 @@ import (
 	"github.com/halobestie/mitra-availability/core"
 	"github.com/halobestie/mitra-availability/core/auth"
 	"github.com/halobestie/mitra-availability/core/mitras"
+	"github.com/halobestie/mitra-availability/core/sessions"
 	"github.com/halobestie/mitra-availability/ports"
 )
 
 type adminHandlers struct {
-	mitras *mitras.Service
+	mitras   *mitras.Service
+	sessions *sessions.Service
 }
 
 type createMitraRequest struct {
@@ -76,5 +78,9 @@ func (h adminHandlers) dashboard(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toDashboardResponse(d))
+	q, err := h.sessions.QueueSummary(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toDashboardResponse(d, q))
 }

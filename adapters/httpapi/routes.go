@@ -29,7 +29,7 @@ func RegisterRoutes(e *echo.Echo, s Services) error {
 		return errors.New("httpapi: missing service")
 	}
 	ah := authHandlers{svc: s.Auth}
-	adm := adminHandlers{mitras: s.Mitras}
+	adm := adminHandlers{mitras: s.Mitras, sessions: s.Sessions}
 	mh := mitraHandlers{mitras: s.Mitras}
 	av := newAvailabilityHandlers(s.Mitras)
 	sh := sessionHandlers{svc: s.Sessions}

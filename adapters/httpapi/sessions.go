@@ -16,6 +16,9 @@ type sessionHandlers struct {
 type createSessionRequest struct {
 	DurationMinutes *int    `json:"duration_minutes"`
 	MitraID         *string `json:"mitra_id"`
+	// Queue: wait in the queue when no mitra can take the request now
+	// (docs/contract.md §10); ignored with mitra_id, which never queues.
+	Queue *bool `json:"queue"`
 }
 
 type sessionListResponse struct {
@@ -37,7 +40,15 @@ func (h sessionHandlers) create(c echo.Context) error {
 		}
 		req.MitraID = &id
 	}
-	v, err := h.svc.Request(c.Request().Context(), principal(c).UserID, *req.DurationMinutes, req.MitraID)
+	var (
+		v   sessions.View
+		err error
+	)
+	if req.Queue != nil && *req.Queue && req.MitraID == nil {
+		v, err = h.svc.RequestQueue(c.Request().Context(), principal(c).UserID, *req.DurationMinutes)
+	} else {
+		v, err = h.svc.Request(c.Request().Context(), principal(c).UserID, *req.DurationMinutes, req.MitraID)
+	}
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/halobestie/mitra-availability/core/auth"
 	"github.com/halobestie/mitra-availability/core/mitras"
+	"github.com/halobestie/mitra-availability/core/sessions"
 	"github.com/halobestie/mitra-availability/ports"
 )
 
@@ -66,6 +67,10 @@ type dashboardResponse struct {
 		Backend string `json:"backend"`
 		Healthy bool   `json:"healthy"`
 	} `json:"cache"`
+	Queue struct {
+		Length             int `json:"length"`
+		LongestWaitSeconds int `json:"longest_wait_seconds"`
+	} `json:"queue"`
 }
 
 func utc(t *time.Time) *time.Time {
@@ -114,7 +119,7 @@ func toBeaconResponse(b mitras.Beacon) beaconResponse {
 	return beaconResponse{AvailableMitras: b.AvailableMitras, AsOf: b.AsOf.UTC()}
 }
 
-func toDashboardResponse(d mitras.Dashboard) dashboardResponse {
+func toDashboardResponse(d mitras.Dashboard, q sessions.QueueSummary) dashboardResponse {
 	var r dashboardResponse
 	r.OnlineMitras = d.Mitras.Online
 	r.AvailableMitras = d.Mitras.Available
@@ -124,6 +129,8 @@ func toDashboardResponse(d mitras.Dashboard) dashboardResponse {
 	r.Sessions.Active = d.Sessions.Active
 	r.Cache.Backend = d.CacheBackend
 	r.Cache.Healthy = d.CacheHealthy
+	r.Queue.Length = q.Length
+	r.Queue.LongestWaitSeconds = q.LongestWaitSeconds
 	return r
 }
 

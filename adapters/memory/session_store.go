@@ -37,6 +37,10 @@ func (s *Store) CreateSession(ctx context.Context, in ports.Session, fn func(ctx
 	}
 	now := s.wallClock()
 	sess.CreatedAt, sess.UpdatedAt = now, now
+	if sess.Queue != nil {
+		s.queueSeq++
+		sess.Queue.Seq = s.queueSeq
+	}
 	tx := &sessionTx{s: s}
 	if fn != nil {
 		if err := fn(ctx, tx, copySession(sess)); err != nil {
@@ -122,6 +126,9 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(ctx contex
 		return ports.Session{}, fmt.Errorf("memory: update session %s: %w", key, err)
 	}
 	sess.ID, sess.CustomerID, sess.CreatedAt = cur.ID, cur.CustomerID, cur.CreatedAt
+	if err := keepSeq(&sess, cur); err != nil {
+		return ports.Session{}, fmt.Errorf("memory: update session %s: %w", key, err)
+	}
 	if err := s.checkSessionLocked(sess); err != nil {
 		return ports.Session{}, fmt.Errorf("memory: update session %s: %w", key, err)
 	}
@@ -215,6 +222,9 @@ func timersOf(cs ports.Session) []ports.DueTimer {
 	case ports.StatusSearching:
 		add(ports.TimerPairing, cs.OfferExpiresAt)
 		add(ports.TimerBatch, cs.NextBatchAt)
+		if cs.Waiting() {
+			add(ports.TimerQueue, &cs.Queue.ExpiresAt)
+		}
 	case ports.StatusPendingPayment:
 		add(ports.TimerPayment, cs.PaymentDueAt)
 	case ports.StatusActive:
@@ -289,6 +299,13 @@ func normalizeSession(in ports.Session) (ports.Session, error) {
 		out.MitraID = &key
 	}
 	out.SearchingSince = ts(in.SearchingSince)
+	if out.Queue != nil {
+		out.Queue.QueuedAt = ts(out.Queue.QueuedAt)
+		out.Queue.ExpiresAt = ts(out.Queue.ExpiresAt)
+		if out.Queue.MatchedAt != nil {
+			out.Queue.MatchedAt = tsPtr(*out.Queue.MatchedAt)
+		}
+	}
 	for _, p := range []**time.Time{
 		&out.OfferExpiresAt, &out.PaymentDueAt, &out.AcceptedAt, &out.StartedAt,
 		&out.ExpiresAt, &out.WarnAt, &out.WarningSentAt, &out.EndedAt, &out.NextBatchAt,
@@ -347,5 +364,241 @@ func copySession(s ports.Session) ports.Session {
 	out.EndedAt = copyTime(s.EndedAt)
 	out.OfferedMitraIDs = append([]string{}, s.OfferedMitraIDs...)
 	out.ExcludedMitraIDs = append([]string{}, s.ExcludedMitraIDs...)
+	if s.Queue != nil {
+		q := *s.Queue
+		q.MatchedAt = copyTime(s.Queue.MatchedAt)
+		out.Queue = &q
+	}
 	return out
+}
+
+// keepSeq keeps the queue sequence the store assigned: a write cannot
+// change it, nor add a queue entry to a session that had none or drop one
+// (a constraint violation, as in Postgres).
+func keepSeq(sess *ports.Session, cur ports.Session) error {
+	if (sess.Queue == nil) != (cur.Queue == nil) {
+		return fmt.Errorf("queue entry added or dropped: %w", errCheckViolation)
+	}
+	if sess.Queue != nil {
+		sess.Queue.Seq = cur.Queue.Seq
+	}
+	return nil
+}
+
+// HasWaiting implements ports.SessionStore.
+func (s *Store) HasWaiting(context.Context) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, cs := range s.chatSessions {
+		if cs.Waiting() {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// QueueAhead implements ports.SessionStore.
+func (s *Store) QueueAhead(_ context.Context, e ports.QueueEntry) (int, error) {
+	e.QueuedAt = ts(e.QueuedAt)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, cs := range s.chatSessions {
+		if cs.Waiting() && cs.Queue.Before(e) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// QueueStats implements ports.SessionStore.
+func (s *Store) QueueStats(_ context.Context, matchedSince time.Time) (ports.QueueStats, error) {
+	matchedSince = ts(matchedSince)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var st ports.QueueStats
+	for _, cs := range s.chatSessions {
+		if cs.Waiting() {
+			st.Waiting++
+			if st.OldestQueuedAt == nil || cs.Queue.QueuedAt.Before(*st.OldestQueuedAt) {
+				st.OldestQueuedAt = tsPtr(cs.Queue.QueuedAt)
+			}
+		}
+		if cs.Queue != nil && cs.Queue.MatchedAt != nil && !cs.Queue.MatchedAt.Before(matchedSince) {
+			st.MatchedSince++
+		}
+	}
+	return st, nil
+}
+
+// QueuePass implements ports.SessionStore. The store's mutex, held for the
+// whole pass, is the queue lock; the pass writes straight into the maps and
+// keeps what it overwrote, to put it back when fn fails.
+func (s *Store) QueuePass(ctx context.Context, fn func(ctx context.Context, tx ports.QueueTx) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx := &queueTx{sessionTx: sessionTx{s: s}, undo: map[string]*ports.Session{}, seq: s.queueSeq}
+	err := fn(ctx, tx)
+	if err == nil {
+		if err = s.appendEventsLocked(tx.events); err != nil {
+			err = fmt.Errorf("memory: queue pass: %w", err)
+		}
+	}
+	if err != nil {
+		for id, prev := range tx.undo {
+			if prev == nil {
+				delete(s.chatSessions, id)
+			} else {
+				s.chatSessions[id] = *prev
+			}
+		}
+		s.queueSeq = tx.seq
+		return err
+	}
+	return nil
+}
+
+// queueTx is the ports.QueueTx of a QueuePass.
+type queueTx struct {
+	sessionTx
+	undo map[string]*ports.Session // each session's state before the pass; nil: created by it
+	read map[string]bool           // the sessions Waiting returned or Create made
+	seq  int64                     // queueSeq before the pass
+}
+
+func (t *queueTx) remember(id string) {
+	if _, ok := t.undo[id]; ok {
+		return
+	}
+	if cur, ok := t.s.chatSessions[id]; ok {
+		c := copySession(cur)
+		t.undo[id] = &c
+	} else {
+		t.undo[id] = nil
+	}
+}
+
+// Waiting implements ports.QueueTx.
+func (t *queueTx) Waiting(_ context.Context, limit int) ([]ports.Session, error) {
+	out := []ports.Session{}
+	for _, cs := range t.s.chatSessions {
+		if cs.Waiting() {
+			out = append(out, cs)
+		}
+	}
+	slices.SortFunc(out, func(a, b ports.Session) int {
+		switch {
+		case a.Queue.Before(*b.Queue):
+			return -1
+		case b.Queue.Before(*a.Queue):
+			return 1
+		}
+		return 0
+	})
+	if len(out) > limit {
+		out = out[:max(limit, 0)]
+	}
+	if t.read == nil {
+		t.read = map[string]bool{}
+	}
+	for i := range out {
+		t.read[out[i].ID] = true
+		out[i] = copySession(out[i])
+	}
+	return out, nil
+}
+
+// FreeSlots implements ports.QueueTx.
+func (t *queueTx) FreeSlots(_ context.Context, mitraIDs []string) (int, error) {
+	free := 0
+	seen := map[string]bool{}
+	for _, id := range mitraIDs {
+		key, ok := parseID(id)
+		if !ok || seen[key] {
+			continue
+		}
+		seen[key] = true
+		m, ok := t.s.mitras[key]
+		if !ok || !m.isActive || !m.isOnline || m.isAway {
+			continue
+		}
+		free += max(0, m.capacity-t.s.openSessionsOfLocked(key))
+	}
+	for _, cs := range t.s.chatSessions {
+		if offerStands(cs) {
+			free--
+		}
+	}
+	return free, nil
+}
+
+// offerStands reports whether cs searches with an offer that a mitra may
+// still accept: offered to at least one mitra that has not declined it.
+func offerStands(cs ports.Session) bool {
+	if cs.Status != ports.StatusSearching || cs.OfferExpiresAt == nil {
+		return false
+	}
+	for _, id := range cs.OfferedMitraIDs {
+		if !slices.Contains(cs.ExcludedMitraIDs, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// Save implements ports.QueueTx.
+func (t *queueTx) Save(_ context.Context, in ports.Session) error {
+	key, ok := parseID(in.ID)
+	if !ok || !t.read[key] {
+		return fmt.Errorf("memory: queue pass: save of session %q not read by this pass", in.ID)
+	}
+	cur := t.s.chatSessions[key]
+	sess, err := normalizeSession(in)
+	if err != nil {
+		return fmt.Errorf("memory: queue pass: save %s: %w", key, err)
+	}
+	sess.ID, sess.CustomerID, sess.CreatedAt = cur.ID, cur.CustomerID, cur.CreatedAt
+	if err := keepSeq(&sess, cur); err != nil {
+		return fmt.Errorf("memory: queue pass: save %s: %w", key, err)
+	}
+	if err := t.s.checkSessionLocked(sess); err != nil {
+		return fmt.Errorf("memory: queue pass: save %s: %w", key, err)
+	}
+	t.remember(key)
+	sess.UpdatedAt = t.s.wallClock()
+	t.s.chatSessions[key] = sess
+	return nil
+}
+
+// Create implements ports.QueueTx.
+func (t *queueTx) Create(_ context.Context, in ports.Session) (ports.Session, error) {
+	customer, ok := parseID(in.CustomerID)
+	if !ok {
+		return ports.Session{}, notFound("customer", in.CustomerID)
+	}
+	if _, ok := t.s.users[customer]; !ok {
+		return ports.Session{}, notFound("customer", in.CustomerID)
+	}
+	sess, err := normalizeSession(in)
+	if err != nil {
+		return ports.Session{}, fmt.Errorf("memory: queue pass: create session: %w", err)
+	}
+	sess.ID = uuid.NewString()
+	sess.CustomerID = customer
+	if err := t.s.checkSessionLocked(sess); err != nil {
+		return ports.Session{}, fmt.Errorf("memory: queue pass: create session: %w", err)
+	}
+	now := t.s.wallClock()
+	sess.CreatedAt, sess.UpdatedAt = now, now
+	if sess.Queue != nil {
+		t.s.queueSeq++
+		sess.Queue.Seq = t.s.queueSeq
+	}
+	t.remember(sess.ID)
+	t.s.chatSessions[sess.ID] = sess
+	if t.read == nil {
+		t.read = map[string]bool{}
+	}
+	t.read[sess.ID] = true
+	return copySession(sess), nil
 }

@@ -33,6 +33,7 @@ type Store struct {
 	devices      map[string]ports.Device        // by user ID
 	events       map[string][]ports.LoggedEvent // each user's stream, oldest first
 	heads        map[string]int64               // each user's newest event id, kept when pruned
+	queueSeq     int64                          // the last Queue.Seq assigned
 
 	now func() time.Time
 }

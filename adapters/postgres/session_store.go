@@ -37,6 +37,11 @@ type chatSessionRow struct {
 	ExcludedMitraIDs []string   `bun:"excluded_mitra_ids,array"`
 	NextBatchAt      *time.Time `bun:"next_batch_at"`
 	BatchStart       int        `bun:"batch_start"`
+	QueuePriority    *int       `bun:"queue_priority"`
+	QueuedAt         *time.Time `bun:"queued_at"`
+	QueueSeq         *int64     `bun:"queue_seq"`
+	QueueExpiresAt   *time.Time `bun:"queue_expires_at"`
+	QueueMatchedAt   *time.Time `bun:"queue_matched_at"`
 	UpdatedAt        time.Time  `bun:"updated_at"`
 }
 
@@ -47,11 +52,24 @@ var sessionMutableColumns = []string{
 	"searching_since", "offer_expires_at", "payment_due_at", "accepted_at", "started_at",
 	"expires_at", "warn_at", "warning_sent_at", "ended_at", "offered_mitra_ids", "excluded_mitra_ids",
 	"next_batch_at", "batch_start",
+	"queue_priority", "queued_at", "queue_expires_at", "queue_matched_at",
 }
 
 // sessionInsertColumns are the columns CreateSession writes; created_at and
-// updated_at take their default, now().
-var sessionInsertColumns = append([]string{"id", "customer_id"}, sessionMutableColumns...)
+// updated_at take their default, now(), and queue_seq is drawn from its
+// sequence for a queued session (insertSession).
+var sessionInsertColumns = append([]string{"id", "customer_id", "queue_seq"}, sessionMutableColumns...)
+
+// insertSession inserts row (a queued one takes the next queue_seq) and
+// reads it back.
+func insertSession(ctx context.Context, db bun.IDB, row *chatSessionRow) error {
+	q := db.NewInsert().Model(row).Column(sessionInsertColumns...)
+	if row.QueuedAt != nil {
+		q = q.Value("queue_seq", "nextval('chat_sessions_queue_seq')")
+	}
+	_, err := q.Returning("*").Exec(ctx)
+	return err
+}
 
 func toPortsSession(r chatSessionRow) ports.Session {
 	s := ports.Session{
@@ -82,6 +100,15 @@ func toPortsSession(r chatSessionRow) ports.Session {
 		reason := ports.EndReason(*r.EndReason)
 		s.EndReason = &reason
 	}
+	if r.QueuedAt != nil && r.QueueSeq != nil && r.QueuePriority != nil && r.QueueExpiresAt != nil {
+		s.Queue = &ports.QueueEntry{
+			Priority:  *r.QueuePriority,
+			QueuedAt:  utc(*r.QueuedAt),
+			Seq:       *r.QueueSeq,
+			ExpiresAt: utc(*r.QueueExpiresAt),
+			MatchedAt: utcPtr(r.QueueMatchedAt),
+		}
+	}
 	return s
 }
 
@@ -107,6 +134,13 @@ func toSessionRow(s ports.Session) (chatSessionRow, error) {
 		EndedAt:          tsPtr(s.EndedAt),
 		NextBatchAt:      tsPtr(s.NextBatchAt),
 		BatchStart:       s.BatchStart,
+	}
+	if q := s.Queue; q != nil {
+		prio := q.Priority
+		r.QueuePriority = &prio
+		r.QueuedAt = tsPtr(&q.QueuedAt)
+		r.QueueExpiresAt = tsPtr(&q.ExpiresAt)
+		r.QueueMatchedAt = tsPtr(q.MatchedAt)
 	}
 	if s.MitraID != nil {
 		key, ok := parseID(*s.MitraID)
@@ -184,14 +218,14 @@ func (s *Store) CreateSession(ctx context.Context, in ports.Session, fn func(ctx
 	row.ID = uuid.NewString()
 	row.CustomerID = customer
 	if fn == nil { // nothing else to do in the transaction: one statement
-		if _, err := s.db.NewInsert().Model(&row).Column(sessionInsertColumns...).Returning("*").Exec(ctx); err != nil {
+		if err := insertSession(ctx, s.db, &row); err != nil {
 			return ports.Session{}, fmt.Errorf("postgres: create session: %w", translateSessionWrite(err))
 		}
 		return toPortsSession(row), nil
 	}
 	var fnErr error
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(&row).Column(sessionInsertColumns...).Returning("*").Exec(ctx); err != nil {
+		if err := insertSession(ctx, tx, &row); err != nil {
 			return translateSessionWrite(err)
 		}
 		stx := &sessionTx{tx: tx}
@@ -355,9 +389,9 @@ type dueTimerRow struct {
 	At        time.Time `bun:"at"`
 }
 
-// timerBranches are the five deadlines, one SELECT each over its partial index
+// timerBranches are the six deadlines, one SELECT each over its partial index
 // (chat_sessions_offer_expires_idx, _payment_due_idx, _warn_idx, _expires_idx,
-// _next_batch_idx).
+// _next_batch_idx, _queue_expires_idx).
 // ?0 is the limit; cond is appended to each deadline column ("<= ?1" or "").
 func timerBranches(cond string) string {
 	branch := func(kind, col, where string) string {
@@ -368,8 +402,13 @@ func timerBranches(cond string) string {
 		" UNION ALL " + branch(string(ports.TimerPayment), "payment_due_at", "status = 'pending_payment'") +
 		" UNION ALL " + branch(string(ports.TimerWarning), "warn_at", "status = 'active' AND warning_sent_at IS NULL") +
 		" UNION ALL " + branch(string(ports.TimerExpiry), "expires_at", "status = 'active'") +
-		" UNION ALL " + branch(string(ports.TimerBatch), "next_batch_at", "status = 'searching' AND next_batch_at IS NOT NULL")
+		" UNION ALL " + branch(string(ports.TimerBatch), "next_batch_at", "status = 'searching' AND next_batch_at IS NOT NULL") +
+		" UNION ALL " + branch(string(ports.TimerQueue), "queue_expires_at", waitingCond)
 }
+
+// waitingCond selects the sessions that wait in the queue (ports.Session.Waiting),
+// the predicate of chat_sessions_waiting_idx and chat_sessions_queue_expires_idx.
+const waitingCond = `status = 'searching' AND queue_seq IS NOT NULL AND queue_matched_at IS NULL AND offer_expires_at IS NULL`
 
 // dueTimersQuery takes at most limit due deadlines of each kind from its index
 // and merges them, ordered by time, then kind, then session id.
@@ -399,7 +438,7 @@ type nextTimerRow struct {
 	At *time.Time `bun:"at"`
 }
 
-// NextTimer implements ports.SessionStore: the least of the five minimums, each
+// NextTimer implements ports.SessionStore: the least of the six minimums, each
 // read from the first entry of its partial index.
 func (s *Store) NextTimer(ctx context.Context) (time.Time, bool, error) {
 	var row nextTimerRow
@@ -408,7 +447,8 @@ func (s *Store) NextTimer(ctx context.Context) (time.Time, bool, error) {
 		(SELECT min(payment_due_at) FROM chat_sessions WHERE status = 'pending_payment'),
 		(SELECT min(warn_at) FROM chat_sessions WHERE status = 'active' AND warning_sent_at IS NULL),
 		(SELECT min(expires_at) FROM chat_sessions WHERE status = 'active'),
-		(SELECT min(next_batch_at) FROM chat_sessions WHERE status = 'searching' AND next_batch_at IS NOT NULL)
+		(SELECT min(next_batch_at) FROM chat_sessions WHERE status = 'searching' AND next_batch_at IS NOT NULL),
+		(SELECT min(queue_expires_at) FROM chat_sessions WHERE `+waitingCond+`)
 	) AS at`).Scan(ctx, &row)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("postgres: next timer: %w", translate(err))

@@ -75,6 +75,7 @@ type Config struct {
 	PairingTimeout       time.Duration
 	PaymentTimeout       time.Duration
 	SessionWarningLead   time.Duration
+	QueueTimeout         time.Duration
 	RoutingStrategy      string
 	BlastLimit           int
 	OfferBatchSize       int
@@ -135,6 +136,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.PairingTimeout = r.seconds("PAIRING_TIMEOUT_SECONDS", 60)
 	c.PaymentTimeout = r.seconds("PAYMENT_TIMEOUT_SECONDS", 600)
 	c.SessionWarningLead = r.seconds("SESSION_WARNING_LEAD_SECONDS", 180)
+	c.QueueTimeout = r.seconds("QUEUE_TIMEOUT_SECONDS", 900)
 	c.RoutingStrategy = r.str("ROUTING_STRATEGY", RoutingBlast)
 	c.BlastLimit = r.integer("BLAST_LIMIT", 0, 0, 1_000_000)
 	c.OfferBatchSize = r.integer("OFFER_BATCH_SIZE", 3, 1, 1000)

@@ -80,6 +80,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"VALKEY_KEY_PREFIX":                {"VALKEY_KEY_PREFIX": "app{1}:"},
 		"SESSION_WARNING_LEAD_SECONDS":     {"SESSION_WARNING_LEAD_SECONDS": "1.5"},
 		"BLAST_LIMIT":                      {"BLAST_LIMIT": "-1"},
+		"QUEUE_TIMEOUT_SECONDS":            {"QUEUE_TIMEOUT_SECONDS": "0"},
 		"ROUTING_STRATEGY":                 {"ROUTING_STRATEGY": "random"},
 		"OFFER_BATCH_SIZE":                 {"OFFER_BATCH_SIZE": "0"},
 		"OFFER_BATCH_SECONDS":              {"OFFER_BATCH_SECONDS": "1.5"},
@@ -172,7 +173,7 @@ func TestVarsListsWhatLoadReads(t *testing.T) {
 	vars := Vars()
 	for _, want := range []string{"HTTP_ADDR", "APP_ENV", "STORE_BACKEND", "DATABASE_URL", "CACHE_BACKEND",
 		"VALKEY_URL", "VALKEY_KEY_PREFIX", "JWT_SECRET", "ADMIN_PHONE", "ADMIN_PASSWORD",
-		"SESSION_WARNING_LEAD_SECONDS", "SHUTDOWN_TIMEOUT", "LOG_LEVEL",
+		"SESSION_WARNING_LEAD_SECONDS", "QUEUE_TIMEOUT_SECONDS", "SHUTDOWN_TIMEOUT", "LOG_LEVEL",
 		// Read under a condition (PUSH_BACKEND=fcm): listed all the same.
 		"FCM_PROJECT_ID", "FCM_CREDENTIALS_FILE", "FCM_ENDPOINT"} {
 		if !slices.Contains(vars, want) {

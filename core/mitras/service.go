@@ -58,6 +58,18 @@ type Service struct {
 	dashboard *snapshotCache[ports.SessionCounts]
 	profiles  profiles
 	revoked   func([]ports.Revocation) // nil: nobody to tell
+	capacity  func()                   // nil: nobody to tell
+}
+
+// SetCapacityHook installs the function told that capacity may have
+// appeared (a mitra went online or back from away, a capacity was raised,
+// a mitra was reactivated): the waiting queue's dispatcher (sessions.Service.Kick).
+func (s *Service) SetCapacityHook(f func()) { s.capacity = f }
+
+func (s *Service) capacityMayHaveAppeared() {
+	if s.capacity != nil {
+		s.capacity()
+	}
 }
 
 // SetRevoked installs the function told of the auth sessions a deactivation
@@ -223,6 +235,9 @@ func (s *Service) Patch(ctx context.Context, id string, p ports.MitraPatch) (Vie
 			return s.mirror.SetLoad(ctx, id, m.ActiveSessions, m.Capacity)
 		})
 	}
+	if p.Capacity != nil || (p.IsActive != nil && *p.IsActive) {
+		s.capacityMayHaveAppeared()
+	}
 	return s.view(ctx, m), nil
 }
 
@@ -288,6 +303,7 @@ func (s *Service) GoOnline(ctx context.Context, id string) (View, error) {
 		return View{}, core.ErrAccountDeactivated
 	}
 	s.mirrorWrite(ctx, "put_online", func(ctx context.Context) error { return s.mirror.PutOnline(ctx, mirror.ToMirror(m)) })
+	s.capacityMayHaveAppeared()
 	return viewOf(m, s.clock.Now(), s.cfg.HeartbeatStale), nil
 }
 

@@ -27,10 +27,18 @@
 // from. A paid active session stops its clock: the remaining time is saved,
 // and the next accept makes it active at once, expiring after that time.
 //
+// Waiting queue (queue.go). A session requested with queue: true joins one
+// queue, ordered by a key (priority, queued_at, a store sequence). A
+// dispatch pass, under the store's queue lock shared by every instance,
+// counts the free places from the store's truth and offers that many of the
+// oldest waiting sessions; the Dispatcher runs one whenever this instance
+// saw capacity appear (Kick) and every second regardless.
+//
 // Timers. Each open session has at most one pending deadline per kind:
-// pairing (searching for PairingTimeout), payment (pending_payment for
-// PaymentTimeout), warning (WarningLead before expires_at) and expiry
-// (expires_at). They live in the store, as columns, so they survive restarts.
+// pairing (searching for PairingTimeout, from the offer for a queued
+// session), payment (pending_payment for PaymentTimeout), warning
+// (WarningLead before expires_at), expiry (expires_at) and queue (waiting
+// in the queue past its queue timeout). They live in the store, as columns, so they survive restarts.
 // The Scheduler on every instance sleeps until the earliest deadline (at most
 // a second, to notice sessions created on other instances), then claims each
 // due deadline with a transition that re-checks it under the row lock: one

@@ -44,6 +44,9 @@ type Config struct {
 	// BatchInterval is how often a search offered in batches widens
 	// (OFFER_BATCH_SECONDS); zero is DefaultBatchInterval.
 	BatchInterval time.Duration
+	// QueueTimeout ends a session that waited that long in the queue as
+	// unmatched; 0 is DefaultQueueTimeout.
+	QueueTimeout time.Duration
 }
 
 // Service implements the session use cases.
@@ -55,6 +58,8 @@ type Service struct {
 	log   *slog.Logger
 	cfg   Config
 	wake  func() // wakes the scheduler after a transition moved a deadline
+	kick  func() // wakes the queue's dispatcher: capacity may have appeared
+	rate  matchRate
 }
 
 // NewService builds the session service.
@@ -77,7 +82,13 @@ func NewService(store ports.SessionStore, avail Availability, bus ports.EventBus
 	if cfg.BatchInterval == 0 {
 		cfg.BatchInterval = DefaultBatchInterval
 	}
-	return &Service{store: store, avail: avail, bus: bus, clock: clock, log: log, cfg: cfg, wake: func() {}}, nil
+	if cfg.QueueTimeout < 0 {
+		return nil, errors.New("sessions: the queue timeout must be positive")
+	}
+	if cfg.QueueTimeout == 0 {
+		cfg.QueueTimeout = DefaultQueueTimeout
+	}
+	return &Service{store: store, avail: avail, bus: bus, clock: clock, log: log, cfg: cfg, wake: func() {}, kick: func() {}}, nil
 }
 
 // SetWake installs the scheduler's wake-up.
@@ -86,10 +97,23 @@ func (s *Service) SetWake(f func()) { s.wake = f }
 // errNotApplicable aborts a timer claim whose deadline is no longer due.
 var errNotApplicable = errors.New("deadline no longer applies")
 
-// Request starts a search for a customer (docs/contract.md §7 POST /api/sessions).
+// Request starts a search for a customer (docs/contract.md §7 POST
+// /api/sessions) that does not queue. A direct request (mitraID) goes to that
+// mitra whatever the queue holds. Any other request, while sessions wait in
+// the queue, is served after them: it gets an offer only when a slot remains
+// beyond what the queue takes, core.ErrNoMitraAvailable otherwise.
 func (s *Service) Request(ctx context.Context, customerID string, durationMinutes int, mitraID *string) (View, error) {
 	if durationMinutes < MinDurationMinutes || durationMinutes > MaxDurationMinutes {
 		return View{}, core.Invalid("duration_minutes", "must be an integer from 1 to 240")
+	}
+	if mitraID == nil {
+		waiting, err := s.store.HasWaiting(ctx)
+		if err != nil {
+			return View{}, fmt.Errorf("reading the queue: %w", err)
+		}
+		if waiting {
+			return s.requestBehindQueue(ctx, customerID, durationMinutes)
+		}
 	}
 	var (
 		offered []string
@@ -157,9 +181,13 @@ func (s *Service) Accept(ctx context.Context, mitraID, sessionID string) (View, 
 	if err := mayAccept(&cur, mitraID); err != nil {
 		return View{}, err
 	}
-	var out outbox
+	var (
+		out     outbox
+		matched bool
+	)
 	now := s.now()
 	sess, err := s.store.UpdateSession(ctx, sessionID, func(ctx context.Context, tx ports.SessionTx, x *ports.Session) error {
+		matched = false
 		if err := mayAccept(x, mitraID); err != nil {
 			return err
 		}
@@ -174,6 +202,10 @@ func (s *Service) Accept(ctx context.Context, mitraID, sessionID string) (View, 
 			return core.ErrAtCapacity
 		}
 		others := slices.DeleteFunc(slices.Clone(x.OfferedMitraIDs), func(id string) bool { return id == mitraID })
+		if x.Queued() {
+			x.Queue.MatchedAt = &now
+			matched = true
+		}
 		x.MitraID = &mitraID
 		x.AcceptedAt = &now
 		x.OfferExpiresAt, x.NextBatchAt = nil, nil
@@ -198,6 +230,9 @@ func (s *Service) Accept(ctx context.Context, mitraID, sessionID string) (View, 
 	})
 	if err != nil {
 		return View{}, err
+	}
+	if matched {
+		s.rate.forget() // this instance's estimates count the match at once
 	}
 	s.avail.RecomputeLoad(ctx, mitraID)
 	s.wake()
@@ -229,9 +264,13 @@ func mayAccept(x *ports.Session, mitraID string) error {
 // searching. When the search is offered in batches and every mitra of its
 // latest batch has declined, the next batch is due at once (the scheduler
 // adds it, through the same claim as every timer).
+//
+// A queued session that every mitra it was offered to declined goes back
+// to the queue at its own key (so at the head, or near it), its pairing
+// deadline cleared, to be offered to other mitras as capacity allows.
 func (s *Service) Decline(ctx context.Context, mitraID, sessionID string) error {
 	now := s.now()
-	widenNow := false
+	widenNow, requeued := false, false
 	_, err := s.store.UpdateSession(ctx, sessionID, func(_ context.Context, _ ports.SessionTx, x *ports.Session) error {
 		if !slices.Contains(x.OfferedMitraIDs, mitraID) && !slices.Contains(x.ExcludedMitraIDs, mitraID) {
 			return fmt.Errorf("%w: this session was not offered to you", core.ErrForbidden)
@@ -243,7 +282,12 @@ func (s *Service) Decline(ctx context.Context, mitraID, sessionID string) error 
 			return errNothingToDo
 		}
 		x.ExcludedMitraIDs = append(x.ExcludedMitraIDs, mitraID)
-		if x.NextBatchAt != nil && x.NextBatchAt.After(now) && latestBatchDeclined(x) {
+		switch {
+		case x.Queued() && !offerStands(x):
+			x.OfferExpiresAt, x.NextBatchAt = nil, nil
+			x.OfferedMitraIDs, x.BatchStart = []string{}, 0
+			requeued = true
+		case x.NextBatchAt != nil && x.NextBatchAt.After(now) && latestBatchDeclined(x):
 			x.NextBatchAt = &now
 			widenNow = true
 		}
@@ -258,8 +302,20 @@ func (s *Service) Decline(ctx context.Context, mitraID, sessionID string) error 
 	if widenNow {
 		s.wake()
 	}
-	s.log.InfoContext(ctx, "offer declined", "session_id", sessionID, "mitra_id", mitraID, "batch_declined", widenNow)
+	s.kick()
+	s.log.InfoContext(ctx, "offer declined", "session_id", sessionID, "mitra_id", mitraID, "batch_declined", widenNow, "requeued", requeued)
 	return nil
+}
+
+// offerStands reports whether x was offered to a mitra that has not
+// declined it.
+func offerStands(x *ports.Session) bool {
+	for _, id := range x.OfferedMitraIDs {
+		if !slices.Contains(x.ExcludedMitraIDs, id) {
+			return true
+		}
+	}
+	return false
 }
 
 // errNothingToDo aborts a transition that would change nothing.
@@ -377,6 +433,7 @@ func (s *Service) End(ctx context.Context, p auth.Principal, sessionID string) (
 	if released != "" {
 		s.avail.RecomputeLoad(ctx, released)
 	}
+	s.kick()
 	s.deliver(ctx, &out)
 	return ViewOf(sess, now), nil
 }
@@ -448,6 +505,7 @@ func (s *Service) Reroute(ctx context.Context, customerID, sessionID string) (Vi
 	}
 	s.avail.RecomputeLoad(ctx, released)
 	s.wake()
+	s.kick()
 	s.deliver(ctx, &out)
 	return ViewOf(sess, now), nil
 }
@@ -461,7 +519,11 @@ func (s *Service) Get(ctx context.Context, p auth.Principal, sessionID string) (
 	if !participant(p, sess) {
 		return View{}, ports.ErrNotFound
 	}
-	return ViewOf(sess, s.now()), nil
+	v := ViewOf(sess, s.now())
+	if err := s.queueFigures(ctx, &v, sess); err != nil {
+		return View{}, err
+	}
+	return v, nil
 }
 
 // List returns the caller's sessions, newest first.
@@ -474,6 +536,9 @@ func (s *Service) List(ctx context.Context, p auth.Principal) ([]View, error) {
 	out := make([]View, len(list))
 	for i, x := range list {
 		out[i] = ViewOf(x, now)
+		if err := s.queueFigures(ctx, &out[i], x); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

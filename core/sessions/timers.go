@@ -75,6 +75,11 @@ func (s *Service) fire(ctx context.Context, d ports.DueTimer, now time.Time) (bo
 			x.WarningSentAt = &now
 			x.WarnAt = nil
 			return out.warning(tx, x, now)
+		case ports.TimerQueue:
+			if !x.Waiting() || x.Queue.ExpiresAt.After(now) {
+				return errNotApplicable
+			}
+			end(x, ports.StatusUnmatched, ports.EndUnmatched, now)
 		case ports.TimerExpiry:
 			if x.Status != ports.StatusActive || x.ExpiresAt == nil || x.ExpiresAt.After(now) {
 				return errNotApplicable
@@ -94,6 +99,9 @@ func (s *Service) fire(ctx context.Context, d ports.DueTimer, now time.Time) (bo
 	}
 	if released != "" {
 		s.avail.RecomputeLoad(ctx, released)
+	}
+	if released != "" || d.Kind == ports.TimerPairing {
+		s.kick() // a place was released, or an offer no longer holds a slot
 	}
 	s.deliver(ctx, &out)
 	s.log.InfoContext(ctx, "session timer fired", "session_id", sess.ID, "kind", d.Kind)

@@ -20,6 +20,11 @@ type View struct {
 	ExpiresAt        *time.Time `json:"expires_at"`
 	EndedAt          *time.Time `json:"ended_at"`
 	EndReason        *string    `json:"end_reason"`
+	// QueuePosition is 1 for the next session the queue offers; nil when
+	// the session does not wait in the queue (docs/contract.md §10).
+	QueuePosition *int `json:"queue_position"`
+	// EstimatedWaitSeconds is nil when not waiting or unknown.
+	EstimatedWaitSeconds *int `json:"estimated_wait_seconds"`
 }
 
 // ViewOf converts a stored session to its view at now. remaining_seconds is

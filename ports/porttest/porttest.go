@@ -47,6 +47,7 @@ func RunStoreSuite(t *testing.T, f Factory) {
 	t.Run("AvailabilityTruth", func(t *testing.T) { RunAvailabilityTruthSuite(t, f) })
 	t.Run("Away", func(t *testing.T) { RunAwaySuite(t, f) })
 	t.Run("SessionStore", func(t *testing.T) { RunSessionStoreSuite(t, f) })
+	t.Run("Queue", func(t *testing.T) { RunQueueSuite(t, f) })
 	t.Run("DeviceStore", func(t *testing.T) { RunDeviceStoreSuite(t, f) })
 	t.Run("EventLog", func(t *testing.T) { RunEventLogSuite(t, f) })
 }

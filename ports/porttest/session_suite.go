@@ -91,6 +91,22 @@ func checkSession(t *testing.T, what string, got, want ports.Session) {
 			add("%s = %#v, want %#v (never nil)", a.name, a.got, a.want)
 		}
 	}
+	switch {
+	case got.Queue == nil && want.Queue == nil:
+	case got.Queue == nil || want.Queue == nil:
+		add("Queue = %+v, want %+v", got.Queue, want.Queue)
+	default:
+		g, w := got.Queue, want.Queue
+		if g.Priority != w.Priority {
+			add("Queue.Priority = %d, want %d", g.Priority, w.Priority)
+		}
+		eqTime("Queue.QueuedAt", g.QueuedAt, w.QueuedAt)
+		eqTime("Queue.ExpiresAt", g.ExpiresAt, w.ExpiresAt)
+		eqTimePtr("Queue.MatchedAt", g.MatchedAt, w.MatchedAt)
+		if g.Seq <= 0 || (w.Seq != 0 && g.Seq != w.Seq) {
+			add("Queue.Seq = %d, want %d (positive, assigned by the store)", g.Seq, w.Seq)
+		}
+	}
 	if len(diffs) > 0 {
 		t.Errorf("%s:\n\t%s", what, strings.Join(diffs, "\n\t"))
 	}
