@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"net/http"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -18,15 +17,14 @@ func TestCustomerSignup(t *testing.T) {
 
 	phone := randomPhone(t)
 	user := s.signupCustomer(t, phone, "correct horse", "Ayu")
-	checkUserView(t, "signup", user)
-	if user["role"] != "customer" || user["phone"] != phone || user["display_name"] != "Ayu" {
-		t.Fatalf("signup view = %v, want role customer, phone %s, display_name Ayu", user, phone)
+	if user.Role != client.UserRoleCustomer || user.Phone != phone || user.DisplayName != "Ayu" {
+		t.Fatalf("signup view = %s, want role customer, phone %s, display_name Ayu", jsonOf(user), phone)
 	}
 
 	// The account exists: logging in answers the same user view.
 	tok := s.login(t, phone, "correct horse")
-	if got := tok.Body["user"]; !reflect.DeepEqual(got, user) {
-		t.Fatalf("login user = %v, want the signup view %v", got, user)
+	if tok.User != user {
+		t.Fatalf("login user = %s, want the signup view %s", jsonOf(tok.User), jsonOf(user))
 	}
 
 	r := s.request(t, http.MethodPost, "/api/customers", "", map[string]any{
@@ -54,17 +52,16 @@ func TestLogin(t *testing.T) {
 	phone := randomPhone(t)
 	user := s.signupCustomer(t, phone, "s3cret-password", "Budi")
 	tok := s.login(t, phone, "s3cret-password")
-	if got := num(t, "login", tok.Body, "expires_in"); got != 600 {
-		t.Fatalf("expires_in = %v, want 600 (ACCESS_TOKEN_TTL=10m)", got)
+	if tok.ExpiresIn != 600 {
+		t.Fatalf("expires_in = %d, want 600 (ACCESS_TOKEN_TTL=10m)", tok.ExpiresIn)
 	}
-	if got := tok.Body["user"]; !reflect.DeepEqual(got, user) {
-		t.Fatalf("login user = %v, want %v", got, user)
+	if tok.User != user {
+		t.Fatalf("login user = %s, want %s", jsonOf(tok.User), jsonOf(user))
 	}
 
 	admin := s.login(t, adminPhone, adminPassword)
-	au := admin.Body["user"].(map[string]any)
-	if au["role"] != "admin" || au["phone"] != adminPhone {
-		t.Fatalf("admin login user = %v, want role admin, phone %s", au, adminPhone)
+	if au := admin.User; au.Role != client.UserRoleAdmin || au.Phone != adminPhone {
+		t.Fatalf("admin login user = %s, want role admin, phone %s", jsonOf(au), adminPhone)
 	}
 
 	for _, c := range []struct {
@@ -96,8 +93,8 @@ func TestRefreshRotation(t *testing.T) {
 	if second.Access == first.Access || second.Refresh == first.Refresh {
 		t.Fatal("refresh answered the same tokens again")
 	}
-	if !reflect.DeepEqual(second.Body["user"], user) {
-		t.Fatalf("refresh user = %v, want %v", second.Body["user"], user)
+	if second.User != user {
+		t.Fatalf("refresh user = %s, want %s", jsonOf(second.User), jsonOf(user))
 	}
 	third := s.refresh(t, second.Refresh) // the newest token keeps working
 	if third.Refresh == second.Refresh {
@@ -131,8 +128,8 @@ func TestTokenExpiry(t *testing.T) {
 	const ttl = 4 * time.Second
 	s := startServer(t, map[string]string{"REFRESH_TOKEN_TTL": "4s", "ACCESS_TOKEN_TTL": "2s"})
 	login := s.login(t, adminPhone, adminPassword)
-	if got := num(t, "login", login.Body, "expires_in"); got != 2 {
-		t.Fatalf("expires_in = %v, want 2 (ACCESS_TOKEN_TTL=2s)", got)
+	if login.ExpiresIn != 2 {
+		t.Fatalf("expires_in = %d, want 2 (ACCESS_TOKEN_TTL=2s)", login.ExpiresIn)
 	}
 	issued := time.Now()
 
