@@ -71,6 +71,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			seedBeforeServing,
 			runMirrorWorkers,
 			startHub,
+			runEventSequencer,
 			runEventPruner,
 			runRevocations,
 			startHTTP,

@@ -21,6 +21,36 @@ func pruneInterval(retention time.Duration) time.Duration {
 	return min(max(retention/10, time.Second), 10*time.Minute)
 }
 
+// sequenceInterval is how often each instance sequences the events left in
+// the outbox of an event log that sequences after the commit (a transition
+// sequences its own events at once; this catches those of a failure).
+const sequenceInterval = 250 * time.Millisecond
+
+// runEventSequencer, for an event log that is a ports.EventSequencer, hands
+// it the bus (the events it sequences for no waiting transition are
+// published there) and sequences what is left in its outbox every
+// sequenceInterval, from a worker owned by the lifecycle.
+func runEventSequencer(lc fx.Lifecycle, s Stores, bus ports.EventBus, log *slog.Logger) error {
+	sq, ok := s.Events.(ports.EventSequencer)
+	if !ok {
+		return nil
+	}
+	sq.SetPublisher(bus.Publish)
+	failing := false // read and written by the worker only
+	w, err := worker.New("event-sequencer", sequenceInterval, func(ctx context.Context) {
+		err := sq.SequencePending(ctx)
+		if err != nil && !failing && ctx.Err() == nil {
+			log.WarnContext(ctx, "sequencing the event outbox failed; retried", "err", err)
+		}
+		failing = err != nil
+	})
+	if err != nil {
+		return err
+	}
+	lc.Append(fx.Hook{OnStart: w.Start, OnStop: w.Stop})
+	return nil
+}
+
 // runEventPruner deletes the events older than EVENT_RETENTION, in batches,
 // from a worker owned by the lifecycle. Every instance runs it; the deletes
 // are idempotent.

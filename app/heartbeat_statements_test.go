@@ -35,8 +35,8 @@ func TestHeartbeatStatements(t *testing.T) {
 			in.heartbeat(m)
 		}
 		onPath := in.Stmts.since(mark, stmt.onRequestPath)
-		// Every statement of the window came from the session scheduler's or
-		// the queue dispatcher's loop (each polls Postgres once a second).
+		// Every statement of the window came from the session scheduler's, the
+		// queue dispatcher's or the event sequencer's loop (sessionWorker).
 		others := in.Stmts.since(mark, func(s stmt) bool { return !sessionWorker(s) })
 		if moved := in.Health.Epoch() != epoch; moved && len(others) > 0 && attempt < attempts {
 			t.Logf("attempt %d: the cache reported an event during the heartbeats (a reseed is due); measuring again", attempt)
@@ -47,7 +47,7 @@ func TestHeartbeatStatements(t *testing.T) {
 			t.Errorf("%d heartbeats with Valkey up ran %d statements on the request path, want 0:%s", n, len(onPath), describe(onPath))
 		}
 		if len(others) != 0 {
-			t.Errorf("%d statements besides the session scheduler's and the queue dispatcher's during the heartbeats:%s", len(others), describe(others))
+			t.Errorf("%d statements besides the session scheduler's, the queue dispatcher's and the event sequencer's during the heartbeats:%s", len(others), describe(others))
 		}
 		t.Logf("QueryCounter delta over %d heartbeats: %d (the session scheduler polls on its own)", n, in.Stmts.Count()-total)
 		break
@@ -68,7 +68,7 @@ func TestHeartbeatStatements(t *testing.T) {
 			t.Errorf("the idle mirror workers ran %d statements:%s", len(mirrorRan), describe(mirrorRan))
 		}
 		if ran := in.Stmts.since(mark, func(s stmt) bool { return !sessionWorker(s) }); len(ran) != 0 {
-			t.Errorf("%d statements from idle workers other than the session scheduler and the queue dispatcher:%s", len(ran), describe(ran))
+			t.Errorf("%d statements from idle workers other than the session scheduler, the queue dispatcher and the event sequencer:%s", len(ran), describe(ran))
 		}
 		break
 	}
@@ -138,9 +138,11 @@ func TestStatusStatements(t *testing.T) {
 	}
 }
 
-// sessionWorker reports whether s ran in the session scheduler's loop or the
-// queue dispatcher's, which poll Postgres on their own (once a second each,
-// the dispatcher with one index probe while nobody waits).
+// sessionWorker reports whether s ran in the session scheduler's loop, the
+// queue dispatcher's or the event sequencer's, which poll Postgres on their
+// own (the first two once a second, the dispatcher with one index probe
+// while nobody waits; the sequencer every 250 ms with one EXISTS on the
+// event outbox, empty unless a sequencing failed).
 func sessionWorker(s stmt) bool {
-	return s.from("sessions.(*Scheduler)") || s.from("sessions.(*Dispatcher)")
+	return s.from("sessions.(*Scheduler)") || s.from("sessions.(*Dispatcher)") || s.from("app.runEventSequencer")
 }

@@ -134,9 +134,13 @@ var errRequestBudget = errors.New("loadgen: request budget spent")
 // its current Recorder. Once a budget set with SetBudget is spent it sends
 // nothing more (errRequestBudget) and calls onBudget, once.
 type Client struct {
-	hc         *http.Client
-	rec        atomic.Pointer[Recorder]
-	phase      atomic.Pointer[phase] // also records, when set
+	hc *http.Client
+	// sinkMu guards rec and phase: a request is recorded in both or in
+	// neither of a pair, so that a phase that ends (its figures taken once
+	// it is swapped out) misses none of the run's requests.
+	sinkMu     sync.RWMutex
+	rec        *Recorder
+	phase      *phase // also records, when set
 	sent       atomic.Int64
 	limit      atomic.Int64 // sent may not exceed it; 0: no bound
 	budgetOnce sync.Once
@@ -157,12 +161,32 @@ func NewClient(timeout time.Duration, rec *Recorder, onBudget func()) *Client {
 		hc:       &http.Client{Transport: tr, Timeout: timeout},
 		onBudget: onBudget,
 	}
-	c.rec.Store(rec)
+	c.rec = rec
 	return c
 }
 
 // SetRecorder makes rec receive the requests sent from now on.
-func (c *Client) SetRecorder(rec *Recorder) { c.rec.Store(rec) }
+func (c *Client) SetRecorder(rec *Recorder) {
+	c.sinkMu.Lock()
+	defer c.sinkMu.Unlock()
+	c.rec = rec
+}
+
+// setSinks sets the recorder and the phase together; once it returns, no
+// request is being recorded in the previous ones.
+func (c *Client) setSinks(rec *Recorder, p *phase) {
+	c.sinkMu.Lock()
+	defer c.sinkMu.Unlock()
+	c.rec, c.phase = rec, p
+}
+
+// setPhase sets the phase; once it returns, no request is being recorded in
+// the previous one.
+func (c *Client) setPhase(p *phase) {
+	c.sinkMu.Lock()
+	defer c.sinkMu.Unlock()
+	c.phase = p
+}
 
 // SetBudget allows n more requests from now on; n ≤ 0 removes the bound.
 func (c *Client) SetBudget(n int64) {
@@ -251,11 +275,13 @@ func (c *Client) Do(ctx context.Context, base, method, route, path, token string
 }
 
 func (c *Client) record(base, method, route string, status int, code string, latency time.Duration) {
-	if rec := c.rec.Load(); rec != nil {
-		rec.Record(method, route, status, code, latency)
+	c.sinkMu.RLock()
+	defer c.sinkMu.RUnlock()
+	if c.rec != nil {
+		c.rec.Record(method, route, status, code, latency)
 	}
-	if p := c.phase.Load(); p != nil {
-		p.record(strings.TrimRight(base, "/"), method, route, status, code, latency)
+	if c.phase != nil {
+		c.phase.record(strings.TrimRight(base, "/"), method, route, status, code, latency)
 	}
 }
 

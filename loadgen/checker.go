@@ -290,12 +290,7 @@ type CheckStats struct {
 	WarningsSeen        int     `json:"warnings_seen"`
 	EndedSeen           int     `json:"ended_seen"`
 	EndedDelivered      int     `json:"ended_delivery_verified"`
-	// EndedExcused counts the session_ended deliveries the check expected
-	// but excused (ExcuseDelivery), EndedMissedExcused those of them that
-	// did not arrive.
-	EndedExcused       int `json:"ended_delivery_excused"`
-	EndedMissedExcused int `json:"ended_delivery_missed_excused"`
-	HoldsObserved      int `json:"holds_observed"`
+	HoldsObserved       int     `json:"holds_observed"`
 	// Events counts the frames with an event_id; EventsLost the ids a
 	// user's stream skipped (across its reconnections, which resume with
 	// ?after=), EventsDuplicated the ids that came again; StreamRestarts the
@@ -342,7 +337,6 @@ type Checker struct {
 	finalViews  map[string]SessionView
 	checked     map[string]bool // sessions checked against (d) and (e)
 	drift       map[string]driftSeen
-	excused     []span // ExcuseDelivery
 	streams     map[string]*streamSeen
 	violations  []Violation
 	seen        map[string]bool
@@ -371,8 +365,6 @@ type holdKey struct{ mitra, session string }
 
 // hold is the span over which a mitra certainly held a session.
 type hold struct{ start, last time.Time }
-
-type span struct{ start, end time.Time }
 
 type driftSeen struct {
 	first time.Time
@@ -974,20 +966,10 @@ func (c *Checker) checkDelivery(records map[string]SessionRecord, now time.Time)
 			continue
 		}
 		got := c.frames[frameKey{r.CustomerID, r.ID, EventSessionEnded}]
-		excused := slices.ContainsFunc(c.excused, func(s span) bool {
-			return !end.Before(s.start.Add(-c.cfg.Grace)) && !end.After(s.end.Add(c.cfg.Grace))
-		})
 		for _, id := range covering {
 			// A connection that dropped hands over to the next one, which
 			// resumes with ?after=: the event counts for the user.
 			delivered := slices.ContainsFunc(got, func(f frameSeen) bool { return f.conn == id }) || len(got) > 0
-			if excused {
-				c.stats.EndedExcused++
-				if !delivered {
-					c.stats.EndedMissedExcused++
-				}
-				continue
-			}
 			if delivered {
 				c.stats.EndedDelivered++
 				continue
@@ -999,17 +981,6 @@ func (c *Checker) checkDelivery(records map[string]SessionRecord, now time.Time)
 			})
 		}
 	}
-}
-
-// ExcuseDelivery excuses the delivery check of Final for the sessions that
-// end from start to end, give or take the grace: the events of that span may
-// not cross instances (a Valkey outage stops the pub/sub that carries them,
-// which is at-most-once). They are counted apart instead (EndedExcused,
-// EndedMissedExcused). Every other check still holds in the span.
-func (c *Checker) ExcuseDelivery(start, end time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.excused = append(c.excused, span{start, end})
 }
 
 // checkHolds verifies that no mitra certainly held more sessions at once

@@ -11,8 +11,7 @@ import (
 // This file holds what a fault-injection run (./app/cmd/chaos) drives
 // while the simulation runs: named phases whose requests are counted apart,
 // per instance; taking an instance out of the rotation, as a load
-// balancer's health check does; the mirror comparison on demand; and the
-// windows in which cross-instance event delivery is not expected.
+// balancer's health check does; and the mirror comparison on demand.
 
 // phase is a named span of the simulation. Every request sent while it is
 // current is recorded in rec as well as in the run's recorder.
@@ -76,21 +75,19 @@ func (r *Runner) StartPhase(name string) {
 	p.events, p.lost, p.dups = r.checker.EventCounts()
 	r.phaseMu.Lock()
 	defer r.phaseMu.Unlock()
-	r.closePhase(now)
+	prev := r.current
+	r.client.setPhase(p) // the requests go to p from here, none to prev any more
 	r.current = p
-	r.client.phase.Store(p)
+	r.closePhase(prev, now)
 	r.logf("phase %q", name)
 }
 
-// closePhase records the figures of the current phase, ended at end.
-// r.phaseMu must be held.
-func (r *Runner) closePhase(end time.Time) {
-	p := r.current
+// closePhase records the figures of p, ended at end, which no request is
+// recorded in any more. r.phaseMu must be held.
+func (r *Runner) closePhase(p *phase, end time.Time) {
 	if p == nil {
 		return
 	}
-	r.current = nil
-	r.client.phase.Store(nil)
 	f := PhaseFigures{Name: p.name, PhaseReport: phaseReport(p.rec, end.Sub(p.start).Seconds()),
 		ByURL: map[string]URLCounts{}, Violations: len(r.checker.Violations()) - p.violations}
 	events, lost, dups := r.checker.EventCounts()
@@ -104,10 +101,15 @@ func (r *Runner) closePhase(end time.Time) {
 }
 
 // endPhases closes the last phase at end and returns the figures of all.
-func (r *Runner) endPhases(end time.Time) []PhaseFigures {
+// The requests from then on (the final checks, a WebSocket that reconnects)
+// go to final.
+func (r *Runner) endPhases(end time.Time, final *Recorder) []PhaseFigures {
 	r.phaseMu.Lock()
 	defer r.phaseMu.Unlock()
-	r.closePhase(end)
+	prev := r.current
+	r.client.setSinks(final, nil)
+	r.current = nil
+	r.closePhase(prev, end)
 	return append([]PhaseFigures{}, r.phases...)
 }
 
@@ -160,9 +162,3 @@ func (r *Runner) MirrorDrift(ctx context.Context) ([]Drift, error) {
 	}
 	return CompareMirror(mitras, ms), nil
 }
-
-// ExcuseDelivery tells the checker that events caused from start to end may
-// not cross instances (the Valkey pub/sub that carries them was down): a
-// session that ended in that span, give or take the grace, is not held to
-// the delivery check of its session_ended; Final counts those it missed.
-func (r *Runner) ExcuseDelivery(start, end time.Time) { r.checker.ExcuseDelivery(start, end) }

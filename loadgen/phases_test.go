@@ -62,7 +62,8 @@ func TestPhasesCountRequestsByInstance(t *testing.T) {
 	c.record(b, http.MethodPost, routeHeartbeat, StatusTransportError, "", time.Second)
 	c.record(a, http.MethodPost, routeAccept, http.StatusServiceUnavailable, "unavailable", time.Millisecond)
 	r.checker.violate(Violation{Invariant: InvariantCapacity, Kind: "test", Subject: "m1"})
-	got := r.endPhases(time.Now())
+	final := NewRecorder(0)
+	got := r.endPhases(time.Now(), final)
 
 	if len(got) != 2 || got[0].Name != "steady" || got[1].Name != "instance_killed" {
 		t.Fatalf("phases = %+v", got)
@@ -83,9 +84,12 @@ func TestPhasesCountRequestsByInstance(t *testing.T) {
 	if want := (URLCounts{Requests: 1, Status5xx: 1}); killed.ByURL[a] != want {
 		t.Fatalf("instance_killed %s = %+v, want %+v", a, killed.ByURL[a], want)
 	}
-	// After the last phase ended, requests go to the run's recorder only.
+	// After the last phase ended, requests go to the final recorder only.
 	c.record(a, http.MethodGet, routeAvailability, http.StatusOK, "", time.Millisecond)
-	if again := r.endPhases(time.Now()); len(again) != 2 || again[1].Requests != 2 {
+	if again := r.endPhases(time.Now(), final); len(again) != 2 || again[1].Requests != 2 {
 		t.Fatalf("phases after the end = %+v", again)
+	}
+	if n, _, _ := final.Totals(); n != 1 {
+		t.Fatalf("final recorder got %d requests, want the 1 after the end", n)
 	}
 }

@@ -65,13 +65,15 @@ type SetupReport struct {
 
 // PhaseReport are the request figures of one phase.
 type PhaseReport struct {
-	Seconds         float64      `json:"seconds"`
-	Requests        int64        `json:"requests"`
-	PerSecond       float64      `json:"requests_per_second"`
-	Status5xx       int64        `json:"status_5xx"`
-	TransportErrors int64        `json:"transport_errors"`
-	Latency         Latency      `json:"latency"`
-	Routes          []RouteStats `json:"routes"`
+	Seconds         float64 `json:"seconds"`
+	Requests        int64   `json:"requests"`
+	PerSecond       float64 `json:"requests_per_second"`
+	Status5xx       int64   `json:"status_5xx"`
+	TransportErrors int64   `json:"transport_errors"`
+	Latency         Latency `json:"latency"`
+	// Transitions are the successful session transitions (IsTransition).
+	Transitions TransitionFigures `json:"transitions"`
+	Routes      []RouteStats      `json:"routes"`
 }
 
 // WSReport counts WebSocket connections and events.
@@ -90,6 +92,7 @@ func phaseReport(rec *Recorder, seconds float64) PhaseReport {
 		p.PerSecond = round3(float64(total) / seconds)
 	}
 	p.Latency = rec.Overall()
+	p.Transitions = rec.Transitions()
 	return p
 }
 
@@ -187,9 +190,6 @@ func WriteText(w io.Writer, rep *Report) error {
 		strings.Join(rep.Sources, "+"), c.Passes, c.MirrorComparisons, c.MirrorDriftSeen, c.MirrorDriftResolved, len(c.UnresolvedDrift),
 		c.SessionsChecked, c.HoldsObserved, c.MitraViewsChecked, c.OffersSeen, c.WarningsSeen, c.EndedSeen, c.EndedDelivered,
 		c.Deactivations, c.StoreErrors, c.MirrorErrors)
-	if c.EndedExcused > 0 {
-		fmt.Fprintf(&b, "session_ended deliveries excused in fault windows: %d, of which %d did not arrive\n", c.EndedExcused, c.EndedMissedExcused)
-	}
 	if len(rep.Phases) > 0 {
 		b.WriteString("\n")
 		WritePhases(&b, rep.Phases)
@@ -228,11 +228,12 @@ func WriteText(w io.Writer, rep *Report) error {
 // unanswered requests by instance, and violations.
 func WritePhases(w io.Writer, phases []PhaseFigures) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "phase\tseconds\trequests\treq/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\t5xx\tno answer\tviolations\tevents\tlost\tduplicated\t")
+	fmt.Fprintln(tw, "phase\tseconds\trequests\treq/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\ttransitions\tp50 ms\tp99 ms\t5xx\tno answer\tviolations\tevents\tlost\tduplicated\t")
 	for _, p := range phases {
-		fmt.Fprintf(tw, "%s\t%.1f\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%s\t%d\t%d\t%d\t%d\t\n", p.Name, p.Seconds, p.Requests, p.PerSecond,
-			p.Latency.P50, p.Latency.P95, p.Latency.P99, p.Latency.Max, p.Status5xx, byURLList(p), p.Violations,
-			p.Events, p.EventsLost, p.EventsDuplicated)
+		t := p.Transitions
+		fmt.Fprintf(tw, "%s\t%.1f\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.1f\t%.1f\t%d\t%s\t%d\t%d\t%d\t%d\t\n", p.Name, p.Seconds, p.Requests, p.PerSecond,
+			p.Latency.P50, p.Latency.P95, p.Latency.P99, p.Latency.Max, t.Count, t.Latency.P50, t.Latency.P99,
+			p.Status5xx, byURLList(p), p.Violations, p.Events, p.EventsLost, p.EventsDuplicated)
 	}
 	tw.Flush()
 }

@@ -184,7 +184,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	bgWG.Wait()
 	simEnd := time.Now()
 	simSeconds := simEnd.Sub(simStart).Seconds()
-	phases := r.endPhases(simEnd)
+	phases := r.endPhases(simEnd, r.endRec)
 	r.logf("simulation stopped after %.1fs; settling for %s", simSeconds, r.cfg.Settle)
 
 	// Final checks and cleanup: a bounded number of requests, one or two per

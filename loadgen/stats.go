@@ -140,6 +140,31 @@ type Recorder struct {
 	window     *Reservoir // latencies since the last Window call
 	windowReqs int64
 	window5xx  int64
+	// trans holds the latencies of the session transitions that succeeded
+	// (IsTransition, 2xx): the requests that write a session and its events
+	// in one transaction and publish them.
+	trans *Reservoir
+}
+
+// IsTransition reports whether a request of method to the route template is
+// a session transition: a request, an accept, a decline, a payment, an
+// extension, an end or a reroute (each a transaction that changes a session
+// and, all but the decline, logs and publishes its events).
+func IsTransition(method, route string) bool {
+	if method != "POST" {
+		return false
+	}
+	switch route {
+	case routeSessions, routeAccept, routeDecline, routePay, routeExtend, routeEnd, routeReroute:
+		return true
+	}
+	return false
+}
+
+// TransitionFigures are the latencies of the successful session transitions.
+type TransitionFigures struct {
+	Count   int64   `json:"count"`
+	Latency Latency `json:"latency"`
 }
 
 // NewRecorder returns an empty recorder keeping at most reservoir latency
@@ -153,6 +178,7 @@ func NewRecorder(reservoir int) *Recorder {
 		routes:    make(map[routeKey]*routeAgg),
 		all:       NewReservoir(reservoir),
 		window:    NewReservoir(windowSampleSize),
+		trans:     NewReservoir(reservoir),
 	}
 }
 
@@ -186,6 +212,16 @@ func (r *Recorder) Record(method, route string, status int, code string, latency
 		r.all.Add(latency)
 		r.window.Add(latency)
 	}
+	if status/100 == 2 && IsTransition(method, route) {
+		r.trans.Add(latency)
+	}
+}
+
+// Transitions summarises the latency of the successful session transitions.
+func (r *Recorder) Transitions() TransitionFigures {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return TransitionFigures{Count: r.trans.Seen(), Latency: SummariseLatency(r.trans.Sorted())}
 }
 
 // Totals returns the request count, the 5xx answers and the transport errors so far.

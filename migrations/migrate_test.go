@@ -25,6 +25,7 @@ var migrationTables = [][]string{
 	{"event_heads", "events"},
 	{}, // 00010: waiting queue (chat_sessions columns)
 	{}, // 00011: chat_sessions.next_batch_at, batch_start and their indexes
+	{"event_outbox"},
 }
 
 // allTables are the tables of every migration.

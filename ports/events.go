@@ -93,6 +93,21 @@ type EventLog interface {
 	PruneEvents(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
+// EventSequencer is implemented by an event log that gives events their ids
+// after the transition's commit rather than inside it (the Postgres store:
+// a transition writes its events to an outbox; their ids are assigned right
+// after the commit, before the transition returns). The ids of an event
+// sequenced while its transition waits in this process reach the
+// transition's caller (Event.Seqs), which publishes it; every other event it
+// sequences (another instance's, or one left over by a failure) goes to the
+// publisher.
+type EventSequencer interface {
+	// SetPublisher sets where the events nobody waits for are published.
+	SetPublisher(publish func(ctx context.Context, e Event) error)
+	// SequencePending gives their ids to the events still in the outbox.
+	SequencePending(ctx context.Context) error
+}
+
 // EventBus carries events between instances: an event published on any
 // instance reaches the subscribers of every instance, at most once. Delivery
 // to clients reads the event log, so an event the bus loses is delivered

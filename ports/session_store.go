@@ -145,8 +145,10 @@ type SessionTx interface {
 	// is logged if and only if the transaction commits. Once the
 	// transaction has committed, e.Seqs holds its ids (one per user of
 	// e.UserIDs, which the store dedupes in order); the caller then
-	// publishes it. Users are locked in a fixed order at commit, so
-	// concurrent transactions never deadlock on their streams.
+	// publishes it. A store that gives the ids after the commit
+	// (EventSequencer) does so before the transition returns; when another
+	// instance gave them first, e.Seqs stays empty and that instance
+	// publishes e.
 	Emit(e *Event)
 }
 

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -29,63 +28,95 @@ func toLoggedEvent(r eventRow) ports.LoggedEvent {
 	return ports.LoggedEvent{UserID: r.UserID, Seq: r.Seq, Type: r.Type, At: utc(r.At), Payload: []byte(r.Payload)}
 }
 
-// headRow is a row of event_heads.
+// headRow is one user's newest event id.
 type headRow struct {
 	UserID  string `bun:"user_id"`
-	LastSeq int64  `bun:"last_seq"`
+	LastSeq *int64 `bun:"last_seq"`
 }
 
-// appendEvents writes events to the log inside tx (the session transaction
-// that emitted them) and sets their ids. The recipients' heads are advanced
-// by one statement that locks them in user-id order, whatever the events,
-// so two transactions never wait on each other's streams in opposite orders.
-func appendEvents(ctx context.Context, tx bun.Tx, events []*ports.Event) error {
+// headOf is the SQL of the newest id of the stream of the user in column
+// col: the newest event in the log or, when the pruner removed it, the id
+// the pruner recorded in event_heads (NULL when the user has no stream).
+func headOf(col string) string {
+	return `GREATEST(
+		(SELECT e.seq FROM events e WHERE e.user_id = ` + col + ` ORDER BY e.seq DESC LIMIT 1),
+		(SELECT h.last_seq FROM event_heads h WHERE h.user_id = ` + col + `))`
+}
+
+// heads reads the newest id of each user's stream (users canonical); a user
+// without a stream is left out.
+func heads(ctx context.Context, db bun.IDB, users []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(users))
+	if len(users) == 0 {
+		return out, nil
+	}
+	var rows []headRow
+	if err := db.NewRaw(`SELECT t.u AS user_id, `+headOf("t.u")+` AS last_seq
+		FROM unnest(?::uuid[]) AS t(u)`, pgdialect.Array(users)).Scan(ctx, &rows); err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		if r.LastSeq != nil {
+			out[r.UserID] = *r.LastSeq
+		}
+	}
+	return out, nil
+}
+
+// logEvents writes events to the log inside tx, in order, and sets their
+// ids: each recipient's next ids after the newest of its stream. The caller
+// holds the sequencing lock (outboxLockKey), so no other transaction writes
+// a stream meanwhile: the streams are read, not locked. The rows go in with
+// one statement that expands per-recipient arrays against per-event ones, so
+// a payload is sent once per event, not once per recipient.
+func logEvents(ctx context.Context, tx bun.Tx, events []*ports.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	count := map[string]int64{}
+	var users []string
+	seen := map[string]struct{}{}
 	for _, e := range events {
-		users, err := eventUsers(e.UserIDs)
+		us, err := eventUsers(e.UserIDs)
 		if err != nil {
 			return err
 		}
-		e.UserIDs = users
-		for _, u := range users {
-			count[u]++
+		e.UserIDs = us
+		for _, u := range us {
+			if _, ok := seen[u]; !ok {
+				seen[u] = struct{}{}
+				users = append(users, u)
+			}
 		}
 	}
-	users := make([]string, 0, len(count))
-	for u := range count {
-		users = append(users, u)
-	}
-	slices.Sort(users)
-	adds := make([]int64, len(users))
-	for i, u := range users {
-		adds[i] = count[u]
-	}
-	var heads []headRow
-	err := tx.NewRaw(`INSERT INTO event_heads AS h (user_id, last_seq)
-		SELECT u, n FROM unnest(?::uuid[], ?::bigint[]) WITH ORDINALITY AS t(u, n, o) ORDER BY o
-		ON CONFLICT (user_id) DO UPDATE SET last_seq = h.last_seq + EXCLUDED.last_seq
-		RETURNING user_id, last_seq`, pgdialect.Array(users), pgdialect.Array(adds)).Scan(ctx, &heads)
+	last, err := heads(ctx, tx, users)
 	if err != nil {
-		return fmt.Errorf("advancing event heads: %w", translate(err))
+		return fmt.Errorf("reading event heads: %w", translate(err))
 	}
-	next := make(map[string]int64, len(heads))
-	for _, h := range heads {
-		next[h.UserID] = h.LastSeq - count[h.UserID] + 1
-	}
-	var rows []eventRow
-	for _, e := range events {
+	var (
+		rUsers []string
+		rSeqs  []int64
+		rIdx   []int64
+		eTypes = make([]string, len(events))
+		eAts   = make([]string, len(events))
+		eBody  = make([]string, len(events))
+	)
+	for i, e := range events {
 		e.At = ts(e.At)
+		eTypes[i], eAts[i], eBody[i] = e.Type, e.At.Format(time.RFC3339Nano), string(e.Payload)
 		e.Seqs = make([]int64, len(e.UserIDs))
-		for i, u := range e.UserIDs {
-			e.Seqs[i] = next[u]
-			next[u]++
-			rows = append(rows, eventRow{UserID: u, Seq: e.Seqs[i], Type: e.Type, At: e.At, Payload: string(e.Payload)})
+		for k, u := range e.UserIDs {
+			last[u]++
+			e.Seqs[k] = last[u]
+			rUsers, rSeqs, rIdx = append(rUsers, u), append(rSeqs, last[u]), append(rIdx, int64(i+1))
 		}
 	}
-	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
+	_, err = tx.NewRaw(`INSERT INTO events (user_id, seq, type, at, payload)
+		SELECT r.u, r.s, e.type, e.at, e.payload
+		FROM unnest(?::uuid[], ?::bigint[], ?::bigint[]) AS r(u, s, i)
+		JOIN unnest(?::text[], ?::timestamptz[], ?::text[]) WITH ORDINALITY AS e(type, at, payload, i) ON e.i = r.i`,
+		pgdialect.Array(rUsers), pgdialect.Array(rSeqs), pgdialect.Array(rIdx),
+		pgdialect.Array(eTypes), pgdialect.Array(eAts), pgdialect.Array(eBody)).Exec(ctx)
+	if err != nil {
 		return fmt.Errorf("writing events: %w", translate(err))
 	}
 	return nil
@@ -111,15 +142,15 @@ func eventUsers(ids []string) ([]string, error) {
 // eventsAfterRow is one row of the EventsAfter query: the stream's head,
 // and one event (all null when there is none after the id).
 type eventsAfterRow struct {
-	LastSeq int64      `bun:"last_seq"`
+	LastSeq *int64     `bun:"last_seq"`
 	Seq     *int64     `bun:"seq"`
 	Type    *string    `bun:"type"`
 	At      *time.Time `bun:"at"`
 	Payload *string    `bun:"payload"`
 }
 
-// EventsAfter implements ports.EventLog in one statement: the head and the
-// events after the id, read from the primary key.
+// EventsAfter implements ports.EventLog in one statement (one snapshot): the
+// head and the events after the id, read from the primary key.
 func (s *Store) EventsAfter(ctx context.Context, userID string, after int64, limit int) ([]ports.LoggedEvent, error) {
 	out := []ports.LoggedEvent{}
 	key, ok := parseID(userID)
@@ -128,19 +159,18 @@ func (s *Store) EventsAfter(ctx context.Context, userID string, after int64, lim
 	}
 	var rows []eventsAfterRow
 	err := s.db.NewRaw(`SELECT h.last_seq, e.seq, e.type, e.at, e.payload
-		FROM event_heads h
+		FROM (SELECT `+headOf("?0::uuid")+` AS last_seq) h
 		LEFT JOIN LATERAL (
 			SELECT seq, type, at, payload FROM events
-			WHERE user_id = h.user_id AND seq > ?1 ORDER BY seq LIMIT ?2
+			WHERE user_id = ?0 AND seq > ?1 ORDER BY seq LIMIT ?2
 		) e ON true
-		WHERE h.user_id = ?0
 		ORDER BY e.seq`, key, after, limit).Scan(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: events of %s: %w", key, translate(err))
 	}
 	head := int64(0)
-	if len(rows) > 0 {
-		head = rows[0].LastSeq
+	if len(rows) > 0 && rows[0].LastSeq != nil {
+		head = *rows[0].LastSeq
 	}
 	gone := after > head ||
 		(after > 0 && after < head && (len(rows) == 0 || rows[0].Seq == nil || *rows[0].Seq != after+1))
@@ -164,32 +194,39 @@ func (s *Store) Heads(ctx context.Context, userIDs []string) (map[string]int64, 
 			keys = append(keys, key)
 		}
 	}
-	out := make(map[string]int64, len(keys))
-	if len(keys) == 0 {
-		return out, nil
-	}
-	var rows []headRow
-	if err := s.db.NewRaw(`SELECT user_id, last_seq FROM event_heads WHERE user_id = ANY(?::uuid[])`,
-		pgdialect.Array(keys)).Scan(ctx, &rows); err != nil {
+	out, err := heads(ctx, s.db, keys)
+	if err != nil {
 		return nil, fmt.Errorf("postgres: event heads: %w", translate(err))
-	}
-	for _, r := range rows {
-		out[r.UserID] = r.LastSeq
 	}
 	return out, nil
 }
 
-// PruneEvents implements ports.EventLog over events_at_idx.
+// PruneEvents implements ports.EventLog over events_at_idx. It holds the
+// sequencing lock (no stream grows meanwhile) and records in event_heads the
+// newest id of each stream it cuts into, so that a stream whose events are
+// all pruned goes on from where it was.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time, limit int) (int, error) {
 	if limit <= 0 {
 		return 0, nil
 	}
-	res, err := s.db.NewRaw(`DELETE FROM events WHERE (user_id, seq) IN (
-		SELECT user_id, seq FROM events WHERE at < ? ORDER BY at LIMIT ?)`, ts(before), limit).Exec(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("postgres: pruning events: %w", translate(err))
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewRaw(`SELECT pg_advisory_xact_lock(?)`, int64(outboxLockKey)).Exec(ctx); err != nil {
+			return err
+		}
+		// The heads are upserted in user-id order; a data-modifying WITH
+		// runs whether or not the final SELECT reads it.
+		return tx.NewRaw(`WITH doomed AS (
+				DELETE FROM events WHERE (user_id, seq) IN (
+					SELECT user_id, seq FROM events WHERE at < ? ORDER BY at LIMIT ?)
+				RETURNING user_id, seq),
+			newest AS (SELECT user_id, max(seq) AS seq, count(*) AS n FROM doomed GROUP BY user_id),
+			recorded AS (
+				INSERT INTO event_heads AS h (user_id, last_seq)
+				SELECT user_id, seq FROM newest ORDER BY user_id
+				ON CONFLICT (user_id) DO UPDATE SET last_seq = GREATEST(h.last_seq, EXCLUDED.last_seq))
+			SELECT COALESCE(sum(n), 0) FROM newest`, ts(before), limit).Scan(ctx, &n)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("postgres: pruning events: %w", translate(err))
 	}

@@ -73,24 +73,34 @@ func (s *Store) QueueStats(ctx context.Context, matchedSince time.Time) (ports.Q
 // QueuePass implements ports.SessionStore: one transaction that first takes
 // the queue's advisory lock, so passes on every instance run one at a time.
 func (s *Store) QueuePass(ctx context.Context, fn func(ctx context.Context, tx ports.QueueTx) error) error {
-	var fnErr error
+	var (
+		fnErr  error
+		qtx    *queueTx
+		outbox []int64
+	)
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewRaw(`SELECT pg_advisory_xact_lock(?0, ?1)`, queueLockSpace, queueLockKey).Exec(ctx); err != nil {
 			return translate(err)
 		}
-		qtx := &queueTx{sessionTx: sessionTx{tx: tx}}
+		qtx = &queueTx{sessionTx: sessionTx{tx: tx}}
 		if err := fn(ctx, qtx); err != nil {
 			fnErr = err
 			return err
 		}
-		return appendEvents(ctx, tx, qtx.events)
+		var err error
+		outbox, err = s.emitted(ctx, tx, qtx.events) // sequenced after the commit (event_outbox.go)
+		return err
 	})
+	if err != nil {
+		s.collect(outbox, nil)
+	}
 	if fnErr != nil {
 		return fnErr
 	}
 	if err != nil {
 		return fmt.Errorf("postgres: queue pass: %w", translate(err))
 	}
+	s.sequenceCommitted(ctx, outbox, qtx.events)
 	return nil
 }
 

@@ -223,24 +223,34 @@ func (s *Store) CreateSession(ctx context.Context, in ports.Session, fn func(ctx
 		}
 		return toPortsSession(row), nil
 	}
-	var fnErr error
+	var (
+		fnErr  error
+		stx    *sessionTx
+		outbox []int64
+	)
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := insertSession(ctx, tx, &row); err != nil {
 			return translateSessionWrite(err)
 		}
-		stx := &sessionTx{tx: tx}
+		stx = &sessionTx{tx: tx}
 		if err := fn(ctx, stx, toPortsSession(row)); err != nil {
 			fnErr = err
 			return err
 		}
-		return appendEvents(ctx, tx, stx.events)
+		var err error
+		outbox, err = s.emitted(ctx, tx, stx.events)
+		return err
 	})
+	if err != nil {
+		s.collect(outbox, nil)
+	}
 	if fnErr != nil {
 		return ports.Session{}, fnErr
 	}
 	if err != nil {
 		return ports.Session{}, fmt.Errorf("postgres: create session: %w", translateSessionWrite(err))
 	}
+	s.sequenceCommitted(ctx, outbox, stx.events)
 	return toPortsSession(row), nil
 }
 
@@ -300,8 +310,10 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(ctx contex
 		return ports.Session{}, fmt.Errorf("postgres: update session %q: %w", id, ports.ErrNotFound)
 	}
 	var (
-		out   chatSessionRow
-		fnErr error
+		out    chatSessionRow
+		fnErr  error
+		stx    *sessionTx
+		outbox []int64
 	)
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var row chatSessionRow
@@ -309,7 +321,7 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(ctx contex
 			return translate(err)
 		}
 		sess := toPortsSession(row)
-		stx := &sessionTx{tx: tx}
+		stx = &sessionTx{tx: tx}
 		if err := fn(ctx, stx, &sess); err != nil {
 			fnErr = err
 			return err
@@ -329,14 +341,19 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(ctx contex
 			return translateSessionWrite(err)
 		}
 		out = upd
-		return appendEvents(ctx, tx, stx.events)
+		outbox, err = s.emitted(ctx, tx, stx.events)
+		return err
 	})
+	if err != nil {
+		s.collect(outbox, nil)
+	}
 	if fnErr != nil {
 		return ports.Session{}, fnErr // the caller's own error, unwrapped: its message reaches the client
 	}
 	if err != nil {
 		return ports.Session{}, fmt.Errorf("postgres: update session %s: %w", key, translate(err))
 	}
+	s.sequenceCommitted(ctx, outbox, stx.events)
 	return toPortsSession(out), nil
 }
 
@@ -346,8 +363,9 @@ type sessionTx struct {
 	events []*ports.Event
 }
 
-// Emit implements ports.SessionTx: the events are written at the end of
-// the transaction, all in one go (appendEvents).
+// Emit implements ports.SessionTx: the events are written to the outbox at
+// the end of the transaction, all in one go (writeOutbox), and sequenced
+// once it has committed (event_outbox.go).
 func (t *sessionTx) Emit(e *ports.Event) { t.events = append(t.events, e) }
 
 // mitraLoadRow is the locked part of a mitra's load.

@@ -15,6 +15,7 @@ import (
 // It is safe for concurrent use.
 type Store struct {
 	db *bun.DB
+	ob outbox // the event log's outbox and its sequencing (event_outbox.go)
 }
 
 var (

@@ -9,7 +9,8 @@
 // below are checked against the locked state, and the change is saved in the
 // same transaction, together with its events (the outbox: ports.SessionTx.Emit
 // writes them to the event log, each recipient's stream numbered without
-// gaps). After it commits, the open-session count of each mitra it touched
+// gaps; the Postgres store numbers them right after the commit, before the
+// transition returns). After it commits, the open-session count of each mitra it touched
 // is recomputed from the store and mirrored (mitras.RecomputeLoad), and the
 // logged events are published on the bus, which never waits on Valkey.
 //

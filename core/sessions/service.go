@@ -268,31 +268,38 @@ func mayAccept(x *ports.Session, mitraID string) error {
 // A queued session that every mitra it was offered to declined goes back
 // to the queue at its own key (so at the head, or near it), its pairing
 // deadline cleared, to be offered to other mitras as capacity allows.
+//
+// Like Accept, the rules are checked first on a plain read: the mitras that
+// decline a blast's offer mostly do so after another mitra took it, and each
+// of those answers 409 at once instead of queuing on the session's row lock
+// behind the accept (a queue that filled the connection pool under load).
+// The transaction checks them again under the lock.
 func (s *Service) Decline(ctx context.Context, mitraID, sessionID string) error {
+	cur, err := s.store.Session(ctx, sessionID)
+	if err != nil {
+		return err
+	}
 	now := s.now()
 	widenNow, requeued := false, false
-	_, err := s.store.UpdateSession(ctx, sessionID, func(_ context.Context, _ ports.SessionTx, x *ports.Session) error {
-		if !slices.Contains(x.OfferedMitraIDs, mitraID) && !slices.Contains(x.ExcludedMitraIDs, mitraID) {
-			return fmt.Errorf("%w: this session was not offered to you", core.ErrForbidden)
-		}
-		if x.Status != ports.StatusSearching {
-			return fmt.Errorf("%w: the session is %s, no longer searching", core.ErrInvalidState, x.Status)
-		}
-		if slices.Contains(x.ExcludedMitraIDs, mitraID) {
-			return errNothingToDo
-		}
-		x.ExcludedMitraIDs = append(x.ExcludedMitraIDs, mitraID)
-		switch {
-		case x.Queued() && !offerStands(x):
-			x.OfferExpiresAt, x.NextBatchAt = nil, nil
-			x.OfferedMitraIDs, x.BatchStart = []string{}, 0
-			requeued = true
-		case x.NextBatchAt != nil && x.NextBatchAt.After(now) && latestBatchDeclined(x):
-			x.NextBatchAt = &now
-			widenNow = true
-		}
-		return nil
-	})
+	err = mayDecline(&cur, mitraID)
+	if err == nil {
+		_, err = s.store.UpdateSession(ctx, sessionID, func(_ context.Context, _ ports.SessionTx, x *ports.Session) error {
+			if err := mayDecline(x, mitraID); err != nil {
+				return err
+			}
+			x.ExcludedMitraIDs = append(x.ExcludedMitraIDs, mitraID)
+			switch {
+			case x.Queued() && !offerStands(x):
+				x.OfferExpiresAt, x.NextBatchAt = nil, nil
+				x.OfferedMitraIDs, x.BatchStart = []string{}, 0
+				requeued = true
+			case x.NextBatchAt != nil && x.NextBatchAt.After(now) && latestBatchDeclined(x):
+				x.NextBatchAt = &now
+				widenNow = true
+			}
+			return nil
+		})
+	}
 	if errors.Is(err, errNothingToDo) {
 		return nil
 	}
@@ -316,6 +323,21 @@ func offerStands(x *ports.Session) bool {
 		}
 	}
 	return false
+}
+
+// mayDecline checks that mitraID may decline x as it stands: x was offered
+// to it and is still searching; errNothingToDo when it declined x already.
+func mayDecline(x *ports.Session, mitraID string) error {
+	if !slices.Contains(x.OfferedMitraIDs, mitraID) && !slices.Contains(x.ExcludedMitraIDs, mitraID) {
+		return fmt.Errorf("%w: this session was not offered to you", core.ErrForbidden)
+	}
+	if x.Status != ports.StatusSearching {
+		return fmt.Errorf("%w: the session is %s, no longer searching", core.ErrInvalidState, x.Status)
+	}
+	if slices.Contains(x.ExcludedMitraIDs, mitraID) {
+		return errNothingToDo
+	}
+	return nil
 }
 
 // errNothingToDo aborts a transition that would change nothing.

@@ -69,6 +69,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.mitras, "mitras", o.mitras, "mitras to simulate")
 	fs.IntVar(&o.customers, "customers", o.customers, "customers to simulate")
 	fs.DurationVar(&o.heartbeat, "heartbeat", o.heartbeat, "mitra heartbeat interval")
+	fs.Float64Var(&o.declineProb, "decline-prob", o.declineProb, "chance that a mitra declines an offer it does not accept")
+	fs.Float64Var(&o.awayProb, "away-prob", o.awayProb, "chance per heartbeat tick that a mitra goes away for a while")
 	fs.DurationVar(&o.warmup, "warmup", o.warmup, "the ramp-up phase: every mitra goes online, every customer requests a session")
 	fs.DurationVar(&o.steady, "steady", o.steady, "load before the first fault, after the warm-up")
 	fs.DurationVar(&o.valkeyDown, "valkey-down", o.valkeyDown, "how long Valkey stays killed")
@@ -76,6 +78,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.instanceDown, "instance-down", o.instanceDown, "how long server instance 2 stays killed")
 	fs.DurationVar(&o.recovery, "recovery", o.recovery, "load after each fault")
 	fs.DurationVar(&o.reseed, "reseed", o.reseed, "the servers' reseed cycle (VALKEY_ONLINE_MIRROR_SWEEP_SECONDS); the mirror must match Postgres within it after each fault")
+	fs.Float64Var(&o.transitionBound, "transition-bound", o.transitionBound, "fail when the median session transition while Valkey hangs exceeds this times the steady phase's (0: report only)")
 	fs.BoolVar(&o.keepDir, "keep-logs", false, "keep the servers' and redis-server's logs (the directory is printed)")
 	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
 	if err := fs.Parse(args); err != nil {
@@ -93,6 +96,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, "", errors.New("-database-url (or TEST_DATABASE_URL / DATABASE_URL) is required")
 	case o.mitras < 1 || o.customers < 1:
 		return o, "", errors.New("-mitras and -customers must be at least 1")
+	case o.transitionBound < 0:
+		return o, "", errors.New("-transition-bound must not be negative")
+	case o.declineProb < 0 || o.declineProb > 1 || o.awayProb < 0 || o.awayProb > 1:
+		return o, "", errors.New("-decline-prob and -away-prob must be from 0 to 1")
 	case o.reseed.Seconds() < 1 || o.reseed%1e9 != 0:
 		return o, "", errors.New("-reseed must be a whole number of seconds, at least 1s")
 	case o.warmup <= 0 || o.steady <= 0 || o.valkeyDown <= 0 || o.valkeyHang <= 0 || o.instanceDown <= 0 || o.recovery <= 0 || o.heartbeat <= 0:

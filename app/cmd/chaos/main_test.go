@@ -73,6 +73,7 @@ func TestChaosShort(t *testing.T) {
 	o.warmup = 3 * time.Second
 	o.steady, o.valkeyDown, o.valkeyHang, o.instanceDown, o.recovery, o.reseed = 5*time.Second, 5*time.Second, 3*time.Second, 4*time.Second, 8*time.Second, 10*time.Second
 	o.loadgen = func(c *loadgen.Config) { c.Progress = 0 }
+	o.transitionBound = 0 // too few transitions at this scale for a median to mean anything; reported only
 	var progress bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -29,6 +29,8 @@ type options struct {
 
 	mitras, customers int
 	heartbeat         time.Duration
+	declineProb       float64 // loadgen.Config.DeclineProbability
+	awayProb          float64 // loadgen.Config.AwayProbability
 
 	warmup       time.Duration // the ramp-up: every mitra goes online, every customer requests
 	steady       time.Duration // load before the first fault
@@ -38,16 +40,23 @@ type options struct {
 	recovery     time.Duration // load after each fault ends
 	reseed       time.Duration // the servers' VALKEY_ONLINE_MIRROR_SWEEP_SECONDS
 
+	// transitionBound: the session transitions' p50 while Valkey hangs may
+	// be at most this times the steady phase's; 0 reports without judging.
+	transitionBound float64
+
 	serverEnv []string // extra server environment (K=V)
 	loadgen   func(*loadgen.Config)
 	keepDir   bool
 }
 
 func defaultOptions() options {
+	lg := loadgen.DefaultConfig()
 	return options{
 		mitras: 1000, customers: 100, heartbeat: 30 * time.Second,
-		warmup: 20 * time.Second, steady: 30 * time.Second, valkeyDown: 30 * time.Second, valkeyHang: 10 * time.Second,
+		declineProb: lg.DeclineProbability, awayProb: lg.AwayProbability,
+		warmup: 20 * time.Second, steady: 30 * time.Second, valkeyDown: 30 * time.Second, valkeyHang: 30 * time.Second,
 		instanceDown: 15 * time.Second, recovery: 30 * time.Second, reseed: 30 * time.Second,
+		transitionBound: defaultTransitionBound,
 	}
 }
 
@@ -92,11 +101,14 @@ type result struct {
 		RecoverySeconds     float64
 		ReseedSeconds       float64
 	} `json:"settings"`
-	Faults     []*faultFigures `json:"faults"`
-	Load       *loadgen.Report `json:"load"`
-	ServerExit []string        `json:"server_exit_problems"`
-	Pass       bool            `json:"pass"`
-	Failures   []string        `json:"failures"`
+	Faults []*faultFigures `json:"faults"`
+	Load   *loadgen.Report `json:"load"`
+	// Transitions compares the session transitions while Valkey hung with
+	// the steady phase.
+	Transitions *transitionComparison `json:"transitions"`
+	ServerExit  []string              `json:"server_exit_problems"`
+	Pass        bool                  `json:"pass"`
+	Failures    []string              `json:"failures"`
 }
 
 // cluster is what a run starts: one redis-server, two server instances.
@@ -233,6 +245,7 @@ func run(ctx context.Context, opts options, progress io.Writer) (*result, error)
 	cfg.URLs = c.urls
 	cfg.AdminPhone, cfg.AdminPassword = adminPhone, adminPassword
 	cfg.Mitras, cfg.Customers, cfg.Heartbeat = opts.mitras, opts.customers, opts.heartbeat
+	cfg.DeclineProbability, cfg.AwayProbability = opts.declineProb, opts.awayProb
 	cfg.RunID = 1
 	cfg.Duration = 2*faultTime + 10*time.Minute // the timeline ends the simulation
 	cfg.DatabaseURL, cfg.ValkeyURL, cfg.ValkeyPrefix = dsn, valkeyURL, prefix
@@ -289,7 +302,7 @@ func run(ctx context.Context, opts options, progress io.Writer) (*result, error)
 			c.logf("server %d log:\n%s", i+1, s.tail(30))
 		}
 	}
-	judge(res, c.urls[1], opts.reseed)
+	judge(res, c.urls[1], opts.reseed, opts.transitionBound)
 	return res, nil
 }
 
@@ -476,7 +489,7 @@ func (c *cluster) measureRecovery(ctx context.Context, r *loadgen.Runner, f *fau
 // an answer only from the killed instance while it was killed; no invariant
 // violation; the mirror matched Postgres within one reseed cycle after each
 // fault; every instance exited 0 on SIGTERM.
-func judge(res *result, killedURL string, reseed time.Duration) {
+func judge(res *result, killedURL string, reseed time.Duration, transitionBound float64) {
 	rep := res.Load
 	fail := func(format string, args ...any) { res.Failures = append(res.Failures, fmt.Sprintf(format, args...)) }
 	if rep.Status5xx > 0 {
@@ -522,6 +535,7 @@ func judge(res *result, killedURL string, reseed time.Duration) {
 			fail("%s: the mirror matched Postgres only after %.1fs, more than a reseed cycle (%s)", f.Fault, *f.MirrorConvergedAfter, reseed)
 		}
 	}
+	judgeTransitions(res, transitionBound, fail)
 	for _, e := range res.ServerExit {
 		fail("%s", e)
 	}
@@ -532,6 +546,81 @@ func judge(res *result, killedURL string, reseed time.Duration) {
 	if res.Failures == nil {
 		res.Failures = []string{}
 	}
+}
+
+// defaultTransitionBound is how much slower the median session transition
+// may be while Valkey hangs than while it is healthy (docs/contract.md §13:
+// publishing never blocks a request; the issue's bound is 20%).
+const defaultTransitionBound = 1.2
+
+// minTransitions is the fewest transitions a phase needs for its median to
+// be compared.
+const minTransitions = 20
+
+// judgeTransitions compares the median latency of the successful session
+// transitions (loadgen.IsTransition) while Valkey hung with the 30 s right
+// after it continued: the same sessions in the same stages under the same
+// load, with Valkey healthy. (The steady phase is no like for like: it
+// follows the warm-up, when nearly every customer holds an active session,
+// so its transitions are fewer and mostly the light ones.) It records the
+// comparison, and the steady phase's figures for reference, in
+// res.Transitions. A bound of 0 only records it.
+func judgeTransitions(res *result, bound float64, fail func(string, ...any)) {
+	var healthy, hung, steady *loadgen.PhaseFigures
+	for i := range res.Load.Phases {
+		switch p := &res.Load.Phases[i]; p.Name {
+		case phaseValkeyContinued:
+			healthy = p
+		case phaseValkeyHung:
+			hung = p
+		case phaseSteady:
+			steady = p
+		}
+	}
+	if healthy == nil || hung == nil {
+		fail("the valkey_hung or the valkey_continued phase is missing: no transition latency to compare")
+		return
+	}
+	h, g := healthy.Transitions, hung.Transitions
+	res.Transitions = &transitionComparison{
+		HealthyP50: h.Latency.P50, HealthyP99: h.Latency.P99, HealthyCount: h.Count,
+		HungP50: g.Latency.P50, HungP99: g.Latency.P99, HungCount: g.Count, Bound: bound,
+	}
+	if steady != nil {
+		t := steady.Transitions
+		res.Transitions.SteadyCount, res.Transitions.SteadyP50, res.Transitions.SteadyP99 = t.Count, t.Latency.P50, t.Latency.P99
+	}
+	if h.Latency.P50 > 0 {
+		res.Transitions.Ratio = g.Latency.P50 / h.Latency.P50
+	}
+	if bound <= 0 {
+		return
+	}
+	if h.Count < minTransitions || g.Count < minTransitions {
+		fail("too few session transitions to compare (valkey_continued %d, valkey_hung %d; at least %d each)", h.Count, g.Count, minTransitions)
+		return
+	}
+	if g.Latency.P50 > bound*h.Latency.P50 {
+		fail("session transitions while Valkey hung: p50 %.1f ms, more than %.0f%% above the %.1f ms once it continued",
+			g.Latency.P50, (bound-1)*100, h.Latency.P50)
+	}
+}
+
+// transitionComparison is the session-transition latency healthy (the
+// valkey_continued phase) and with Valkey hung, in milliseconds, and the
+// steady phase's for reference.
+type transitionComparison struct {
+	SteadyCount  int64   `json:"steady_count"`
+	SteadyP50    float64 `json:"steady_p50_ms"`
+	SteadyP99    float64 `json:"steady_p99_ms"`
+	HealthyCount int64   `json:"healthy_count"`
+	HealthyP50   float64 `json:"healthy_p50_ms"`
+	HealthyP99   float64 `json:"healthy_p99_ms"`
+	HungCount    int64   `json:"hung_count"`
+	HungP50      float64 `json:"hung_p50_ms"`
+	HungP99      float64 `json:"hung_p99_ms"`
+	Ratio        float64 `json:"p50_ratio"`
+	Bound        float64 `json:"bound"` // 0: not judged
 }
 
 // writeText writes the per-phase and per-fault figures and the verdict.
@@ -550,6 +639,10 @@ func writeText(w io.Writer, res *result) error {
 	c := res.Load.Checks
 	fmt.Fprintf(&b, "events received %d, lost %d, duplicated %d, resumes refused as gone %d (every fault phase checked, none excused)\n",
 		c.Events, c.EventsLost, c.EventsDuplicated, c.StreamRestarts)
+	if t := res.Transitions; t != nil {
+		fmt.Fprintf(&b, "session transitions: valkey_hung %d, p50 %.1f ms, p99 %.1f ms; healthy (valkey_continued) %d, p50 %.1f ms, p99 %.1f ms; p50 ratio %.2f (bound %.2f); steady %d, p50 %.1f ms, p99 %.1f ms\n",
+			t.HungCount, t.HungP50, t.HungP99, t.HealthyCount, t.HealthyP50, t.HealthyP99, t.Ratio, t.Bound, t.SteadyCount, t.SteadyP50, t.SteadyP99)
+	}
 	if res.Pass {
 		b.WriteString("CHAOS PASS\n")
 	} else {
