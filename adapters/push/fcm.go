@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -61,9 +62,10 @@ type FCMConfig struct {
 // FCM sends notifications through Firebase Cloud Messaging's HTTP v1 API
 // (POST {endpoint}/v1/projects/{project}/messages:send), authorised by an
 // OAuth2 access token of a service account: golang.org/x/oauth2/google signs
-// the JWT-bearer assertion with the account's key, and an
-// oauth2.ReuseTokenSource keeps the token until shortly before it expires,
-// so a token request happens about once an hour, not once per push.
+// the JWT-bearer assertion with the account's key, and the token is kept
+// until shortly before it expires, so a token request happens about once an
+// hour, not once per push. A 401 from FCM (the token was revoked, or the
+// clocks disagree) drops the cached token; the retry fetches a new one.
 //
 // A push is tried up to three times while FCM answers 429 or 5xx, or the
 // request fails in transit, within the caller's deadline (Retry-After is
@@ -71,8 +73,45 @@ type FCMConfig struct {
 // ports.ErrPushTokenUnregistered.
 type FCM struct {
 	sendURL string
-	tokens  oauth2.TokenSource
+	tokens  *cachedToken
 	client  *http.Client
+}
+
+// cachedToken keeps an access token until shortly before it expires (as
+// oauth2.ReuseTokenSource does), and forgets it when FCM refuses it (401),
+// so that the next send fetches a new one instead of failing until expiry.
+type cachedToken struct {
+	// src returns a token source that fetches a new token (the source of
+	// jwt.Config caches its token itself: a new one per fetch forgets it).
+	src func() oauth2.TokenSource
+
+	mu  sync.Mutex
+	tok *oauth2.Token
+}
+
+// Token returns the cached token while valid, else a new one.
+func (c *cachedToken) Token() (*oauth2.Token, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tok.Valid() {
+		return c.tok, nil
+	}
+	t, err := c.src().Token()
+	if err != nil {
+		return nil, err
+	}
+	c.tok = t
+	return t, nil
+}
+
+// invalidate forgets bad if it is still the cached token (a concurrent send
+// may have replaced it already).
+func (c *cachedToken) invalidate(bad *oauth2.Token) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tok != nil && bad != nil && c.tok.AccessToken == bad.AccessToken {
+		c.tok = nil
+	}
 }
 
 var _ ports.Pusher = (*FCM)(nil)
@@ -115,7 +154,7 @@ func NewFCM(cfg FCMConfig) (*FCM, error) {
 	tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, client)
 	return &FCM{
 		sendURL: strings.TrimSuffix(cfg.Endpoint, "/") + "/v1/projects/" + url.PathEscape(cfg.ProjectID) + "/messages:send",
-		tokens:  oauth2.ReuseTokenSource(nil, jwtCfg.TokenSource(tokenCtx)),
+		tokens:  &cachedToken{src: func() oauth2.TokenSource { return jwtCfg.TokenSource(tokenCtx) }},
 		client:  client,
 	}, nil
 }
@@ -197,6 +236,9 @@ func (f *FCM) send(ctx context.Context, body []byte) (retryAfter time.Duration, 
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	fe := parseFCMError(resp.StatusCode, raw)
 	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		f.tokens.invalidate(tok)
+		return 0, &retryableError{fe}
 	case fe.unregistered():
 		return 0, fmt.Errorf("fcm: %w: %v", ports.ErrPushTokenUnregistered, fe)
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
@@ -291,7 +333,7 @@ type fcmAPNS struct {
 }
 
 // toFCMMessage builds the message of p: a data message carrying the event's
-// type and its WebSocket frame (data values must be strings), sent with high
+// type, its event_id and its WebSocket frame (data values must be strings), sent with high
 // priority so that a backgrounded app wakes; the events a person must see
 // (an offer, the three-minute warning, the end) also carry a notification
 // that the system shows while the app is not running.
@@ -304,6 +346,11 @@ func toFCMMessage(p ports.Push) fcmMessage {
 			Headers: map[string]string{"apns-priority": "10"},
 			Payload: map[string]any{"aps": map[string]any{"content-available": 1}},
 		},
+	}
+	if len(p.Event.Seqs) == 1 {
+		// The recipient's event_id, also inside the frame: an app resumes
+		// its WebSocket (or GET /api/events) after it.
+		m.Data["event_id"] = strconv.FormatInt(p.Event.Seqs[0], 10)
 	}
 	if n, ok := notifications[p.Event.Type]; ok {
 		m.Notification = &n

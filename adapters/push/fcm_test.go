@@ -33,8 +33,8 @@ func newFCM(t *testing.T, fake *fcmtest.Server, edit func(*push.FCMConfig)) *pus
 func offer(token string) ports.Push {
 	return ports.Push{
 		Device: ports.Device{UserID: "u1", Platform: ports.PlatformFCM, Token: token},
-		Event: ports.Event{Type: ports.EventSessionOffer, UserIDs: []string{"u1"},
-			Payload: json.RawMessage(`{"type":"session_offer","session_id":"s1","duration_minutes":30,"offer_expires_at":"2031-01-01T00:00:00Z"}`)},
+		Event: ports.Event{Type: ports.EventSessionOffer, UserIDs: []string{"u1"}, Seqs: []int64{42},
+			Payload: json.RawMessage(`{"event_id":"42","at":"2031-01-01T00:00:00Z","type":"session_offer","session_id":"s1","duration_minutes":30,"offer_expires_at":"2031-01-01T00:00:00Z"}`)},
 	}
 }
 
@@ -72,8 +72,9 @@ func TestFCMSends(t *testing.T) {
 		t.Errorf("message to project %q token %q, want %q device-1", m.Project, m.Token, project)
 	}
 	if m.Data["type"] != "session_offer" || !json.Valid([]byte(m.Data["event"])) ||
-		!strings.Contains(m.Data["event"], `"session_id":"s1"`) {
-		t.Errorf("data = %v, want type session_offer and the frame as event", m.Data)
+		!strings.Contains(m.Data["event"], `"session_id":"s1"`) || !strings.Contains(m.Data["event"], `"event_id":"42"`) ||
+		m.Data["event_id"] != "42" {
+		t.Errorf("data = %v, want type session_offer, event_id 42 and the frame as event", m.Data)
 	}
 	if m.Notification["title"] == "" || m.Notification["body"] == "" {
 		t.Errorf("an offer carries no notification: %v", m.Notification)
@@ -126,6 +127,30 @@ func TestFCMTokenRefreshedWhenExpired(t *testing.T) {
 	assertNoRefusals(t, fake)
 	if n := fake.TokenCalls(); n != 3 {
 		t.Errorf("%d token requests for 3 pushes with expiring tokens, want 3", n)
+	}
+}
+
+// A token FCM refuses with 401 (revoked before it expired) is dropped: the
+// retry fetches a new one, and the push goes through.
+func TestFCMUnauthorizedTokenRefetched(t *testing.T) {
+	fake := fcmtest.New(t)
+	f := newFCM(t, fake, nil)
+	if err, _ := pushWithin(t, f, offer("device-1"), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	fake.RevokeTokens()
+	if err, _ := pushWithin(t, f, offer("device-1"), 5*time.Second); err != nil {
+		t.Fatalf("push after the token was revoked: %v", err)
+	}
+	if err, _ := pushWithin(t, f, offer("device-1"), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	assertNoRefusals(t, fake)
+	if n := fake.TokenCalls(); n != 2 {
+		t.Errorf("%d token requests, want 2 (one at first, one after the 401, then cached again)", n)
+	}
+	if n := len(fake.Messages()); n != 3 {
+		t.Errorf("%d messages delivered, want 3", n)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,16 +111,18 @@ func (n *Notifier) Notify(e ports.Event) {
 	n.mu.Lock()
 	stopped := n.stopped
 	n.mu.Unlock()
+	seen := make(map[string]struct{}, len(e.UserIDs)) // a blast names every mitra: no quadratic scan
 	for i, userID := range e.UserIDs {
-		if userID == "" || slices.Contains(e.UserIDs[:i], userID) {
+		if _, dup := seen[userID]; userID == "" || dup {
 			continue
 		}
+		seen[userID] = struct{}{}
 		if stopped {
 			n.metrics.PushOutcome(OutcomeDropped)
 			continue
 		}
 		select {
-		case n.queue <- job{userID: userID, event: e}:
+		case n.queue <- job{userID: userID, event: recipientEvent(e, i)}:
 		default:
 			n.metrics.PushOutcome(OutcomeDropped)
 			if n.failureLog.allow() {
@@ -129,6 +130,18 @@ func (n *Notifier) Notify(e ports.Event) {
 			}
 		}
 	}
+}
+
+// recipientEvent is e as recipient i receives it: for a logged event, the
+// frame a WebSocket client gets (with the recipient's event_id and at) and
+// that id alone in Seqs; otherwise the payload as it is.
+func recipientEvent(e ports.Event, i int) ports.Event {
+	out := ports.Event{Type: e.Type, UserIDs: []string{e.UserIDs[i]}, Payload: e.Payload, At: e.At}
+	if e.Logged() {
+		le := e.For(i)
+		out.Payload, out.Seqs = le.Frame(), []int64{le.Seq}
+	}
+	return out
 }
 
 // Start starts the workers. It fails when already started or stopped.
@@ -238,7 +251,6 @@ func (n *Notifier) deliver(ctx context.Context, j job) string {
 	pctx, cancelPush := context.WithTimeout(ctx, n.cfg.PushTimeout)
 	defer cancelPush()
 	e := j.event
-	e.UserIDs = []string{j.userID}
 	err = n.pusher.Push(pctx, ports.Push{Device: d, Event: e})
 	switch {
 	case err == nil:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -215,6 +216,29 @@ func TestPushesOnlyUnconnectedUsersWithADevice(t *testing.T) {
 	for o, want := range map[string]int{push.OutcomeSent: 1, push.OutcomeConnected: 1, push.OutcomeNoDevice: 1} {
 		if got := e.metrics.get(o); got != want {
 			t.Errorf("outcome %s = %d, want %d", o, got, want)
+		}
+	}
+}
+
+// A logged event is pushed as the recipient's frame: its own event_id and
+// at, as its WebSocket would have received it.
+func TestPushCarriesTheRecipientsEventID(t *testing.T) {
+	e := newEnv(t, push.Config{}, nil)
+	a, b := e.user(t, "token-a"), e.user(t, "token-b")
+	at := time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)
+	ev := offerTo(a, b)
+	ev.At, ev.Seqs = at, []int64{7, 12}
+	e.notifier.Notify(ev)
+	e.metrics.waitOutcomes(t, 2)
+	got := map[string]ports.Event{}
+	for _, p := range e.pusher.all() {
+		got[p.Device.UserID] = p.Event
+	}
+	for user, id := range map[string]string{a: "7", b: "12"} {
+		p := got[user]
+		want := `{"event_id":"` + id + `","at":"2031-01-02T03:04:05Z","type":"session_offer","session_id":"s1"}`
+		if string(p.Payload) != want || len(p.Seqs) != 1 || strconv.FormatInt(p.Seqs[0], 10) != id {
+			t.Errorf("pushed to %s: %s %v, want %s", user, p.Payload, p.Seqs, want)
 		}
 	}
 }

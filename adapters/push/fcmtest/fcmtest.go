@@ -138,6 +138,17 @@ func (s *Server) SetDefault(r Reply) {
 	s.defReply = r
 }
 
+// RevokeTokens makes every access token issued so far invalid: a send
+// with one is answered 401 UNAUTHENTICATED, as FCM answers a revoked or
+// expired token.
+func (s *Server) RevokeTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for tok := range s.tokens {
+		s.tokens[tok] = false
+	}
+}
+
 // TokenCalls is how many token requests the fake answered.
 func (s *Server) TokenCalls() int {
 	s.mu.Lock()
@@ -227,8 +238,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	auth, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	s.mu.Lock()
-	known := ok && s.tokens[auth]
+	valid, known := s.tokens[auth]
+	known = ok && known
 	s.mu.Unlock()
+	if known && !valid {
+		s.answer(w, r, Reply{Status: http.StatusUnauthorized,
+			Body: `{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}`})
+		return
+	}
 	if !known {
 		s.refuse(w, http.StatusUnauthorized, "send: Authorization %q is not a token the fake issued", r.Header.Get("Authorization"))
 		return
