@@ -90,7 +90,7 @@ func TestValkeyReaderReadsTheAdaptersKeys(t *testing.T) {
 	}
 
 	// A load change moves a mitra between the sets.
-	if err := mirror.SetLoad(ctx, "a", 2, 2); err != nil {
+	if err := mirror.SetLoad(ctx, "a", 2, 2, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if st, err = vk.MirrorState(ctx); err != nil {

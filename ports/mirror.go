@@ -25,6 +25,12 @@ type MirrorMitra struct {
 	// as available, whatever its load. Status and Heartbeats report it;
 	// RemoveStale's entries leave it unset.
 	Away bool
+	// IdleSince is when the mitra last became idle (docs/contract.md §11: the
+	// later of going online and the end of its last session), at the
+	// heartbeat's 100 ms precision. Zero in a write keeps what the mirror
+	// holds (or, for a mitra new to it, takes its heartbeat). Only
+	// Candidates reports it.
+	IdleSince time.Time
 }
 
 // HasRoom reports whether the mitra can take one more session.
@@ -89,9 +95,10 @@ type AvailabilityMirror interface {
 	Deactivate(ctx context.Context, id string) error
 	// Reactivate removes the mitra from the deactivated set (it stays offline).
 	Reactivate(ctx context.Context, id string) error
-	// SetLoad updates the open-session count and capacity of an online mitra,
-	// keeping it away if it is; it does nothing for a mitra that is not online.
-	SetLoad(ctx context.Context, id string, openSessions, capacity int) error
+	// SetLoad updates the open-session count, capacity and (unless zero) idle
+	// time of an online mitra, keeping it away if it is; it does nothing for
+	// a mitra that is not online.
+	SetLoad(ctx context.Context, id string, openSessions, capacity int, idleSince time.Time) error
 
 	// Heartbeat checks deactivated and online and records `at`, in one round trip.
 	// ErrMirrorNotSeeded when the mirror has lost its data.
@@ -105,6 +112,12 @@ type AvailabilityMirror interface {
 	// their entries: the pairing blast needs nothing more, and at 100k online
 	// mitras reading and sorting the entries costs more than the lookup itself.
 	AvailableMitraIDs(ctx context.Context, freshSince time.Time) ([]string, error)
+	// Candidates answers the routing strategies' read (docs/contract.md
+	// §11): up to q.Limit of the mitras AvailableMitraIDs would list, none of
+	// q.Exclude, in q.Order (OrderRandom: a uniform random sample), with
+	// their idle time and open sessions. Its cost grows with q.Limit and
+	// q.Exclude, not with the online mitras.
+	Candidates(ctx context.Context, q CandidateQuery) ([]Candidate, error)
 	// CountMitras answers the dashboard counts (Online counts every online mitra,
 	// fresh or not, as the store does).
 	CountMitras(ctx context.Context, freshSince time.Time) (MitraCounts, error)

@@ -23,6 +23,9 @@ func (s *Store) MirrorTruth(context.Context) ([]ports.MirrorMitra, []string, err
 			if m.lastHeartbeatAt != nil {
 				mm.LastHeartbeat = *m.lastHeartbeatAt
 			}
+			if idle := s.idleSinceLocked(id, m); idle != nil {
+				mm.IdleSince = *idle
+			}
 			online = append(online, mm)
 		}
 	}

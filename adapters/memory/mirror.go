@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -38,6 +39,7 @@ type mirrorEntry struct {
 	ds             int64
 	open, capacity int
 	away           bool
+	idle           int64 // idle since, in deciseconds since mirrorEpoch
 }
 
 type mirrorLock struct {
@@ -88,7 +90,17 @@ func mirrorDS(t time.Time) int64 {
 func mirrorClamp(n int) int { return min(max(n, 0), mirrorMaxLoad) }
 
 func newMirrorEntry(m ports.MirrorMitra) mirrorEntry {
-	return mirrorEntry{ds: mirrorDS(m.LastHeartbeat), open: mirrorClamp(m.OpenSessions), capacity: mirrorClamp(m.Capacity), away: m.Away}
+	e := mirrorEntry{ds: mirrorDS(m.LastHeartbeat), open: mirrorClamp(m.OpenSessions), capacity: mirrorClamp(m.Capacity), away: m.Away}
+	e.idle = e.ds
+	if !m.IdleSince.IsZero() {
+		e.idle = mirrorDS(m.IdleSince)
+	}
+	return e
+}
+
+// fromMirrorDS is the time of ds, in UTC.
+func fromMirrorDS(ds int64) time.Time {
+	return time.UnixMilli(mirrorEpoch.UnixMilli() + ds*100).UTC() // a Duration would overflow past 292 years
 }
 
 // offerable: not away and with room (the Valkey mirror's free set).
@@ -97,7 +109,7 @@ func (e mirrorEntry) offerable() bool { return !e.away && e.open < e.capacity }
 func (e mirrorEntry) mitra(id string) ports.MirrorMitra {
 	return ports.MirrorMitra{
 		ID:            id,
-		LastHeartbeat: time.UnixMilli(mirrorEpoch.UnixMilli() + e.ds*100).UTC(), // a Duration would overflow past 292 years
+		LastHeartbeat: fromMirrorDS(e.ds),
 		OpenSessions:  e.open,
 		Capacity:      e.capacity,
 		Away:          e.away,
@@ -138,6 +150,9 @@ func (m *Mirror) PutOnline(ctx context.Context, mm ports.MirrorMitra) error {
 	e := newMirrorEntry(mm)
 	if old, ok := m.online[mm.ID]; ok {
 		e.ds = max(e.ds, old.ds)
+		if mm.IdleSince.IsZero() {
+			e.idle = old.idle
+		}
 	}
 	m.online[mm.ID] = e
 	return nil
@@ -175,13 +190,16 @@ func (m *Mirror) Reactivate(ctx context.Context, id string) error {
 }
 
 // SetLoad updates the load of an online mitra; others are left alone.
-func (m *Mirror) SetLoad(ctx context.Context, id string, openSessions, capacity int) error {
+func (m *Mirror) SetLoad(ctx context.Context, id string, openSessions, capacity int, idleSince time.Time) error {
 	if err := m.begin(ctx, "set load"); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
 	if e, ok := m.online[id]; ok {
 		e.open, e.capacity = mirrorClamp(openSessions), mirrorClamp(capacity)
+		if !idleSince.IsZero() {
+			e.idle = mirrorDS(idleSince)
+		}
 		m.online[id] = e
 	}
 	return nil
@@ -234,6 +252,40 @@ func (m *Mirror) AvailableMitraIDs(ctx context.Context, freshSince time.Time) ([
 		if e.ds >= lo && e.offerable() {
 			out = append(out, id)
 		}
+	}
+	return out, nil
+}
+
+// Candidates answers up to q.Limit available mitras, none of q.Exclude, in
+// q.Order (a random sample for OrderRandom). It walks every online mitra: it
+// lives in the process that asks.
+func (m *Mirror) Candidates(ctx context.Context, q ports.CandidateQuery) ([]ports.Candidate, error) {
+	switch q.Order {
+	case ports.OrderRandom, ports.OrderLongestIdle, ports.OrderLeastLoaded:
+	default:
+		return nil, fmt.Errorf("memory mirror: candidates: unknown order %d", q.Order)
+	}
+	if err := m.beginRead(ctx, "candidates"); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	if q.Limit <= 0 {
+		return []ports.Candidate{}, nil
+	}
+	lo := mirrorDS(q.FreshSince)
+	out := []ports.Candidate{}
+	for id, e := range m.online {
+		if e.ds >= lo && e.offerable() && !slices.Contains(q.Exclude, id) {
+			out = append(out, ports.Candidate{ID: id, IdleSince: fromMirrorDS(e.idle), OpenSessions: e.open})
+		}
+	}
+	if q.Order == ports.OrderRandom {
+		rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	} else {
+		slices.SortFunc(out, q.Order.Compare)
+	}
+	if len(out) > q.Limit {
+		out = out[:q.Limit]
 	}
 	return out, nil
 }
@@ -372,9 +424,11 @@ func (m *Mirror) Reseed(ctx context.Context, online []ports.MirrorMitra, deactiv
 		wantDeact[id] = struct{}{}
 	}
 	want := make(map[string]mirrorEntry, len(online))
+	wantIdle := make(map[string]time.Time, len(online))
 	for _, mm := range online {
 		if _, d := wantDeact[mm.ID]; !d {
 			want[mm.ID] = newMirrorEntry(mm)
+			wantIdle[mm.ID] = mm.IdleSince
 		}
 	}
 
@@ -389,7 +443,14 @@ func (m *Mirror) Reseed(ctx context.Context, online []ports.MirrorMitra, deactiv
 			rep.Updated++
 			w.ds = max(w.ds, h.ds)
 		default:
+			if idle := wantIdle[id]; !idle.IsZero() && h.idle != mirrorDS(idle) {
+				h.idle = mirrorDS(idle) // the idle time is corrected quietly: it changes no availability
+				m.online[id] = h
+			}
 			continue
+		}
+		if wantIdle[id].IsZero() {
+			w.idle = h.idle
 		}
 		m.online[id] = w
 		changed[id] = struct{}{}

@@ -32,7 +32,9 @@ func (*Mirror) Deactivate(context.Context, string) error { return ports.ErrCache
 func (*Mirror) Reactivate(context.Context, string) error { return ports.ErrCacheDisabled }
 
 // SetLoad returns ports.ErrCacheDisabled.
-func (*Mirror) SetLoad(context.Context, string, int, int) error { return ports.ErrCacheDisabled }
+func (*Mirror) SetLoad(context.Context, string, int, int, time.Time) error {
+	return ports.ErrCacheDisabled
+}
 
 // Heartbeat returns ports.ErrCacheDisabled.
 func (*Mirror) Heartbeat(context.Context, string, time.Time) (ports.HeartbeatOutcome, error) {
@@ -46,6 +48,11 @@ func (*Mirror) Status(context.Context, string) (ports.MirrorStatus, error) {
 
 // AvailableMitraIDs returns ports.ErrCacheDisabled.
 func (*Mirror) AvailableMitraIDs(context.Context, time.Time) ([]string, error) {
+	return nil, ports.ErrCacheDisabled
+}
+
+// Candidates returns ports.ErrCacheDisabled.
+func (*Mirror) Candidates(context.Context, ports.CandidateQuery) ([]ports.Candidate, error) {
 	return nil, ports.ErrCacheDisabled
 }
 

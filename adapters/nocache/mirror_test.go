@@ -19,7 +19,7 @@ func TestEveryCallIsDisabled(t *testing.T) {
 		"PutOffline":        func() error { return m.PutOffline(ctx, "a") },
 		"Deactivate":        func() error { return m.Deactivate(ctx, "a") },
 		"Reactivate":        func() error { return m.Reactivate(ctx, "a") },
-		"SetLoad":           func() error { return m.SetLoad(ctx, "a", 0, 1) },
+		"SetLoad":           func() error { return m.SetLoad(ctx, "a", 0, 1, time.Time{}) },
 		"Heartbeat":         func() error { _, err := m.Heartbeat(ctx, "a", now); return err },
 		"Status":            func() error { _, err := m.Status(ctx, "a"); return err },
 		"AvailableMitraIDs": func() error { _, err := m.AvailableMitraIDs(ctx, now); return err },

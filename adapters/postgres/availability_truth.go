@@ -19,26 +19,36 @@ type mirrorTruthRow struct {
 	OpenSessions  int        `bun:"open_sessions"`
 	Capacity      int        `bun:"capacity"`
 	Away          bool       `bun:"is_away"`
+	IdleSince     *time.Time `bun:"idle_since"`
 }
 
 // MirrorTruth implements ports.AvailabilityTruth. One statement, so the online
 // and the deactivated mitras come from the same snapshot: the open sessions are
 // counted by one grouped aggregate over chat_sessions_mitra_open_idx and
 // hash-joined to the active online mitras (mitras_reachable_idx), and the
-// deactivated ones come from mitras_deactivated_idx. Rows are in no particular order.
+// deactivated ones come from mitras_deactivated_idx. The idle time of each
+// online mitra is the later of online_since and its last ended session (one
+// probe of chat_sessions_mitra_ended_idx per online mitra). Rows are in no
+// particular order.
 func (s *Store) MirrorTruth(ctx context.Context) ([]ports.MirrorMitra, []string, error) {
 	var rows []mirrorTruthRow
 	err := s.db.NewRaw(`
-		SELECT true AS online, m.id, m.last_heartbeat_at, coalesce(o.n, 0)::int AS open_sessions, m.capacity, m.is_away
+		SELECT true AS online, m.id, m.last_heartbeat_at, coalesce(o.n, 0)::int AS open_sessions, m.capacity, m.is_away,
+			greatest(m.online_since, e.ended_at) AS idle_since
 		FROM mitras m
 		LEFT JOIN (
 			SELECT mitra_id, count(*) AS n FROM chat_sessions
 			WHERE status IN ('pending_payment', 'active')
 			GROUP BY mitra_id
 		) o ON o.mitra_id = m.id
+		LEFT JOIN LATERAL (
+			SELECT cs.ended_at FROM chat_sessions cs
+			WHERE cs.mitra_id = m.id AND cs.ended_at IS NOT NULL
+			ORDER BY cs.ended_at DESC LIMIT 1
+		) e ON true
 		WHERE m.is_online AND m.is_active
 		UNION ALL
-		SELECT false, id, NULL, 0, 0, false FROM mitras WHERE NOT is_active`,
+		SELECT false, id, NULL, 0, 0, false, NULL FROM mitras WHERE NOT is_active`,
 	).Scan(ctx, &rows)
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres: mirror truth: %w", translate(err))
@@ -53,6 +63,9 @@ func (s *Store) MirrorTruth(ctx context.Context) ([]ports.MirrorMitra, []string,
 		m := ports.MirrorMitra{ID: r.ID, OpenSessions: r.OpenSessions, Capacity: r.Capacity, Away: r.Away}
 		if r.LastHeartbeat != nil {
 			m.LastHeartbeat = utc(*r.LastHeartbeat)
+		}
+		if r.IdleSince != nil {
+			m.IdleSince = utc(*r.IdleSince)
 		}
 		online = append(online, m)
 	}

@@ -93,7 +93,7 @@ func TestQueryPlans(t *testing.T) {
 		{
 			name:    "MirrorTruth",
 			call:    func() error { _, _, err := s.MirrorTruth(ctx); return err },
-			uses:    []string{"chat_sessions_mitra_open_idx", "mitras_deactivated_idx"},
+			uses:    []string{"chat_sessions_mitra_open_idx", "mitras_deactivated_idx", "chat_sessions_mitra_ended_idx"},
 			mustNot: []string{"SubPlan"}, // one grouped aggregate, not a count per mitra
 		},
 	}

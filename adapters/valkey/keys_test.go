@@ -42,7 +42,8 @@ func TestKeySchema(t *testing.T) {
 
 	want := []string{
 		"stage:{avail}:away", "stage:{avail}:deactivated", "stage:{avail}:free", "stage:{avail}:full",
-		"stage:{avail}:lock:sweep", "stage:{avail}:seeded", "stage:{avail}:snapshot",
+		"stage:{avail}:idle", "stage:{avail}:load", "stage:{avail}:lock:sweep", "stage:{avail}:seeded",
+		"stage:{avail}:snapshot",
 	}
 	if got := mr.Keys(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("keys = %v, want %v", got, want)
@@ -53,6 +54,26 @@ func TestKeySchema(t *testing.T) {
 	}
 	if s, err := mr.ZScore("stage:{avail}:full", "b"); err != nil || s != -2*16384+2*128+2 {
 		t.Errorf("score of b = %v, %v; want %d", s, err, -2*16384+258)
+	}
+	// The routing ranks: idle = idle ds (the heartbeat when no idle time was
+	// given, clamped at 0), load = open*2^36 + idle ds; 2^44 added when not free.
+	for _, r := range []struct {
+		key, id string
+		want    float64
+	}{
+		{"stage:{avail}:idle", "a", 12},
+		{"stage:{avail}:load", "a", 1<<36 + 12},
+		{"stage:{avail}:idle", "b", 1 << 44},
+		{"stage:{avail}:load", "b", 1<<44 + 2<<36},
+		{"stage:{avail}:idle", "c", 1 << 44},
+	} {
+		if s, err := mr.ZScore(r.key, r.id); err != nil || s != r.want {
+			t.Errorf("%s score of %s = %v, %v; want %v", r.key, r.id, s, err, r.want)
+		}
+	}
+	mustNil(m.SetLoad(ctx, "a", 0, 3, epoch.Add(time.Hour)))
+	if s, err := mr.ZScore("stage:{avail}:idle", "a"); err != nil || s != 36000 {
+		t.Errorf("idle score of a after SetLoad = %v, %v; want 36000", s, err)
 	}
 	if got := mr.TTL("stage:{avail}:snapshot"); got != time.Minute {
 		t.Errorf("snapshot ttl = %v, want 1m", got)
@@ -71,7 +92,7 @@ func TestKeySchema(t *testing.T) {
 	if ok, err := mr.SIsMember("stage:{avail}:away", "c"); err != nil || !ok {
 		t.Errorf("away set holds c = %v, %v", ok, err)
 	}
-	if got := m.Keys(); len(got) != 7 || got[0] != "stage:{avail}:free" {
+	if got := m.Keys(); len(got) != 9 || got[0] != "stage:{avail}:free" {
 		t.Errorf("Keys() = %v", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,7 +37,7 @@ var _ ports.AvailabilityMirror = (*Mirror)(nil)
 
 // keys are the names of the mirror's keys.
 type keys struct {
-	free, full, deactivated, away, snapshot, seeded, lockPrefix string
+	free, full, deactivated, away, idle, load, snapshot, seeded, lockPrefix string
 }
 
 func newKeys(prefix string) keys {
@@ -46,6 +47,8 @@ func newKeys(prefix string) keys {
 		full:        base + "full",
 		deactivated: base + "deactivated",
 		away:        base + "away",
+		idle:        base + "idle",
+		load:        base + "load",
 		snapshot:    base + "snapshot",
 		seeded:      base + "seeded",
 		lockPrefix:  base + "lock:",
@@ -68,7 +71,7 @@ func (m *Mirror) Client() valkey.Client { return m.c }
 // Keys returns every fixed key of the mirror (lock keys excepted: they are
 // the prefix Keys()[len-1] followed by the lock name), for tools and tests.
 func (m *Mirror) Keys() []string {
-	return []string{m.k.free, m.k.full, m.k.deactivated, m.k.snapshot, m.k.seeded, m.k.away, m.k.lockPrefix}
+	return []string{m.k.free, m.k.full, m.k.deactivated, m.k.snapshot, m.k.seeded, m.k.away, m.k.idle, m.k.load, m.k.lockPrefix}
 }
 
 func (m *Mirror) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -87,8 +90,9 @@ func (m *Mirror) PutOnline(ctx context.Context, mm ports.MirrorMitra) error {
 	if mm.Away {
 		away = "1"
 	}
-	err := scriptPutOnline.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.away},
-		[]string{mm.ID, strconv.FormatInt(toDS(mm.LastHeartbeat), 10), strconv.FormatInt(loadBits(mm.OpenSessions, mm.Capacity), 10), away}).Error()
+	err := scriptPutOnline.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.away, m.k.idle, m.k.load},
+		[]string{mm.ID, strconv.FormatInt(toDS(mm.LastHeartbeat), 10), strconv.FormatInt(loadBits(mm.OpenSessions, mm.Capacity), 10), away,
+			idleArg(mm.IdleSince)}).Error()
 	if err != nil {
 		return wrap("put online", err)
 	}
@@ -99,7 +103,7 @@ func (m *Mirror) PutOnline(ctx context.Context, mm ports.MirrorMitra) error {
 func (m *Mirror) PutOffline(ctx context.Context, id string) error {
 	ctx, cancel := m.deadline(ctx)
 	defer cancel()
-	if err := scriptPutOffline.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.away}, []string{id}).Error(); err != nil {
+	if err := scriptPutOffline.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.away, m.k.idle, m.k.load}, []string{id}).Error(); err != nil {
 		return wrap("put offline", err)
 	}
 	return nil
@@ -109,7 +113,7 @@ func (m *Mirror) PutOffline(ctx context.Context, id string) error {
 func (m *Mirror) Deactivate(ctx context.Context, id string) error {
 	ctx, cancel := m.deadline(ctx)
 	defer cancel()
-	err := scriptDeactivate.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.deactivated, m.k.away}, []string{id}).Error()
+	err := scriptDeactivate.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.deactivated, m.k.away, m.k.idle, m.k.load}, []string{id}).Error()
 	if err != nil {
 		return wrap("deactivate", err)
 	}
@@ -126,13 +130,14 @@ func (m *Mirror) Reactivate(ctx context.Context, id string) error {
 	return nil
 }
 
-// SetLoad updates the load of an online mitra and moves it between the free
-// and full sets; it does nothing for a mitra that is not online.
-func (m *Mirror) SetLoad(ctx context.Context, id string, openSessions, capacity int) error {
+// SetLoad updates the load (and, unless zero, the idle time) of an online
+// mitra, moves it between the free and full sets and re-ranks it; it does
+// nothing for a mitra that is not online.
+func (m *Mirror) SetLoad(ctx context.Context, id string, openSessions, capacity int, idleSince time.Time) error {
 	ctx, cancel := m.deadline(ctx)
 	defer cancel()
-	err := scriptSetLoad.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.away},
-		[]string{id, strconv.FormatInt(loadBits(openSessions, capacity), 10)}).Error()
+	err := scriptSetLoad.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.away, m.k.idle, m.k.load},
+		[]string{id, strconv.FormatInt(loadBits(openSessions, capacity), 10), idleArg(idleSince)}).Error()
 	if err != nil {
 		return wrap("set load", err)
 	}
@@ -284,6 +289,83 @@ func (m *Mirror) AvailableMitraIDs(ctx context.Context, freshSince time.Time) ([
 	return ids, nil
 }
 
+// Candidates answers the routing read (docs/contract.md §11) in one script
+// call: the first q.Limit free, fresh, not excluded mitras of the idle or
+// load rank, or a random sample of the free set (scriptSample). Neither
+// walks the online mitras.
+func (m *Mirror) Candidates(ctx context.Context, q ports.CandidateQuery) ([]ports.Candidate, error) {
+	var key string
+	switch q.Order {
+	case ports.OrderRandom:
+	case ports.OrderLongestIdle:
+		key = m.k.idle
+	case ports.OrderLeastLoaded:
+		key = m.k.load
+	default:
+		return nil, wrap("candidates", fmt.Errorf("unknown order %d", q.Order))
+	}
+	ctx, cancel := m.deadline(ctx)
+	defer cancel()
+	args := make([]string, 0, 3+len(q.Exclude))
+	args = append(args, scoreArg(minScore(q.FreshSince)), strconv.Itoa(max(q.Limit, 0)), strconv.Itoa(len(q.Exclude)))
+	args = append(args, q.Exclude...)
+	if key == "" {
+		arr, err := scriptSample.Exec(ctx, m.c, []string{m.k.free, m.k.seeded}, args).AsStrSlice()
+		if err != nil {
+			return nil, wrap("candidates", err)
+		}
+		return sampleReply(arr, q.Limit)
+	}
+	arr, err := scriptCandidates.Exec(ctx, m.c, []string{key, m.k.free, m.k.seeded}, args).AsStrSlice()
+	if err != nil {
+		return nil, wrap("candidates", err)
+	}
+	if len(arr) == 0 || len(arr)%3 != 1 {
+		return nil, wrap("candidates", fmt.Errorf("unexpected script answer of %d items", len(arr)))
+	}
+	if arr[0] == "0" {
+		return nil, wrap("candidates", ports.ErrMirrorNotSeeded)
+	}
+	out := make([]ports.Candidate, 0, len(arr)/3)
+	for i := 1; i < len(arr); i += 3 {
+		r, err1 := strconv.ParseFloat(arr[i+1], 64)
+		f, err2 := strconv.ParseFloat(arr[i+2], 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, wrap("candidates", err)
+		}
+		out = append(out, candidate(arr[i], parseScore(r), parseScore(f)))
+	}
+	return out, nil
+}
+
+// sampleReply decodes scriptSample's answer, drawing limit at random when it
+// answered every candidate.
+func sampleReply(arr []string, limit int) ([]ports.Candidate, error) {
+	if len(arr) == 0 || (arr[0] == "1" && len(arr)%2 != 0) {
+		return nil, wrap("candidates", fmt.Errorf("unexpected script answer of %d items", len(arr)))
+	}
+	if arr[0] == "0" {
+		return nil, wrap("candidates", ports.ErrMirrorNotSeeded)
+	}
+	out := make([]ports.Candidate, 0, (len(arr)-2)/2)
+	for i := 2; i < len(arr); i += 2 {
+		f, err := strconv.ParseFloat(arr[i+1], 64)
+		if err != nil {
+			return nil, wrap("candidates", err)
+		}
+		_, low := unpackScore(parseScore(f))
+		out = append(out, ports.Candidate{ID: arr[i], OpenSessions: int(low / openFactor)})
+	}
+	if arr[1] == "a" && len(out) > limit {
+		for i := range limit { // a partial Fisher–Yates shuffle
+			j := i + mrand.IntN(len(out)-i)
+			out[i], out[j] = out[j], out[i]
+		}
+		out = out[:limit]
+	}
+	return out, nil
+}
+
 // CountMitras answers the dashboard counts in one atomic round trip; none of
 // its commands walks the online mitras.
 func (m *Mirror) CountMitras(ctx context.Context, freshSince time.Time) (ports.MitraCounts, error) {
@@ -397,7 +479,7 @@ func (m *Mirror) TryLock(ctx context.Context, name string, ttl time.Duration) (f
 func (m *Mirror) RemoveStale(ctx context.Context, staleBefore time.Time, limit int) ([]ports.MirrorMitra, error) {
 	ctx, cancel := m.deadline(ctx)
 	defer cancel()
-	arr, err := scriptRemoveStale.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.seeded, m.k.away},
+	arr, err := scriptRemoveStale.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.seeded, m.k.away, m.k.idle, m.k.load},
 		[]string{scoreArg(minScore(staleBefore)), strconv.Itoa(max(limit, 0))}).AsStrSlice()
 	if err != nil {
 		return nil, wrap("remove stale", err)

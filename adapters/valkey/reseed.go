@@ -31,8 +31,8 @@ type entry struct {
 
 // corrections are the changes a reseed applies.
 type corrections struct {
-	free  []string // pairs id, score: put online in the free set, keeping a later stored heartbeat
-	full  []string // pairs id, score: the same in the full set
+	free  []string // triples id, score, idle ds: put online in the free set, keeping a later stored heartbeat
+	full  []string // triples id, score, idle ds: the same in the full set
 	off   []string // ids to take offline
 	deact []string // ids to add to the deactivated set
 	react []string // ids to remove from it
@@ -55,7 +55,7 @@ type awayCorrections struct {
 // is written last, once every chunk succeeded. Each round trip has ten times
 // the mirror's timeout.
 func (m *Mirror) Reseed(ctx context.Context, online []ports.MirrorMitra, deactivated []string) (ports.ReseedReport, error) {
-	have, haveDeact, haveAway, err := m.readAll(ctx, len(online))
+	have, haveDeact, haveAway, ranked, err := m.readAll(ctx, len(online))
 	if err != nil {
 		return ports.ReseedReport{}, wrap("reseed", err)
 	}
@@ -97,9 +97,9 @@ func (m *Mirror) Reseed(ctx context.Context, online []ports.MirrorMitra, deactiv
 		}
 		have[mm.ID] = entry{seen: true}
 		if hasRoom(low) && !mm.Away {
-			c.free = append(c.free, mm.ID, scoreArg(packScore(ds, low)))
+			c.free = append(c.free, mm.ID, scoreArg(packScore(ds, low)), idleArg(mm.IdleSince))
 		} else {
-			c.full = append(c.full, mm.ID, scoreArg(packScore(ds, low)))
+			c.full = append(c.full, mm.ID, scoreArg(packScore(ds, low)), idleArg(mm.IdleSince))
 		}
 		rep.IDs = append(rep.IDs, mm.ID)
 	}
@@ -135,7 +135,10 @@ func (m *Mirror) Reseed(ctx context.Context, online []ports.MirrorMitra, deactiv
 	if err := m.applyAway(ctx, ac); err != nil {
 		return ports.ReseedReport{}, wrap("reseed", err)
 	}
-	if err := m.apply(ctx, c.chunks(reseedChunk, []string{m.k.free, m.k.full, m.k.deactivated})); err != nil {
+	if err := m.apply(ctx, scriptReseedApply, c.chunks(reseedChunk, []string{m.k.free, m.k.full, m.k.deactivated, m.k.idle, m.k.load})); err != nil {
+		return ports.ReseedReport{}, wrap("reseed", err)
+	}
+	if err := m.reseedRanks(ctx, online, wantDeact, rep.IDs, ranked); err != nil {
 		return ports.ReseedReport{}, wrap("reseed", err)
 	}
 	sctx, cancel := context.WithTimeout(ctx, m.bulk)
@@ -181,9 +184,9 @@ func members(msg valkey.ValkeyMessage) (map[string]struct{}, error) {
 	return out, nil
 }
 
-// readAll reads both online sets, the deactivated set and the away set
-// atomically. hint sizes the map for the mitras the truth may add.
-func (m *Mirror) readAll(ctx context.Context, hint int) (map[string]entry, map[string]struct{}, map[string]struct{}, error) {
+// readAll reads both online sets, the deactivated set, the away set and the
+// idle rank atomically. hint sizes the map for the mitras the truth may add.
+func (m *Mirror) readAll(ctx context.Context, hint int) (map[string]entry, map[string]struct{}, map[string]struct{}, map[string]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.bulk)
 	defer cancel()
 	b := m.c.B()
@@ -192,25 +195,34 @@ func (m *Mirror) readAll(ctx context.Context, hint int) (map[string]entry, map[s
 		b.Zrange().Key(m.k.full).Min("0").Max("-1").Withscores().Build(),
 		b.Smembers().Key(m.k.deactivated).Build(),
 		b.Smembers().Key(m.k.away).Build(),
+		b.Zrange().Key(m.k.idle).Min("0").Max("-1").Withscores().Build(),
 	)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("read: %w", err)
+	}
+	zs, err := r[4].AsZScores()
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("read: %w", err)
+	}
+	ranked := make(map[string]int64, len(zs))
+	for _, z := range zs {
+		ranked[z.Member] = parseScore(z.Score)
 	}
 	free, err := r[0].AsZScores()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("read: %w", err)
 	}
 	full, err := r[1].AsZScores()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("read: %w", err)
 	}
 	haveDeact, err := members(r[2])
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("read: %w", err)
 	}
 	haveAway, err := members(r[3])
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("read: %w", err)
 	}
 	have := make(map[string]entry, max(hint, len(free)+len(full)))
 	for i, zs := range [][]valkey.ZScore{free, full} {
@@ -226,7 +238,7 @@ func (m *Mirror) readAll(ctx context.Context, hint int) (map[string]entry, map[s
 			have[z.Member] = e
 		}
 	}
-	return have, haveDeact, haveAway, nil
+	return have, haveDeact, haveAway, ranked, nil
 }
 
 // chunks cuts the corrections into script calls of at most size corrections
@@ -241,29 +253,29 @@ func (c corrections) chunks(size int, keys []string) []valkey.LuaExec {
 			room -= n
 			return n
 		}
-		nf := take(len(f) / 2)
-		nu := take(len(u) / 2)
+		nf := take(len(f) / 3)
+		nu := take(len(u) / 3)
 		nr := take(len(r))
 		nd := take(len(d))
 		na := take(len(a))
-		args := make([]string, 0, 5+2*(nf+nu)+nr+nd+na)
+		args := make([]string, 0, 5+3*(nf+nu)+nr+nd+na)
 		args = append(args, strconv.Itoa(nf), strconv.Itoa(nu), strconv.Itoa(nr), strconv.Itoa(nd), strconv.Itoa(na))
-		args = append(args, f[:2*nf]...)
-		args = append(args, u[:2*nu]...)
+		args = append(args, f[:3*nf]...)
+		args = append(args, u[:3*nu]...)
 		args = append(args, r[:nr]...)
 		args = append(args, d[:nd]...)
 		args = append(args, a[:na]...)
-		f, u, r, d, a = f[2*nf:], u[2*nu:], r[nr:], d[nd:], a[na:]
+		f, u, r, d, a = f[3*nf:], u[3*nu:], r[nr:], d[nd:], a[na:]
 		out = append(out, valkey.LuaExec{Keys: keys, Args: args})
 	}
 	return out
 }
 
-// apply runs the chunks, reseedPipeline of them per round trip.
-func (m *Mirror) apply(ctx context.Context, execs []valkey.LuaExec) error {
+// apply runs the chunks of script, reseedPipeline of them per round trip.
+func (m *Mirror) apply(ctx context.Context, script *valkey.Lua, execs []valkey.LuaExec) error {
 	for len(execs) > 0 {
 		n := min(reseedPipeline, len(execs))
-		if err := m.applyGroup(ctx, execs[:n]); err != nil {
+		if err := m.applyGroup(ctx, script, execs[:n]); err != nil {
 			return err
 		}
 		execs = execs[n:]
@@ -271,13 +283,58 @@ func (m *Mirror) apply(ctx context.Context, execs []valkey.LuaExec) error {
 	return nil
 }
 
-func (m *Mirror) applyGroup(ctx context.Context, execs []valkey.LuaExec) error {
+func (m *Mirror) applyGroup(ctx context.Context, script *valkey.Lua, execs []valkey.LuaExec) error {
 	ctx, cancel := context.WithTimeout(ctx, m.bulk)
 	defer cancel()
-	for _, r := range scriptReseedApply.ExecMulti(ctx, m.c, execs...) {
+	for _, r := range script.ExecMulti(ctx, m.c, execs...) {
 		if err := r.Error(); err != nil {
 			return fmt.Errorf("apply: %w", err)
 		}
 	}
 	return nil
+}
+
+// reseedRanks is the reseed's last pass, for the mitras its corrections did
+// not touch (those were ranked by scriptReseedApply): it re-ranks
+// (scriptRank) every truth mitra whose idle rank was missing, on the wrong
+// side of fullRank or held another idle time when the reseed read the
+// mirror, and every ranked mitra the truth does not list online (which
+// loses its ranks unless it came online since), in atomic chunks.
+func (m *Mirror) reseedRanks(ctx context.Context, online []ports.MirrorMitra, deact map[string]struct{}, changed []string, ranked map[string]int64) error {
+	listed := make(map[string]struct{}, len(online)+len(changed))
+	for _, id := range changed {
+		listed[id] = struct{}{}
+	}
+	var args []string
+	for _, mm := range online {
+		if _, d := deact[mm.ID]; d {
+			continue
+		}
+		if _, done := listed[mm.ID]; done {
+			continue
+		}
+		listed[mm.ID] = struct{}{}
+		r, ok := ranked[mm.ID]
+		free := hasRoom(loadBits(mm.OpenSessions, mm.Capacity)) && !mm.Away
+		switch {
+		case !ok, (r < fullRank) != free:
+		case !mm.IdleSince.IsZero() && r%fullRank != idleDS(mm.IdleSince):
+		default:
+			continue
+		}
+		args = append(args, mm.ID, idleArg(mm.IdleSince))
+	}
+	for id := range ranked {
+		if _, ok := listed[id]; !ok {
+			args = append(args, id, "")
+		}
+	}
+	var execs []valkey.LuaExec
+	keys := []string{m.k.free, m.k.full, m.k.idle, m.k.load}
+	for len(args) > 0 {
+		n := min(len(args), 2*reseedChunk)
+		execs = append(execs, valkey.LuaExec{Keys: keys, Args: args[:n]})
+		args = args[n:]
+	}
+	return m.apply(ctx, scriptRank, execs)
 }

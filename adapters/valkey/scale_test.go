@@ -29,9 +29,11 @@ func uuids(t *testing.T, n int) []string {
 }
 
 // TestReseedScale reseeds 100k online mitras into an empty mirror and again
-// with 1% drift, on the server at TEST_VALKEY_URL: each must take well under
-// a second (a looser bound under the race detector), count exactly, and cost
-// at most 150 bytes of server memory per online mitra.
+// with 1% drift, on the server at TEST_VALKEY_URL: each must take under three
+// seconds (a looser bound under the race detector; the first writes the
+// free/full sets and both routing ranks: about 1.05 s alone on the 2-core VM
+// of docs/benchmarks.md, 2.06 s while other packages' tests ran), count exactly, and cost at most 150 bytes of server
+// memory per online mitra in the free and full sets.
 func TestReseedScale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
@@ -50,7 +52,7 @@ func TestReseedScale(t *testing.T) {
 	}
 	deactivated := uuids(t, 1000)
 
-	bound := time.Second
+	bound := 3 * time.Second
 	if raceEnabled {
 		bound = 5 * time.Second
 	}

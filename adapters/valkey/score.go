@@ -100,3 +100,31 @@ func toMitra(id string, score int64) ports.MirrorMitra {
 		Capacity:      int(low % openFactor),
 	}
 }
+
+// Routing ranks (scripts.go): fullRank is added to the ranks of a mitra that
+// is not free; loadRank is the weight of one open session in the load rank;
+// maxIdleDS bounds the idle ds (2^36-1 deciseconds: about 218 years after
+// the score epoch; an earlier idle time counts as the epoch).
+const (
+	fullRank  = 1 << 44
+	loadRank  = 1 << 36
+	maxIdleDS = loadRank - 1
+)
+
+// idleDS is the clamped idle ds of t.
+func idleDS(t time.Time) int64 { return min(max(toDS(t), 0), maxIdleDS) }
+
+// idleArg formats an idle time for a script: empty for zero (keep the ranked one).
+func idleArg(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(idleDS(t), 10)
+}
+
+// candidate decodes one entry of scriptCandidates: its rank score (idle or
+// load) and its free score.
+func candidate(id string, rank, free int64) ports.Candidate {
+	_, low := unpackScore(free)
+	return ports.Candidate{ID: id, IdleSince: fromDS(rank % loadRank), OpenSessions: int(low / openFactor)}
+}

@@ -78,5 +78,8 @@ func ToMirror(m ports.Mitra) ports.MirrorMitra {
 	if m.LastHeartbeatAt != nil {
 		mm.LastHeartbeat = *m.LastHeartbeatAt
 	}
+	if m.IdleSince != nil {
+		mm.IdleSince = *m.IdleSince
+	}
 	return mm
 }

@@ -3,8 +3,6 @@ package mitras
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/halobestie/mitra-availability/ports"
@@ -64,14 +62,15 @@ func (s *Service) AvailableMitras(ctx context.Context) ([]string, error) {
 
 // Candidates returns up to limit available mitras a session may be offered
 // to, none of exclude, in order (docs/contract.md §11): the routing
-// strategies' read. The store answers (its cost grows with the online
-// mitras).
+// strategies' read. The mirror answers while it is trusted, without walking
+// the online mitras; the store answers otherwise (its cost grows with the
+// online mitras).
 func (s *Service) Candidates(ctx context.Context, order ports.CandidateOrder, limit int, exclude []string) ([]ports.Candidate, error) {
 	q := ports.CandidateQuery{FreshSince: s.clock.Now().Add(-s.cfg.HeartbeatStale), Order: order, Limit: limit, Exclude: exclude}
-	if order == ports.OrderRandom && s.useMirror(ctx, "candidates") {
-		ids, err := s.mirror.AvailableMitraIDs(ctx, q.FreshSince)
+	if s.useMirror(ctx, "candidates") {
+		cands, err := s.mirror.Candidates(ctx, q)
 		if err == nil {
-			return sample(ids, limit, exclude), nil
+			return cands, nil
 		}
 		s.fallback(ctx, "candidates", err)
 	}
@@ -80,24 +79,6 @@ func (s *Service) Candidates(ctx context.Context, order ports.CandidateOrder, li
 		return nil, fmt.Errorf("candidates: %w", err)
 	}
 	return cands, nil
-}
-
-// sample returns up to n of ids, none of exclude, chosen uniformly at random
-// (a partial Fisher–Yates shuffle: n swaps). It reorders ids.
-func sample(ids []string, n int, exclude []string) []ports.Candidate {
-	if len(exclude) > 0 {
-		ids = slices.DeleteFunc(ids, func(id string) bool { return slices.Contains(exclude, id) })
-	}
-	n = min(n, len(ids))
-	for i := range n {
-		j := i + rand.IntN(len(ids)-i)
-		ids[i], ids[j] = ids[j], ids[i]
-	}
-	out := make([]ports.Candidate, n)
-	for i, id := range ids[:n] {
-		out[i] = ports.Candidate{ID: id}
-	}
-	return out
 }
 
 // countMitras answers the mitra counts, mirror first.

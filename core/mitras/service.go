@@ -232,7 +232,7 @@ func (s *Service) Patch(ctx context.Context, id string, p ports.MitraPatch) (Vie
 	}
 	if p.Capacity != nil && m.IsActive && m.IsOnline {
 		s.mirrorWrite(ctx, "set_load", func(ctx context.Context) error {
-			return s.mirror.SetLoad(ctx, id, m.ActiveSessions, m.Capacity)
+			return s.mirror.SetLoad(ctx, id, m.ActiveSessions, m.Capacity, idleOf(m))
 		})
 	}
 	if p.Capacity != nil || (p.IsActive != nil && *p.IsActive) {
@@ -241,8 +241,9 @@ func (s *Service) Patch(ctx context.Context, id string, p ports.MitraPatch) (Vie
 	return s.view(ctx, m), nil
 }
 
-// RecomputeLoad re-reads a mitra's open sessions and capacity from the store
-// (derived from truth, never counted up and down) and mirrors them. The
+// RecomputeLoad re-reads a mitra's open sessions, capacity and idle time
+// from the store (derived from truth, never counted up and down) and mirrors
+// them. The
 // session lifecycle calls it after every transition that touches the mitra.
 func (s *Service) RecomputeLoad(ctx context.Context, id string) {
 	m, err := s.store.Mitra(ctx, id)
@@ -254,8 +255,16 @@ func (s *Service) RecomputeLoad(ctx context.Context, id string) {
 		return
 	}
 	s.mirrorWrite(ctx, "set_load", func(ctx context.Context) error {
-		return s.mirror.SetLoad(ctx, id, m.ActiveSessions, m.Capacity)
+		return s.mirror.SetLoad(ctx, id, m.ActiveSessions, m.Capacity, idleOf(m))
 	})
+}
+
+// idleOf is m's idle time for the mirror (zero when the store has none).
+func idleOf(m ports.Mitra) time.Time {
+	if m.IdleSince == nil {
+		return time.Time{}
+	}
+	return *m.IdleSince
 }
 
 // active loads the calling mitra from the store and refuses a deactivated one.

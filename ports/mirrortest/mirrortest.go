@@ -79,6 +79,10 @@ func Run(t *testing.T, f Factory) {
 		{"Away", testAway},
 		{"AwayEndsOffline", testAwayEndsOffline},
 		{"ReseedAway", testReseedAway},
+		{"Candidates", testCandidates},
+		{"CandidatesRandom", testCandidatesRandom},
+		{"CandidatesLarge", testCandidatesLarge},
+		{"ReseedRanks", testReseedRanks},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -511,7 +515,7 @@ func testFarHeartbeats(t *testing.T, s Subject) {
 	checkOnline(t, m, want(ids[0], far.Add(1100*time.Millisecond), 99, 100))
 	heartbeat(t, m, ids[1], old.Add(300*time.Millisecond), ports.HeartbeatRecorded)
 	checkOnline(t, m, want(ids[1], old.Add(300*time.Millisecond), 100, 100))
-	mustDo(t, "SetLoad", m.SetLoad(ctxT(t), ids[1], 7, 100))
+	mustDo(t, "SetLoad", m.SetLoad(ctxT(t), ids[1], 7, 100, time.Time{}))
 	checkOnline(t, m, want(ids[1], old.Add(300*time.Millisecond), 7, 100))
 
 	checkMitras(t, "AvailableMitras(far)", available(t, m, far), []ports.MirrorMitra{want(ids[0], far.Add(1100*time.Millisecond), 99, 100)})
@@ -603,25 +607,25 @@ func testSetLoad(t *testing.T, s Subject) {
 	put(t, m, mitra(ids[0], t0, 0, 2))
 	checkMitras(t, "AvailableMitras", available(t, m, t0), []ports.MirrorMitra{want(ids[0], t0, 0, 2)})
 
-	mustDo(t, "SetLoad full", m.SetLoad(ctxT(t), ids[0], 2, 2))
+	mustDo(t, "SetLoad full", m.SetLoad(ctxT(t), ids[0], 2, 2, time.Time{}))
 	checkOnline(t, m, want(ids[0], t0, 2, 2))
 	checkMitras(t, "AvailableMitras when full", available(t, m, t0), nil)
 	checkCounts(t, m, t0, ports.MitraCounts{Online: 1})
 
-	mustDo(t, "SetLoad over capacity", m.SetLoad(ctxT(t), ids[0], 3, 2))
+	mustDo(t, "SetLoad over capacity", m.SetLoad(ctxT(t), ids[0], 3, 2, time.Time{}))
 	checkOnline(t, m, want(ids[0], t0, 3, 2))
 	checkCounts(t, m, t0, ports.MitraCounts{Online: 1})
 
-	mustDo(t, "SetLoad free", m.SetLoad(ctxT(t), ids[0], 1, 3))
+	mustDo(t, "SetLoad free", m.SetLoad(ctxT(t), ids[0], 1, 3, time.Time{}))
 	checkOnline(t, m, want(ids[0], t0, 1, 3))
 	checkMitras(t, "AvailableMitras when free", available(t, m, t0), []ports.MirrorMitra{want(ids[0], t0, 1, 3)})
 	checkCounts(t, m, t0, ports.MitraCounts{Online: 1, Available: 1})
 
 	// A mitra that is not online is left alone.
-	mustDo(t, "SetLoad offline", m.SetLoad(ctxT(t), ids[1], 0, 5))
+	mustDo(t, "SetLoad offline", m.SetLoad(ctxT(t), ids[1], 0, 5, time.Time{}))
 	checkOffline(t, m, ids[1], false)
 	mustDo(t, "Deactivate", m.Deactivate(ctxT(t), ids[1]))
-	mustDo(t, "SetLoad deactivated", m.SetLoad(ctxT(t), ids[1], 0, 5))
+	mustDo(t, "SetLoad deactivated", m.SetLoad(ctxT(t), ids[1], 0, 5, time.Time{}))
 	checkOffline(t, m, ids[1], true)
 	checkCounts(t, m, t0, ports.MitraCounts{Online: 1, Available: 1, Deactivated: 1})
 	heartbeat(t, m, ids[0], at(time.Second), ports.HeartbeatRecorded)
@@ -636,7 +640,7 @@ func testCapacityZero(t *testing.T, s Subject) {
 	put(t, m, mitra(ids[1], t0, 0, 1))
 	checkOnline(t, m, want(ids[0], t0, 0, 0))
 	checkMitras(t, "AvailableMitras", available(t, m, at(-time.Hour)), []ports.MirrorMitra{want(ids[1], t0, 0, 1)})
-	mustDo(t, "SetLoad", m.SetLoad(ctxT(t), ids[1], 0, 0))
+	mustDo(t, "SetLoad", m.SetLoad(ctxT(t), ids[1], 0, 0, time.Time{}))
 	checkMitras(t, "AvailableMitras", available(t, m, at(-time.Hour)), nil)
 	checkCounts(t, m, at(-time.Hour), ports.MitraCounts{Online: 2})
 
@@ -944,13 +948,13 @@ func testConcurrentHeartbeatsAndLoad(t *testing.T, s Subject) {
 			errs <- err
 		}()
 		go func() {
-			errs <- m.SetLoad(context.Background(), id, i%3, 2)
+			errs <- m.SetLoad(context.Background(), id, i%3, 2, time.Time{})
 		}()
 	}
 	for range 2 * n {
 		mustDo(t, "concurrent call", <-errs)
 	}
-	mustDo(t, "SetLoad", m.SetLoad(ctxT(t), id, 1, 2))
+	mustDo(t, "SetLoad", m.SetLoad(ctxT(t), id, 1, 2, time.Time{}))
 	checkOnline(t, m, want(id, at((n-1)*time.Second), 1, 2))
 	checkCounts(t, m, at((n-1)*time.Second), ports.MitraCounts{Online: 1, Available: 1})
 }
@@ -969,7 +973,7 @@ func testCanceledContext(t *testing.T, s Subject) {
 		"PutOffline":   func() error { return m.PutOffline(ctx, id) },
 		"Deactivate":   func() error { return m.Deactivate(ctx, id) },
 		"Reactivate":   func() error { return m.Reactivate(ctx, id) },
-		"SetLoad":      func() error { return m.SetLoad(ctx, id, 0, 1) },
+		"SetLoad":      func() error { return m.SetLoad(ctx, id, 0, 1, time.Time{}) },
 		"Heartbeat":    func() error { _, err := m.Heartbeat(ctx, id, t0); return err },
 		"Status":       func() error { _, err := m.Status(ctx, id); return err },
 		"AvailableIDs": func() error { _, err := m.AvailableMitraIDs(ctx, t0); return err },
@@ -1032,7 +1036,7 @@ func testAway(t *testing.T, s Subject) {
 
 	// A heartbeat and a load change keep it away.
 	heartbeat(t, m, away, at(time.Second), ports.HeartbeatRecorded)
-	mustDo(t, "SetLoad", m.SetLoad(ctxT(t), away, 0, 3))
+	mustDo(t, "SetLoad", m.SetLoad(ctxT(t), away, 0, 3, time.Time{}))
 	checkAway(t, m, away, true)
 	checkOnline(t, m, want(away, at(time.Second), 0, 3))
 	checkMitras(t, "AvailableMitras after SetLoad", available(t, m, at(-time.Hour)), []ports.MirrorMitra{want(on, t0, 0, 2)})
@@ -1066,7 +1070,7 @@ func testAwayEndsOffline(t *testing.T, s Subject) {
 	}
 	for _, id := range ids {
 		checkOffline(t, m, id, false)
-		mustDo(t, "SetLoad of an offline mitra", m.SetLoad(ctxT(t), id, 0, 1))
+		mustDo(t, "SetLoad of an offline mitra", m.SetLoad(ctxT(t), id, 0, 1, time.Time{}))
 		put(t, m, mitra(id, at(time.Minute), 0, 1))
 		checkAway(t, m, id, false)
 	}
@@ -1103,7 +1107,7 @@ func testReseedAway(t *testing.T, s Subject) {
 	checkMitras(t, "AvailableMitras", available(t, m, at(-time.Hour)), []ports.MirrorMitra{want(noLongerAway, t0, 0, 1)})
 	checkCounts(t, m, at(-time.Hour), ports.MitraCounts{Online: 3, Available: 1})
 	// A load change after the reseed keeps them away.
-	mustDo(t, "SetLoad", m.SetLoad(ctxT(t), nowAway, 0, 2))
+	mustDo(t, "SetLoad", m.SetLoad(ctxT(t), nowAway, 0, 2, time.Time{}))
 	checkAway(t, m, nowAway, true)
 
 	// The same truth again corrects nothing.
