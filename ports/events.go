@@ -88,6 +88,11 @@ type EventLog interface {
 	EventsAfter(ctx context.Context, userID string, after int64, limit int) ([]LoggedEvent, error)
 	// Heads returns the newest id of each user's stream that has one.
 	Heads(ctx context.Context, userIDs []string) (map[string]int64, error)
+	// EventsAfterEach reads, in one go, up to limit events of each user's
+	// stream after the id after[user], oldest first; users with none are
+	// left out. It never answers ErrEventsGone: a stream whose event after
+	// the id was pruned simply starts later, which the caller sees as a gap.
+	EventsAfterEach(ctx context.Context, after map[string]int64, limit int) (map[string][]LoggedEvent, error)
 	// PruneEvents deletes up to limit events older than before and returns
 	// how many it deleted. A stream's ids go on from where they were.
 	PruneEvents(ctx context.Context, before time.Time, limit int) (int, error)

@@ -78,8 +78,9 @@ const presenceTimeout = 2 * time.Second
 // wakes the user's connections, without waiting. A woken connection's
 // writer sends the events after its last id from the buffer when they follow
 // on without a gap, and otherwise reads them from the log. A poller compares
-// the newest ids in the log with the connections every PollInterval and
-// wakes those behind, so an event the bus lost (a cache outage, another
+// the newest ids in the log with the connections every PollInterval, reads
+// what those behind lack for all of them in one statement into the same
+// buffers, and wakes them, so an event the bus lost (a cache outage, another
 // instance's PUBLISH dropped) is delivered within a poll, and whichever path
 // wakes a connection, it never sends an event twice nor skips one. One slow
 // client never slows anyone: its writer falls behind on its own, and a write
@@ -286,7 +287,8 @@ func (h *Hub) pollLoop(ctx context.Context, done chan struct{}) {
 }
 
 // poll reads the newest event id of every connected user (one statement,
-// none without connections) and wakes the connections behind it.
+// none without connections), reads what the connections behind it lack
+// (one more statement) and wakes them.
 func (h *Hub) poll(ctx context.Context) {
 	h.mu.RLock()
 	users := make([]string, 0, len(h.conns))
@@ -306,12 +308,58 @@ func (h *Hub) poll(ctx context.Context) {
 		}
 		return
 	}
+	// The events the bus did not bring are read for every connection behind
+	// at once (one statement, however many connections: while Valkey is
+	// down that is every connection a blast reached on this instance) into
+	// the users' buffers, from which the connections send them as if the bus
+	// had brought them. A connection the read does not cover (it failed, or
+	// the user is further behind than one read) reads the log itself.
+	after := map[string]int64{}
 	h.mu.RLock()
-	defer h.mu.RUnlock()
 	for u, head := range heads {
 		for c := range h.conns[u] {
-			if c.last.Load() < head {
-				c.check.Store(true)
+			if last := c.last.Load(); last < head {
+				if a, ok := after[u]; !ok || last < a {
+					after[u] = last
+				}
+			}
+		}
+	}
+	h.mu.RUnlock()
+	if len(after) == 0 {
+		return
+	}
+	if h.logReads != nil {
+		h.logReads.Inc()
+	}
+	read, err := h.events.EventsAfterEach(ctx, after, h.opts.Recent)
+	if err != nil && ctx.Err() == nil {
+		h.log.Warn("reading the event log failed; the connections read it themselves", slog.Any("error", err))
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for u := range after {
+		set := h.conns[u]
+		if len(set) == 0 {
+			continue
+		}
+		evs := read[u]
+		covered := err == nil && len(evs) < h.opts.Recent
+		if len(evs) > 0 {
+			buf := h.recent[u]
+			if buf == nil {
+				buf = &recentEvents{}
+				h.recent[u] = buf
+			}
+			for _, e := range evs {
+				buf.add(e, h.opts.Recent)
+			}
+		}
+		for c := range set {
+			if c.last.Load() < heads[u] {
+				if !covered {
+					c.check.Store(true)
+				}
 				c.signal()
 			}
 		}

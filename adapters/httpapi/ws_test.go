@@ -95,6 +95,25 @@ func (l *fakeLog) Heads(_ context.Context, userIDs []string) (map[string]int64, 
 	return out, nil
 }
 
+func (l *fakeLog) EventsAfterEach(_ context.Context, after map[string]int64, limit int) (map[string][]ports.LoggedEvent, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string][]ports.LoggedEvent{}
+	for u, a := range after {
+		stream := l.events[u]
+		start := max(a, l.gone[u])
+		if start >= int64(len(stream)) {
+			continue
+		}
+		evs := slices.Clone(stream[start:])
+		if len(evs) > limit {
+			evs = evs[:limit]
+		}
+		out[u] = evs
+	}
+	return out, nil
+}
+
 func (l *fakeLog) PruneEvents(context.Context, time.Time, int) (int, error) { return 0, nil }
 
 // frameRE matches what the hub adds to a payload.

@@ -59,6 +59,28 @@ func eventUsers(ids []string) ([]string, error) {
 	return out, nil
 }
 
+// EventsAfterEach implements ports.EventLog.
+func (s *Store) EventsAfterEach(_ context.Context, after map[string]int64, limit int) (map[string][]ports.LoggedEvent, error) {
+	out := map[string][]ports.LoggedEvent{}
+	if limit <= 0 {
+		return out, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for userID, a := range after {
+		key, ok := parseID(userID)
+		if !ok {
+			continue
+		}
+		stream := s.events[key]
+		i, _ := slices.BinarySearchFunc(stream, a+1, func(e ports.LoggedEvent, seq int64) int { return cmpInt(e.Seq, seq) })
+		if i < len(stream) {
+			out[key] = slices.Clone(stream[i:min(len(stream), i+limit)])
+		}
+	}
+	return out, nil
+}
+
 // EventsAfter implements ports.EventLog.
 func (s *Store) EventsAfter(_ context.Context, userID string, after int64, limit int) ([]ports.LoggedEvent, error) {
 	out := []ports.LoggedEvent{}

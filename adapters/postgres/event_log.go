@@ -186,6 +186,40 @@ func (s *Store) EventsAfter(ctx context.Context, userID string, after int64, lim
 	return out, nil
 }
 
+// EventsAfterEach implements ports.EventLog in one statement: one primary-key
+// range per user.
+func (s *Store) EventsAfterEach(ctx context.Context, after map[string]int64, limit int) (map[string][]ports.LoggedEvent, error) {
+	out := map[string][]ports.LoggedEvent{}
+	if limit <= 0 {
+		return out, nil
+	}
+	users := make([]string, 0, len(after))
+	afters := make([]int64, 0, len(after))
+	for id, a := range after {
+		if key, ok := parseID(id); ok {
+			users, afters = append(users, key), append(afters, a)
+		}
+	}
+	if len(users) == 0 {
+		return out, nil
+	}
+	var rows []eventRow
+	err := s.db.NewRaw(`SELECT e.user_id, e.seq, e.type, e.at, e.payload
+		FROM unnest(?::uuid[], ?::bigint[]) AS t(u, a)
+		JOIN LATERAL (
+			SELECT user_id, seq, type, at, payload FROM events
+			WHERE user_id = t.u AND seq > t.a ORDER BY seq LIMIT ?
+		) e ON true
+		ORDER BY e.user_id, e.seq`, pgdialect.Array(users), pgdialect.Array(afters), limit).Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: events of %d users: %w", len(users), translate(err))
+	}
+	for _, r := range rows {
+		out[r.UserID] = append(out[r.UserID], toLoggedEvent(r))
+	}
+	return out, nil
+}
+
 // Heads implements ports.EventLog.
 func (s *Store) Heads(ctx context.Context, userIDs []string) (map[string]int64, error) {
 	keys := make([]string, 0, len(userIDs))

@@ -95,6 +95,28 @@ func RunEventLogSuite(t *testing.T, f Factory) {
 		}
 	})
 
+	parallel(t, "EventsAfterEach", f, func(t *testing.T, st Stores) {
+		a, b, c := newCustomer(t, st), newCustomer(t, st), newCustomer(t, st)
+		s := createSession(t, st, a.ID, nil)
+		for i := range 3 {
+			emitIn(t, st, s.ID, ev("e", i, at(time.Duration(i)*time.Second), a.ID, b.ID))
+		}
+		emitIn(t, st, s.ID, ev("b-only", 9, at(time.Minute), b.ID))
+		got, err := st.Events.EventsAfterEach(t.Context(), map[string]int64{a.ID: 1, b.ID: 0, c.ID: 0, "bad": 0}, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || !slices.Equal(seqs(got[a.ID]), []int64{2, 3}) || !slices.Equal(seqs(got[b.ID]), []int64{1, 2, 3}) {
+			t.Fatalf("EventsAfterEach = a %v b %v (%d users), want a [2 3], b [1 2 3] (limit 3), nobody else", seqs(got[a.ID]), seqs(got[b.ID]), len(got))
+		}
+		if e := got[a.ID][0]; e.UserID != a.ID || e.Type != "e" || string(e.Payload) != `{"type":"e","n":1,"text":"<&>"}` {
+			t.Errorf("event %+v (payload %s)", e, e.Payload)
+		}
+		if got, err := st.Events.EventsAfterEach(t.Context(), map[string]int64{b.ID: 4}, 10); err != nil || len(got) != 0 {
+			t.Errorf("after the newest = %v, %v; want none", got, err)
+		}
+	})
+
 	parallel(t, "Outbox", f, func(t *testing.T, st Stores) {
 		a := newCustomer(t, st)
 		s := createSession(t, st, a.ID, nil)
