@@ -191,6 +191,21 @@ func (e PutDeviceRequestPlatform) Valid() bool {
 	}
 }
 
+// Defines values for QueueUpdateEventType.
+const (
+	QueueUpdateEventTypeQueueUpdate QueueUpdateEventType = "queue_update"
+)
+
+// Valid indicates whether the value is a known member of the QueueUpdateEventType enum.
+func (e QueueUpdateEventType) Valid() bool {
+	switch e {
+	case QueueUpdateEventTypeQueueUpdate:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ReadyCache.
 const (
 	ReadyCacheDegraded ReadyCache = "degraded"
@@ -630,6 +645,40 @@ type PutDeviceRequest struct {
 
 // PutDeviceRequestPlatform The push service; `fcm` (Firebase Cloud Messaging, Android and iOS).
 type PutDeviceRequestPlatform string
+
+// QueueUpdateEvent To the customer of a session requested with `queue: true` (docs/contract.md §10) when its
+// place in the queue changed since it was last told (in the answer to POST /api/sessions or
+// an earlier queue_update), at most one a second per session: a later change within that
+// second is sent when it ends. `queue_position` null (with `estimated_wait_seconds` null)
+// means the session left the queue because it was offered to mitras; the session view's
+// status stays `searching` until a mitra accepts (`session_update`) or the pairing timeout
+// ends it (`session_ended`). Only the 1 000 sessions at the head of the queue are told
+// their changes; a session further back learns its position from GET /api/sessions/{id}.
+//
+// Example: {"at":"2025-01-01T10:00:00Z","estimated_wait_seconds":240,"event_id":"42","queue_position":3,"session_id":"5f0c6a7e-2b1d-4c8e-9f3a-1d2e3f4a5b6c","type":"queue_update"}
+type QueueUpdateEvent struct {
+	// At When the event happened (RFC 3339, UTC).
+	At time.Time `json:"at"`
+
+	// EstimatedWaitSeconds As in the session view; null when unknown or not waiting.
+	EstimatedWaitSeconds *int `json:"estimated_wait_seconds"`
+
+	// EventID The id of an event in its recipient's stream (docs/contract.md §13): decimal digits,
+	// increasing by one for each event of that user. Resume after it with GET /ws?after= or
+	// GET /api/events?after=.
+	//
+	//
+	// Example: 42
+	EventID EventID `json:"event_id"`
+
+	// QueuePosition 1 for the next session the queue offers; null once the session was offered.
+	QueuePosition *int                 `json:"queue_position"`
+	SessionID     string               `json:"session_id"`
+	Type          QueueUpdateEventType `json:"type"`
+}
+
+// QueueUpdateEventType defines model for QueueUpdateEvent.Type.
+type QueueUpdateEventType string
 
 // Ready defines model for Ready.
 type Ready struct {
@@ -1131,6 +1180,40 @@ func (t *WsEvent) MergeSessionEndedEvent(v SessionEndedEvent) error {
 	return err
 }
 
+// AsQueueUpdateEvent returns the union data inside the WsEvent as a QueueUpdateEvent
+func (t WsEvent) AsQueueUpdateEvent() (QueueUpdateEvent, error) {
+	var body QueueUpdateEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromQueueUpdateEvent overwrites any union data inside the WsEvent as the provided QueueUpdateEvent
+func (t *WsEvent) FromQueueUpdateEvent(v QueueUpdateEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"queue_update"}`))
+	t.union = b
+	return err
+}
+
+// MergeQueueUpdateEvent performs a merge with any union data inside the WsEvent, using the provided QueueUpdateEvent
+func (t *WsEvent) MergeQueueUpdateEvent(v QueueUpdateEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"queue_update"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
 func (t WsEvent) Discriminator() (string, error) {
 	var discriminator struct {
 		Discriminator string `json:"type"`
@@ -1145,6 +1228,8 @@ func (t WsEvent) ValueByDiscriminator() (interface{}, error) {
 		return nil, err
 	}
 	switch discriminator {
+	case "queue_update":
+		return t.AsQueueUpdateEvent()
 	case "session_ended":
 		return t.AsSessionEndedEvent()
 	case "session_offer":
@@ -1748,7 +1833,8 @@ type ClientInterface interface {
 	// | `session_taken` | the other offered mitras, once one accepted | session_id |
 	// | `session_update` | the customer and the mitra (accept, pay, extend, reroute; on reroute also the previous mitra) | session (session view) |
 	// | `session_warning` | the customer, once per session | session_id, kind `three_minutes_left`, expires_at |
-	// | `session_ended` | the customer and the mitra, if any (end, and the pairing, payment and expiry timers) | session_id, reason (= end_reason) |
+	// | `session_ended` | the customer and the mitra, if any (end, and the pairing, payment, queue and expiry timers) | session_id, reason (= end_reason) |
+	// | `queue_update` | the customer of a queued session, when its queue position changed (at most one a second) | session_id, queue_position, estimated_wait_seconds |
 	//
 	// Every frame carries `event_id` (increasing by one for each event of the user) and `at`.
 	// Without `after`, a connection delivers the events logged from the moment it connects;
@@ -2669,7 +2755,8 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 // | `session_taken` | the other offered mitras, once one accepted | session_id |
 // | `session_update` | the customer and the mitra (accept, pay, extend, reroute; on reroute also the previous mitra) | session (session view) |
 // | `session_warning` | the customer, once per session | session_id, kind `three_minutes_left`, expires_at |
-// | `session_ended` | the customer and the mitra, if any (end, and the pairing, payment and expiry timers) | session_id, reason (= end_reason) |
+// | `session_ended` | the customer and the mitra, if any (end, and the pairing, payment, queue and expiry timers) | session_id, reason (= end_reason) |
+// | `queue_update` | the customer of a queued session, when its queue position changed (at most one a second) | session_id, queue_position, estimated_wait_seconds |
 //
 // Every frame carries `event_id` (increasing by one for each event of the user) and `at`.
 // Without `after`, a connection delivers the events logged from the moment it connects;
@@ -4403,7 +4490,8 @@ type ClientWithResponsesInterface interface {
 	// | `session_taken` | the other offered mitras, once one accepted | session_id |
 	// | `session_update` | the customer and the mitra (accept, pay, extend, reroute; on reroute also the previous mitra) | session (session view) |
 	// | `session_warning` | the customer, once per session | session_id, kind `three_minutes_left`, expires_at |
-	// | `session_ended` | the customer and the mitra, if any (end, and the pairing, payment and expiry timers) | session_id, reason (= end_reason) |
+	// | `session_ended` | the customer and the mitra, if any (end, and the pairing, payment, queue and expiry timers) | session_id, reason (= end_reason) |
+	// | `queue_update` | the customer of a queued session, when its queue position changed (at most one a second) | session_id, queue_position, estimated_wait_seconds |
 	//
 	// Every frame carries `event_id` (increasing by one for each event of the user) and `at`.
 	// Without `after`, a connection delivers the events logged from the moment it connects;
@@ -7783,7 +7871,8 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 // | `session_taken` | the other offered mitras, once one accepted | session_id |
 // | `session_update` | the customer and the mitra (accept, pay, extend, reroute; on reroute also the previous mitra) | session (session view) |
 // | `session_warning` | the customer, once per session | session_id, kind `three_minutes_left`, expires_at |
-// | `session_ended` | the customer and the mitra, if any (end, and the pairing, payment and expiry timers) | session_id, reason (= end_reason) |
+// | `session_ended` | the customer and the mitra, if any (end, and the pairing, payment, queue and expiry timers) | session_id, reason (= end_reason) |
+// | `queue_update` | the customer of a queued session, when its queue position changed (at most one a second) | session_id, queue_position, estimated_wait_seconds |
 //
 // Every frame carries `event_id` (increasing by one for each event of the user) and `at`.
 // Without `after`, a connection delivers the events logged from the moment it connects;

@@ -49,6 +49,7 @@ func TestQueueAcrossInstances(t *testing.T) {
 	m := a.newMitra(t, admin, 1)
 	c1, c2, c3 := a.newCustomer(t), b.newCustomer(t), a.newCustomer(t)
 	wc1 := a.dialWS(t, "customer 1 on A", c1.Token)
+	wc2 := b.dialWS(t, "customer 2 on B", c2.Token)
 
 	// Bad input changes nothing.
 	r := a.post(t, "/api/sessions", c1.Token, `{"duration_minutes":10,"queue":"yes"}`)
@@ -95,6 +96,19 @@ func TestQueueAcrossInstances(t *testing.T) {
 	if p := position(a.getSession(t, id2, c2.Token)); p != 1 {
 		t.Fatalf("the second moved to %d, want 1", p)
 	}
+	// queue_update: the second is told its new place, the first that it left the queue.
+	f = wc2.waitFor(t, "queue_update of the second", eventTimeout, func(f wsFrame) bool {
+		return f.Type() == "queue_update" && f.SessionID() == id2
+	})
+	if f.Body["queue_position"] != float64(1) {
+		t.Fatalf("queue_update to the second: %s, want queue_position 1", f.Raw)
+	}
+	f = wc1.waitFor(t, "queue_update of the first", eventTimeout, func(f wsFrame) bool {
+		return f.Type() == "queue_update" && f.SessionID() == id1
+	})
+	if f.Body["queue_position"] != nil || f.Body["estimated_wait_seconds"] != nil {
+		t.Fatalf("queue_update to the offered first: %s, want a null position and estimate", f.Raw)
+	}
 	r = b.post(t, "/api/sessions/"+id1+"/accept", m.Token, nil)
 	wantStatus(t, "accept of the queued session", r, http.StatusOK)
 	wc1.waitFor(t, "session_update pending_payment", eventTimeout, update(id1, "pending_payment"))
@@ -112,6 +126,12 @@ func TestQueueAcrossInstances(t *testing.T) {
 	// The first ends: its place goes to the second, on whichever instance passes first.
 	wantStatus(t, "end", a.post(t, "/api/sessions/"+id1+"/end", c1.Token, nil), http.StatusOK)
 	wm.waitFor(t, "session_offer of the second", eventTimeout, event("session_offer", id2))
+	wc2.waitFor(t, "queue_update: the second left the queue", eventTimeout, func(f wsFrame) bool {
+		return f.Type() == "queue_update" && f.SessionID() == id2 && f.Body["queue_position"] == nil
+	})
+	if n := wc2.count(func(f wsFrame) bool { return f.Type() == "queue_update" }); n != 2 {
+		t.Fatalf("the second got %d queue_update events, want 2 (position 1, then offered):\n%s", n, wc2.dump())
+	}
 
 	// A third queues and cancels while waiting.
 	v3 := b.queueRequest(t, c3, 10)

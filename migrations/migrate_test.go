@@ -26,6 +26,7 @@ var migrationTables = [][]string{
 	{}, // 00010: waiting queue (chat_sessions columns)
 	{}, // 00011: chat_sessions.next_batch_at, batch_start and their indexes
 	{"event_outbox"},
+	{}, // 00013: chat_sessions.queue_notified_position, queue_notified_at (queue_update)
 }
 
 // allTables are the tables of every migration.

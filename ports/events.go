@@ -16,6 +16,8 @@ const (
 	EventSessionUpdate  = "session_update"
 	EventSessionWarning = "session_warning"
 	EventSessionEnded   = "session_ended"
+	// EventQueueUpdate is docs/contract.md §10's: a queued session's new position.
+	EventQueueUpdate = "queue_update"
 )
 
 // ErrEventsGone: the events after the id a client asked for are no longer

@@ -104,6 +104,12 @@ type QueueEntry struct {
 	// MatchedAt is when a mitra accepted the session; nil while it takes
 	// part in the queue.
 	MatchedAt *time.Time
+	// NotifiedPosition is the queue position last told to the customer (in
+	// the answer to the request or a queue_update): nil when none was, 0
+	// when the last notice said it left the queue (offered). NotifiedAt is
+	// when it was told.
+	NotifiedPosition *int
+	NotifiedAt       *time.Time
 }
 
 // Queued reports whether the session takes part in the waiting queue:
@@ -196,6 +202,10 @@ type SessionStore interface {
 
 	// HasWaiting reports whether any session waits in the queue.
 	HasWaiting(ctx context.Context) (bool, error)
+	// QueueBusy reports whether a queue pass has anything to do: a session
+	// waits, or a dispatched queued session is owed the notice that it left
+	// the queue (NotifiedPosition > 0).
+	QueueBusy(ctx context.Context) (bool, error)
 	// QueuePass runs fn under the queue lock, shared by every instance
 	// (pg_advisory_xact_lock in Postgres, the store's mutex in memory),
 	// inside one transaction: what fn saved, created and emitted commits
@@ -230,7 +240,13 @@ type QueueTx interface {
 	// searching sessions whose offer stands (offered to at least one mitra
 	// that has not declined it), queued or not. Unknown ids count nothing.
 	FreeSlots(ctx context.Context, mitraIDs []string) (int, error)
-	// Save writes back s, a session this pass read with Waiting or created.
+	// Offered returns up to limit dispatched queued sessions (searching,
+	// queued, unmatched, an offer deadline set) whose NotifiedPosition is
+	// positive, in the queue's order, each locked until the pass ends.
+	Offered(ctx context.Context, limit int) ([]Session, error)
+	// Ahead is QueueAhead inside the pass.
+	Ahead(ctx context.Context, e QueueEntry) (int, error)
+	// Save writes back s, a session this pass read with Waiting or Offered, or created.
 	Save(ctx context.Context, s Session) error
 	// Create inserts s as CreateSession does (assigning Queue.Seq when
 	// s.Queue is set). ports.ErrOpenSessionExists when the customer has

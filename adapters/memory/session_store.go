@@ -305,6 +305,9 @@ func normalizeSession(in ports.Session) (ports.Session, error) {
 		if out.Queue.MatchedAt != nil {
 			out.Queue.MatchedAt = tsPtr(*out.Queue.MatchedAt)
 		}
+		if out.Queue.NotifiedAt != nil {
+			out.Queue.NotifiedAt = tsPtr(*out.Queue.NotifiedAt)
+		}
 	}
 	for _, p := range []**time.Time{
 		&out.OfferExpiresAt, &out.PaymentDueAt, &out.AcceptedAt, &out.StartedAt,
@@ -367,6 +370,11 @@ func copySession(s ports.Session) ports.Session {
 	if s.Queue != nil {
 		q := *s.Queue
 		q.MatchedAt = copyTime(s.Queue.MatchedAt)
+		q.NotifiedAt = copyTime(s.Queue.NotifiedAt)
+		if s.Queue.NotifiedPosition != nil {
+			v := *s.Queue.NotifiedPosition
+			q.NotifiedPosition = &v
+		}
 		out.Queue = &q
 	}
 	return out
@@ -397,18 +405,40 @@ func (s *Store) HasWaiting(context.Context) (bool, error) {
 	return false, nil
 }
 
-// QueueAhead implements ports.SessionStore.
-func (s *Store) QueueAhead(_ context.Context, e ports.QueueEntry) (int, error) {
-	e.QueuedAt = ts(e.QueuedAt)
+// QueueBusy implements ports.SessionStore.
+func (s *Store) QueueBusy(context.Context) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, cs := range s.chatSessions {
+		if cs.Waiting() || owedLeaveNotice(cs) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// owedLeaveNotice reports whether cs is a dispatched queued session whose
+// customer was last told a position.
+func owedLeaveNotice(cs ports.Session) bool {
+	return cs.Queued() && cs.OfferExpiresAt != nil && cs.Queue.NotifiedPosition != nil && *cs.Queue.NotifiedPosition > 0
+}
+
+// QueueAhead implements ports.SessionStore.
+func (s *Store) QueueAhead(_ context.Context, e ports.QueueEntry) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.aheadLocked(e), nil
+}
+
+func (s *Store) aheadLocked(e ports.QueueEntry) int {
+	e.QueuedAt = ts(e.QueuedAt)
 	n := 0
 	for _, cs := range s.chatSessions {
 		if cs.Waiting() && cs.Queue.Before(e) {
 			n++
 		}
 	}
-	return n, nil
+	return n
 }
 
 // QueueStats implements ports.SessionStore.
@@ -478,11 +508,27 @@ func (t *queueTx) remember(id string) {
 	}
 }
 
+// Ahead implements ports.QueueTx.
+func (t *queueTx) Ahead(_ context.Context, e ports.QueueEntry) (int, error) {
+	return t.s.aheadLocked(e), nil
+}
+
 // Waiting implements ports.QueueTx.
 func (t *queueTx) Waiting(_ context.Context, limit int) ([]ports.Session, error) {
+	return t.inOrder(limit, ports.Session.Waiting), nil
+}
+
+// Offered implements ports.QueueTx.
+func (t *queueTx) Offered(_ context.Context, limit int) ([]ports.Session, error) {
+	return t.inOrder(limit, owedLeaveNotice), nil
+}
+
+// inOrder returns up to limit sessions that match, in the queue's order,
+// and marks them read by the pass.
+func (t *queueTx) inOrder(limit int, match func(ports.Session) bool) []ports.Session {
 	out := []ports.Session{}
 	for _, cs := range t.s.chatSessions {
-		if cs.Waiting() {
+		if match(cs) {
 			out = append(out, cs)
 		}
 	}
@@ -505,7 +551,7 @@ func (t *queueTx) Waiting(_ context.Context, limit int) ([]ports.Session, error)
 		t.read[out[i].ID] = true
 		out[i] = copySession(out[i])
 	}
-	return out, nil
+	return out
 }
 
 // FreeSlots implements ports.QueueTx.

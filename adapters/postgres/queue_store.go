@@ -34,11 +34,30 @@ func (s *Store) HasWaiting(ctx context.Context) (bool, error) {
 	return ok, nil
 }
 
+// owedNoticeCond selects the dispatched queued sessions whose customer was
+// last told a position (the predicate of chat_sessions_queue_offered_notice_idx).
+const owedNoticeCond = `status = 'searching' AND queue_seq IS NOT NULL AND queue_matched_at IS NULL
+	AND offer_expires_at IS NOT NULL AND queue_notified_position > 0`
+
+// QueueBusy implements ports.SessionStore: two index probes.
+func (s *Store) QueueBusy(ctx context.Context) (bool, error) {
+	var ok bool
+	if err := s.db.NewRaw(`SELECT EXISTS (SELECT 1 FROM chat_sessions WHERE `+waitingCond+`)
+		OR EXISTS (SELECT 1 FROM chat_sessions WHERE `+owedNoticeCond+`)`).Scan(ctx, &ok); err != nil {
+		return false, fmt.Errorf("postgres: queue busy: %w", translate(err))
+	}
+	return ok, nil
+}
+
 // QueueAhead implements ports.SessionStore: a count over chat_sessions_waiting_idx
 // up to e's key.
 func (s *Store) QueueAhead(ctx context.Context, e ports.QueueEntry) (int, error) {
+	return queueAhead(ctx, s.db, e)
+}
+
+func queueAhead(ctx context.Context, db bun.IDB, e ports.QueueEntry) (int, error) {
 	var n int
-	err := s.db.NewRaw(`SELECT count(*)::int FROM chat_sessions WHERE `+waitingCond+`
+	err := db.NewRaw(`SELECT count(*)::int FROM chat_sessions WHERE `+waitingCond+`
 		AND (queue_priority > ?0 OR (queue_priority = ?0 AND (queued_at, queue_seq) < (?1::timestamptz, ?2::bigint)))`,
 		e.Priority, ts(e.QueuedAt), e.Seq,
 	).Scan(ctx, &n)
@@ -117,23 +136,41 @@ func (t *queueTx) mark(id string) {
 	t.read[id] = true
 }
 
+// Ahead implements ports.QueueTx.
+func (t *queueTx) Ahead(ctx context.Context, e ports.QueueEntry) (int, error) {
+	return queueAhead(ctx, t.tx, e)
+}
+
 // Waiting implements ports.QueueTx: the head of chat_sessions_waiting_idx,
 // locked. A session that stopped waiting while the lock was awaited (a
 // cancel) is re-checked by Postgres and left out.
 func (t *queueTx) Waiting(ctx context.Context, limit int) ([]ports.Session, error) {
+	return t.locked(ctx, "waiting sessions", waitingCond, limit, ports.Session.Waiting)
+}
+
+// Offered implements ports.QueueTx (chat_sessions_queue_offered_notice_idx).
+func (t *queueTx) Offered(ctx context.Context, limit int) ([]ports.Session, error) {
+	return t.locked(ctx, "offered queued sessions", owedNoticeCond, limit, func(s ports.Session) bool {
+		return s.Queued() && s.OfferExpiresAt != nil && s.Queue.NotifiedPosition != nil && *s.Queue.NotifiedPosition > 0
+	})
+}
+
+// locked reads up to limit sessions matching cond in the queue's order,
+// locked FOR UPDATE; match re-checks each as it was locked.
+func (t *queueTx) locked(ctx context.Context, what, cond string, limit int, match func(ports.Session) bool) ([]ports.Session, error) {
 	if limit <= 0 {
 		return []ports.Session{}, nil
 	}
 	var rows []chatSessionRow
-	err := t.tx.NewRaw(`SELECT * FROM chat_sessions WHERE `+waitingCond+`
+	err := t.tx.NewRaw(`SELECT * FROM chat_sessions WHERE `+cond+`
 		ORDER BY `+queueOrder+` LIMIT ?0 FOR UPDATE`, limit).Scan(ctx, &rows)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: waiting sessions: %w", translate(err))
+		return nil, fmt.Errorf("postgres: %s: %w", what, translate(err))
 	}
 	out := make([]ports.Session, 0, len(rows))
 	for _, r := range rows {
 		sess := toPortsSession(r)
-		if !sess.Waiting() { // changed between the scan and the lock
+		if !match(sess) { // changed between the scan and the lock
 			continue
 		}
 		t.mark(sess.ID)

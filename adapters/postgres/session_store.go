@@ -42,6 +42,8 @@ type chatSessionRow struct {
 	QueueSeq         *int64     `bun:"queue_seq"`
 	QueueExpiresAt   *time.Time `bun:"queue_expires_at"`
 	QueueMatchedAt   *time.Time `bun:"queue_matched_at"`
+	QueueNotifiedPos *int       `bun:"queue_notified_position"`
+	QueueNotifiedAt  *time.Time `bun:"queue_notified_at"`
 	UpdatedAt        time.Time  `bun:"updated_at"`
 }
 
@@ -53,6 +55,7 @@ var sessionMutableColumns = []string{
 	"expires_at", "warn_at", "warning_sent_at", "ended_at", "offered_mitra_ids", "excluded_mitra_ids",
 	"next_batch_at", "batch_start",
 	"queue_priority", "queued_at", "queue_expires_at", "queue_matched_at",
+	"queue_notified_position", "queue_notified_at",
 }
 
 // sessionInsertColumns are the columns CreateSession writes; created_at and
@@ -102,11 +105,13 @@ func toPortsSession(r chatSessionRow) ports.Session {
 	}
 	if r.QueuedAt != nil && r.QueueSeq != nil && r.QueuePriority != nil && r.QueueExpiresAt != nil {
 		s.Queue = &ports.QueueEntry{
-			Priority:  *r.QueuePriority,
-			QueuedAt:  utc(*r.QueuedAt),
-			Seq:       *r.QueueSeq,
-			ExpiresAt: utc(*r.QueueExpiresAt),
-			MatchedAt: utcPtr(r.QueueMatchedAt),
+			Priority:         *r.QueuePriority,
+			QueuedAt:         utc(*r.QueuedAt),
+			Seq:              *r.QueueSeq,
+			ExpiresAt:        utc(*r.QueueExpiresAt),
+			MatchedAt:        utcPtr(r.QueueMatchedAt),
+			NotifiedPosition: r.QueueNotifiedPos,
+			NotifiedAt:       utcPtr(r.QueueNotifiedAt),
 		}
 	}
 	return s
@@ -141,6 +146,8 @@ func toSessionRow(s ports.Session) (chatSessionRow, error) {
 		r.QueuedAt = tsPtr(&q.QueuedAt)
 		r.QueueExpiresAt = tsPtr(&q.ExpiresAt)
 		r.QueueMatchedAt = tsPtr(q.MatchedAt)
+		r.QueueNotifiedPos = q.NotifiedPosition
+		r.QueueNotifiedAt = tsPtr(q.NotifiedAt)
 	}
 	if s.MitraID != nil {
 		key, ok := parseID(*s.MitraID)

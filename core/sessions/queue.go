@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,6 +37,11 @@ const (
 	// reuses that rate.
 	matchWindow = 15 * time.Minute
 	rateTTL     = 5 * time.Second
+	// noticeEvery is the least time between two queue_update events of one
+	// session; noticeLimit bounds the sessions one notice pass looks at
+	// (from the head of the queue).
+	noticeEvery = time.Second
+	noticeLimit = 1000
 )
 
 // SetKick installs the dispatcher's wake-up.
@@ -56,17 +62,19 @@ func (s *Service) RequestQueue(ctx context.Context, customerID string, durationM
 	if durationMinutes < MinDurationMinutes || durationMinutes > MaxDurationMinutes {
 		return View{}, core.Invalid("duration_minutes", "must be an integer from 1 to 240")
 	}
-	available, err := s.avail.AvailableMitras(ctx)
+	in, err := s.prepare(ctx)
 	if err != nil {
-		return View{}, fmt.Errorf("finding available mitras: %w", err)
+		return View{}, err
 	}
 	now := s.now()
+	est := s.estimator(ctx, now)
 	var (
-		out  outbox
-		sess ports.Session
+		out        outbox
+		sess       ports.Session
+		dispatched int
 	)
 	err = s.store.QueuePass(ctx, func(ctx context.Context, tx ports.QueueTx) error {
-		out = outbox{}
+		out, dispatched = outbox{}, 0
 		c, err := tx.Create(ctx, ports.Session{
 			CustomerID:       customerID,
 			Status:           ports.StatusSearching,
@@ -80,11 +88,23 @@ func (s *Service) RequestQueue(ctx context.Context, customerID string, durationM
 			return err
 		}
 		sess = c
-		_, offered, err := s.dispatchLocked(ctx, tx, available, now, &out)
+		_, offered, err := s.dispatchLocked(ctx, tx, in, now, &out)
+		if err != nil {
+			return err
+		}
+		dispatched = len(offered)
 		if x, ok := offered[c.ID]; ok {
 			sess = x
+			return nil
 		}
-		return err
+		// It waits: its position is in the answer, the first one told.
+		ahead, err := tx.Ahead(ctx, *sess.Queue)
+		if err != nil {
+			return err
+		}
+		pos := ahead + 1
+		sess.Queue.NotifiedPosition, sess.Queue.NotifiedAt = &pos, &now
+		return tx.Save(ctx, sess)
 	})
 	if errors.Is(err, ports.ErrOpenSessionExists) {
 		return View{}, core.ErrOpenSessionExists
@@ -93,10 +113,14 @@ func (s *Service) RequestQueue(ctx context.Context, customerID string, durationM
 		return View{}, fmt.Errorf("queuing session: %w", err)
 	}
 	s.wake()
+	if dispatched > 0 {
+		s.kick() // the positions of the sessions behind moved: the next pass tells them
+	}
 	s.deliver(ctx, &out)
 	v := ViewOf(sess, now)
-	if err := s.queueFigures(ctx, &v, sess); err != nil {
-		return View{}, err
+	if sess.Waiting() {
+		v.QueuePosition = sess.Queue.NotifiedPosition
+		v.EstimatedWaitSeconds = est(*v.QueuePosition)
 	}
 	return v, nil
 }
@@ -106,9 +130,9 @@ func (s *Service) RequestQueue(ctx context.Context, customerID string, durationM
 // is offered only when a slot remains beyond what the queue took;
 // otherwise core.ErrNoMitraAvailable.
 func (s *Service) requestBehindQueue(ctx context.Context, customerID string, durationMinutes int) (View, error) {
-	available, err := s.avail.AvailableMitras(ctx)
+	in, err := s.prepare(ctx)
 	if err != nil {
-		return View{}, fmt.Errorf("finding available mitras: %w", err)
+		return View{}, err
 	}
 	now := s.now()
 	var (
@@ -119,19 +143,19 @@ func (s *Service) requestBehindQueue(ctx context.Context, customerID string, dur
 	)
 	err = s.store.QueuePass(ctx, func(ctx context.Context, tx ports.QueueTx) error {
 		out, refused, openExists = outbox{}, false, false
-		slots, _, err := s.dispatchLocked(ctx, tx, available, now, &out)
+		slots, offered, err := s.dispatchLocked(ctx, tx, in, now, &out)
 		if err != nil {
 			return err
+		}
+		if len(offered) > 0 {
+			s.kick() // after the commit: the positions behind moved
 		}
 		if slots <= 0 {
 			refused = true // the queue's offers still commit
 			return nil
 		}
-		offered, batched, err := s.round(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if len(offered) == 0 {
+		to, batched := s.chooseFrom(in.pool, nil, in.used)
+		if len(to) == 0 {
 			refused = true
 			return nil
 		}
@@ -142,7 +166,7 @@ func (s *Service) requestBehindQueue(ctx context.Context, customerID string, dur
 			DurationMinutes:  durationMinutes,
 			SearchingSince:   now,
 			OfferExpiresAt:   &deadline,
-			OfferedMitraIDs:  offered,
+			OfferedMitraIDs:  to,
 			ExcludedMitraIDs: []string{},
 		}
 		if batched {
@@ -181,27 +205,30 @@ func (s *Service) requestBehindQueue(ctx context.Context, customerID string, dur
 // session that no available mitra may be offered keeps its place, and the
 // pass goes on to the next. It returns how many sessions it offered.
 func (s *Service) Dispatch(ctx context.Context) (int, error) {
-	waiting, err := s.store.HasWaiting(ctx)
-	if err != nil || !waiting {
+	busy, err := s.store.QueueBusy(ctx)
+	if err != nil || !busy {
 		return 0, err
 	}
-	available, err := s.avail.AvailableMitras(ctx)
+	in, err := s.prepare(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("finding available mitras: %w", err)
-	}
-	if len(available) == 0 {
-		return 0, nil
+		return 0, err
 	}
 	now := s.now()
+	est := s.estimator(ctx, now)
 	var (
 		out     outbox
 		offered map[string]ports.Session
 	)
 	err = s.store.QueuePass(ctx, func(ctx context.Context, tx ports.QueueTx) error {
 		out = outbox{}
-		var err error
-		_, offered, err = s.dispatchLocked(ctx, tx, available, now, &out)
-		return err
+		offered = nil
+		if len(in.available) > 0 {
+			var err error
+			if _, offered, err = s.dispatchLocked(ctx, tx, in, now, &out); err != nil {
+				return err
+			}
+		}
+		return s.noticesLocked(ctx, tx, now, est, &out)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("queue pass: %w", err)
@@ -216,9 +243,9 @@ func (s *Service) Dispatch(ctx context.Context) (int, error) {
 
 // dispatchLocked is one pass under the queue lock. It returns the slots
 // left after it, and the sessions it offered by id.
-func (s *Service) dispatchLocked(ctx context.Context, tx ports.QueueTx, available []string, now time.Time, out *outbox) (int, map[string]ports.Session, error) {
+func (s *Service) dispatchLocked(ctx context.Context, tx ports.QueueTx, in passInput, now time.Time, out *outbox) (int, map[string]ports.Session, error) {
 	offered := map[string]ports.Session{}
-	slots, err := tx.FreeSlots(ctx, available)
+	slots, err := tx.FreeSlots(ctx, in.available)
 	if err != nil || slots <= 0 {
 		return slots, offered, err
 	}
@@ -230,12 +257,9 @@ func (s *Service) dispatchLocked(ctx context.Context, tx ports.QueueTx, availabl
 		if slots <= 0 {
 			break
 		}
-		// The same round as a request's: the Router's choice among the
-		// available mitras the session does not exclude.
-		to, batched, err := s.round(ctx, x.ExcludedMitraIDs)
-		if err != nil {
-			return slots, offered, err
-		}
+		// The Router's choice among the available mitras the session does
+		// not exclude, as for a request.
+		to, batched := s.chooseFrom(in.pool, x.ExcludedMitraIDs, in.used)
 		if len(to) == 0 {
 			continue // every available mitra declined it: it keeps its place
 		}
@@ -257,6 +281,74 @@ func (s *Service) dispatchLocked(ctx context.Context, tx ports.QueueTx, availabl
 	return slots, offered, nil
 }
 
+// poolFactor widens the candidates a pass reads for an ordered strategy
+// (its batch size times this), so that the sessions of one pass can be
+// offered different batches.
+const poolFactor = 16
+
+// passInput is what a pass reads before it takes the queue lock (no I/O of
+// the availability rules runs under it): the available mitras, whose free
+// places it counts, and the candidates its offers are chosen from.
+type passInput struct {
+	available []string
+	pool      []ports.Candidate
+	used      map[string]bool // mitras offered a session by this pass
+}
+
+// prepare reads a pass's input: every available mitra, and the candidates
+// the Router reads (all of them for a blast, the top of its order, wider,
+// for a batched strategy).
+func (s *Service) prepare(ctx context.Context) (passInput, error) {
+	available, err := s.avail.AvailableMitras(ctx)
+	if err != nil {
+		return passInput{}, fmt.Errorf("finding available mitras: %w", err)
+	}
+	in := passInput{available: available, used: map[string]bool{}}
+	order, limit := s.cfg.Router.Read()
+	if limit <= 0 || len(available) == 0 {
+		in.pool = make([]ports.Candidate, len(available))
+		for i, id := range available {
+			in.pool[i] = ports.Candidate{ID: id}
+		}
+		return in, nil
+	}
+	if in.pool, err = s.avail.Candidates(ctx, order, min(limit*poolFactor, max(limit, dispatchBatch)), nil); err != nil {
+		return passInput{}, fmt.Errorf("finding available mitras (%s): %w", order, err)
+	}
+	return in, nil
+}
+
+// chooseFrom is an offer round without I/O: the Router's choice among the
+// pool's mitras that exclude does not hold, preferring those no session of
+// this pass was offered yet (so that one pass spreads its sessions over the
+// free mitras), truncated to the first batch. It marks the chosen mitras used.
+func (s *Service) chooseFrom(pool []ports.Candidate, exclude []string, used map[string]bool) ([]string, bool) {
+	var cands, fresh []ports.Candidate
+	for _, c := range pool {
+		if slices.Contains(exclude, c.ID) {
+			continue
+		}
+		cands = append(cands, c)
+		if !used[c.ID] {
+			fresh = append(fresh, c)
+		}
+	}
+	if len(fresh) > 0 {
+		cands = fresh
+	}
+	if len(cands) == 0 {
+		return nil, false
+	}
+	ordered, batch := s.cfg.Router.Choose(cands)
+	if batch > 0 && len(ordered) > batch {
+		ordered = ordered[:batch]
+	}
+	for _, id := range ordered {
+		used[id] = true
+	}
+	return ordered, batch > 0
+}
+
 // queueFigures sets the view's queue_position and estimated_wait_seconds
 // for a waiting session (both stay null otherwise).
 func (s *Service) queueFigures(ctx context.Context, v *View, x ports.Session) error {
@@ -276,13 +368,67 @@ func (s *Service) queueFigures(ctx context.Context, v *View, x ports.Session) er
 // estimateWait is pos divided by the rate at which queued sessions were
 // matched over the last matchWindow; nil when none was (unknown).
 func (s *Service) estimateWait(ctx context.Context, pos int) *int {
-	matched, ok := s.rate.get(ctx, s, s.now())
-	if !ok || matched <= 0 {
-		return nil
+	return s.estimator(ctx, s.now())(pos)
+}
+
+// estimator reads the match rate (before a pass takes the queue lock) and
+// returns the estimate of a position.
+func (s *Service) estimator(ctx context.Context, now time.Time) func(pos int) *int {
+	matched, ok := s.rate.get(ctx, s, now)
+	return func(pos int) *int {
+		if !ok || matched <= 0 {
+			return nil
+		}
+		secs := (int64(pos)*int64(matchWindow/time.Second) + int64(matched) - 1) / int64(matched)
+		w := int(secs)
+		return &w
 	}
-	secs := (int64(pos)*int64(matchWindow/time.Second) + int64(matched) - 1) / int64(matched)
-	w := int(secs)
-	return &w
+}
+
+// noticesLocked sends queue_update to the customers whose position changed
+// since they were last told (docs/contract.md §10), at most once every
+// noticeEvery per session: a change within it waits for a later pass. A
+// waiting session is told its position; a dispatched one that was last told
+// a position is told it left the queue (queue_position null). Each notice is
+// saved with the session, under the queue lock, so passes on several
+// instances send each change once.
+func (s *Service) noticesLocked(ctx context.Context, tx ports.QueueTx, now time.Time, est func(int) *int, out *outbox) error {
+	due := func(q *ports.QueueEntry) bool {
+		return q.NotifiedAt == nil || now.Sub(*q.NotifiedAt) >= noticeEvery
+	}
+	waiting, err := tx.Waiting(ctx, noticeLimit)
+	if err != nil {
+		return err
+	}
+	offered, err := tx.Offered(ctx, noticeLimit)
+	if err != nil {
+		return err
+	}
+	for i, x := range append(waiting, offered...) {
+		pos := 0 // left the queue
+		if i < len(waiting) {
+			pos = i + 1
+		}
+		q := x.Queue
+		if (q.NotifiedPosition != nil && *q.NotifiedPosition == pos) || !due(q) {
+			continue
+		}
+		q.NotifiedPosition, q.NotifiedAt = &pos, &now
+		if err := tx.Save(ctx, x); err != nil {
+			return err
+		}
+		var position, wait *int
+		if pos > 0 {
+			position, wait = &pos, est(pos)
+		}
+		if err := out.emit(tx, ports.EventQueueUpdate, []string{x.CustomerID}, now, map[string]any{
+			"type": ports.EventQueueUpdate, "session_id": x.ID,
+			"queue_position": position, "estimated_wait_seconds": wait,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // matchRate caches, per instance, the number of queued sessions matched in

@@ -385,3 +385,64 @@ func TestQueuePositionAndEstimate(t *testing.T) {
 		t.Fatalf("summary: %+v, %v; want 2 waiting, the longest for 30 s", sum, err)
 	}
 }
+
+// queueUpdates returns the queue_update payloads sent to c so far.
+func (q *queueFixture) queueUpdates(c auth.Principal) []map[string]any {
+	return q.bus.of(ports.EventQueueUpdate, c.UserID)
+}
+
+// docs/contract.md §10: queue_update {session_id, queue_position,
+// estimated_wait_seconds} reaches the customer when its position changes,
+// at most once a second per session, and once whatever the passes.
+func TestQueueUpdateEvents(t *testing.T) {
+	q := newQueueFixture(t)
+	ctx := context.Background()
+	c1, c2, c3 := q.customer(t), q.customer(t), q.customer(t)
+	v1, v2, v3 := q.queue(t, c1), q.queue(t, c2), q.queue(t, c3)
+	for _, c := range []auth.Principal{c1, c2, c3} {
+		if got := q.queueUpdates(c); len(got) != 0 {
+			t.Fatalf("queue_update right after the request (the answer told the position): %v", got)
+		}
+	}
+	q.onlineMitra(t, 1)
+	q.dispatchAfterKick(t, "online") // c1 offered; its and the others' notices are due a second after the answers
+	for _, c := range []auth.Principal{c1, c2, c3} {
+		if got := q.queueUpdates(c); len(got) != 0 {
+			t.Fatalf("queue_update within a second of the last notice: %v", got)
+		}
+	}
+	q.clock.Advance(time.Second)
+	if _, err := q.svc.Dispatch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := func(c auth.Principal, id string, n int, pos any) {
+		t.Helper()
+		got := q.queueUpdates(c)
+		if len(got) != n {
+			t.Fatalf("queue_update to the customer of %s: %v, want %d", id, got, n)
+		}
+		last := got[n-1]
+		if last["type"] != ports.EventQueueUpdate || last["session_id"] != id || last["queue_position"] != pos {
+			t.Fatalf("queue_update %v, want position %v", last, pos)
+		}
+		if _, ok := last["estimated_wait_seconds"]; !ok {
+			t.Fatalf("queue_update without estimated_wait_seconds: %v", last)
+		}
+	}
+	want(c1, v1.ID, 1, nil) // offered: left the queue
+	want(c2, v2.ID, 1, float64(1))
+	want(c3, v3.ID, 1, float64(2))
+	// Once: another pass (another instance's) sends nothing more.
+	q.clock.Advance(time.Second)
+	if _, err := q.svc.Dispatch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want(c2, v2.ID, 1, float64(1))
+	want(c3, v3.ID, 1, float64(2))
+	// A cancel ahead moves c3 up.
+	if _, err := q.svc.End(ctx, c2, v2.ID); err != nil {
+		t.Fatal(err)
+	}
+	q.dispatchAfterKick(t, "cancel")
+	want(c3, v3.ID, 2, float64(1))
+}

@@ -109,13 +109,15 @@ func RunQueueSuite(t *testing.T, f Factory) {
 		want.Queue = &ports.QueueEntry{QueuedAt: at(0), ExpiresAt: at(time.Hour), Seq: a.Queue.Seq}
 		checkSession(t, "read back", getSession(t, st, a.ID), want)
 
-		// A write keeps the sequence, and may set MatchedAt and the priority.
+		// A write keeps the sequence, and may set the other fields.
 		got := updateSession(t, st, a.ID, func(s *ports.Session) {
 			s.Queue.Seq = 999999
 			s.Queue.Priority = 3
 			s.Queue.MatchedAt = ptr(at(time.Second))
+			s.Queue.NotifiedPosition, s.Queue.NotifiedAt = ptr(7), ptr(at(2*time.Second))
 		})
 		want.Queue.Priority, want.Queue.MatchedAt = 3, ptr(at(time.Second))
+		want.Queue.NotifiedPosition, want.Queue.NotifiedAt = ptr(7), ptr(at(2*time.Second))
 		checkSession(t, "after update", got, want)
 		checkSession(t, "read after update", getSession(t, st, a.ID), want)
 
@@ -193,6 +195,64 @@ func RunQueueSuite(t *testing.T, f Factory) {
 			byID(ports.TimerPairing, at(time.Minute), offered.ID, plain.ID),
 			byID(ports.TimerQueue, at(time.Hour+time.Second), first.ID, sameInstant.ID)...))
 		checkNext(t, st, at(time.Minute), true)
+	})
+
+	parallel(t, "BusyOfferedAndAhead", f, func(t *testing.T, st Stores) {
+		ctx := t.Context()
+		busy := func(want bool) {
+			t.Helper()
+			if got, err := st.Sessions.QueueBusy(ctx); err != nil || got != want {
+				t.Fatalf("QueueBusy = %v, %v; want %v", got, err, want)
+			}
+		}
+		busy(false)
+		offered := func(notified *int, d time.Duration) ports.Session {
+			return queuedSession(t, st, d, func(s *ports.Session) {
+				s.OfferExpiresAt = ptr(at(time.Minute))
+				s.Queue.NotifiedPosition = notified
+			})
+		}
+		offered(nil, 0)    // never told a position: owed nothing
+		offered(ptr(0), 0) // already told it left the queue
+		busy(false)
+		late := offered(ptr(3), 2*time.Second)
+		early := offered(ptr(1), time.Second)
+		queuedSession(t, st, 0, func(s *ports.Session) { // matched: history
+			s.OfferExpiresAt = ptr(at(time.Minute))
+			s.Queue.NotifiedPosition, s.Queue.MatchedAt = ptr(2), ptr(at(0))
+		})
+		busy(true)
+		w1 := queuedSession(t, st, 5*time.Second, nil)
+		w2 := queuedSession(t, st, 6*time.Second, nil)
+		err := st.Sessions.QueuePass(ctx, func(ctx context.Context, tx ports.QueueTx) error {
+			got, err := tx.Offered(ctx, 10)
+			if err != nil {
+				return err
+			}
+			if ids := sessionIDs(got); !slices.Equal(ids, []string{early.ID, late.ID}) {
+				t.Errorf("Offered = %v, want %v (owed a notice, in the queue's order)", ids, []string{early.ID, late.ID})
+			}
+			for _, x := range got { // told: owed nothing more
+				x.Queue.NotifiedPosition = ptr(0)
+				if err := tx.Save(ctx, x); err != nil {
+					return err
+				}
+			}
+			if n, err := tx.Ahead(ctx, *w2.Queue); err != nil || n != 1 {
+				t.Errorf("Ahead of the second waiting = %d, %v; want 1", n, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		busy(true) // two wait
+		for _, w := range []ports.Session{w1, w2} {
+			updateSession(t, st, w.ID, func(s *ports.Session) {
+				s.Status, s.EndReason, s.EndedAt = ports.StatusCancelled, ptr(ports.EndCancelledByCustomer), ptr(at(0))
+			})
+		}
+		busy(false)
 	})
 
 	parallel(t, "QueueTimerAlone", f, func(t *testing.T, st Stores) {

@@ -103,6 +103,8 @@ func checkSession(t *testing.T, what string, got, want ports.Session) {
 		eqTime("Queue.QueuedAt", g.QueuedAt, w.QueuedAt)
 		eqTime("Queue.ExpiresAt", g.ExpiresAt, w.ExpiresAt)
 		eqTimePtr("Queue.MatchedAt", g.MatchedAt, w.MatchedAt)
+		eqPtr("Queue.NotifiedPosition", g.NotifiedPosition, w.NotifiedPosition)
+		eqTimePtr("Queue.NotifiedAt", g.NotifiedAt, w.NotifiedAt)
 		if g.Seq <= 0 || (w.Seq != 0 && g.Seq != w.Seq) {
 			add("Queue.Seq = %d, want %d (positive, assigned by the store)", g.Seq, w.Seq)
 		}
