@@ -1581,9 +1581,14 @@ type ClientInterface interface {
 	// Starts a search: the session is created in status `searching` and offered, with a
 	// `session_offer` event whose offer_expires_at is now + PAIRING_TIMEOUT_SECONDS, to
 	//
-	// - every mitra available at this moment (a blast: active, online, heartbeat at most
-	//   HEARTBEAT_STALE_SECONDS old, and active_sessions below capacity), when mitra_id is
-	//   absent or `null`;
+	// - the mitras available at this moment (active, online, not away, heartbeat at most
+	//   HEARTBEAT_STALE_SECONDS old, and active_sessions below capacity) that the routing
+	//   strategy chooses (ROUTING_STRATEGY, docs/contract.md §11), when mitra_id is absent or
+	//   `null`: `blast` offers to every one of them (or to BLAST_LIMIT of them at random);
+	//   `longest_idle` and `least_loaded` to a batch of OFFER_BATCH_SIZE (the longest idle,
+	//   or the fewest open sessions), then to another batch every OFFER_BATCH_SECONDS, and at
+	//   once when every mitra of the latest batch declined, until one accepts (each new batch
+	//   gets its own `session_offer`; earlier offers stand);
 	// - only the mitra `mitra_id`, when it is given; it must be available now.
 	//
 	// The first offered mitra to accept wins (POST /api/sessions/{id}/accept). Nobody
@@ -1621,9 +1626,14 @@ type ClientInterface interface {
 	// Starts a search: the session is created in status `searching` and offered, with a
 	// `session_offer` event whose offer_expires_at is now + PAIRING_TIMEOUT_SECONDS, to
 	//
-	// - every mitra available at this moment (a blast: active, online, heartbeat at most
-	//   HEARTBEAT_STALE_SECONDS old, and active_sessions below capacity), when mitra_id is
-	//   absent or `null`;
+	// - the mitras available at this moment (active, online, not away, heartbeat at most
+	//   HEARTBEAT_STALE_SECONDS old, and active_sessions below capacity) that the routing
+	//   strategy chooses (ROUTING_STRATEGY, docs/contract.md §11), when mitra_id is absent or
+	//   `null`: `blast` offers to every one of them (or to BLAST_LIMIT of them at random);
+	//   `longest_idle` and `least_loaded` to a batch of OFFER_BATCH_SIZE (the longest idle,
+	//   or the fewest open sessions), then to another batch every OFFER_BATCH_SECONDS, and at
+	//   once when every mitra of the latest batch declined, until one accepts (each new batch
+	//   gets its own `session_offer`; earlier offers stand);
 	// - only the mitra `mitra_id`, when it is given; it must be available now.
 	//
 	// The first offered mitra to accept wins (POST /api/sessions/{id}/accept). Nobody
@@ -2363,9 +2373,14 @@ func (c *Client) ListSessions(ctx context.Context, reqEditors ...RequestEditorFn
 // Starts a search: the session is created in status `searching` and offered, with a
 // `session_offer` event whose offer_expires_at is now + PAIRING_TIMEOUT_SECONDS, to
 //
-//   - every mitra available at this moment (a blast: active, online, heartbeat at most
-//     HEARTBEAT_STALE_SECONDS old, and active_sessions below capacity), when mitra_id is
-//     absent or `null`;
+//   - the mitras available at this moment (active, online, not away, heartbeat at most
+//     HEARTBEAT_STALE_SECONDS old, and active_sessions below capacity) that the routing
+//     strategy chooses (ROUTING_STRATEGY, docs/contract.md §11), when mitra_id is absent or
+//     `null`: `blast` offers to every one of them (or to BLAST_LIMIT of them at random);
+//     `longest_idle` and `least_loaded` to a batch of OFFER_BATCH_SIZE (the longest idle,
+//     or the fewest open sessions), then to another batch every OFFER_BATCH_SECONDS, and at
+//     once when every mitra of the latest batch declined, until one accepts (each new batch
+//     gets its own `session_offer`; earlier offers stand);
 //   - only the mitra `mitra_id`, when it is given; it must be available now.
 //
 // The first offered mitra to accept wins (POST /api/sessions/{id}/accept). Nobody
@@ -2413,9 +2428,14 @@ func (c *Client) CreateSessionWithBody(ctx context.Context, contentType string, 
 // Starts a search: the session is created in status `searching` and offered, with a
 // `session_offer` event whose offer_expires_at is now + PAIRING_TIMEOUT_SECONDS, to
 //
-//   - every mitra available at this moment (a blast: active, online, heartbeat at most
-//     HEARTBEAT_STALE_SECONDS old, and active_sessions below capacity), when mitra_id is
-//     absent or `null`;
+//   - the mitras available at this moment (active, online, not away, heartbeat at most
+//     HEARTBEAT_STALE_SECONDS old, and active_sessions below capacity) that the routing
+//     strategy chooses (ROUTING_STRATEGY, docs/contract.md §11), when mitra_id is absent or
+//     `null`: `blast` offers to every one of them (or to BLAST_LIMIT of them at random);
+//     `longest_idle` and `least_loaded` to a batch of OFFER_BATCH_SIZE (the longest idle,
+//     or the fewest open sessions), then to another batch every OFFER_BATCH_SECONDS, and at
+//     once when every mitra of the latest batch declined, until one accepts (each new batch
+//     gets its own `session_offer`; earlier offers stand);
 //   - only the mitra `mitra_id`, when it is given; it must be available now.
 //
 // The first offered mitra to accept wins (POST /api/sessions/{id}/accept). Nobody
@@ -4218,9 +4238,14 @@ type ClientWithResponsesInterface interface {
 	// Starts a search: the session is created in status `searching` and offered, with a
 	// `session_offer` event whose offer_expires_at is now + PAIRING_TIMEOUT_SECONDS, to
 	//
-	// - every mitra available at this moment (a blast: active, online, heartbeat at most
-	//   HEARTBEAT_STALE_SECONDS old, and active_sessions below capacity), when mitra_id is
-	//   absent or `null`;
+	// - the mitras available at this moment (active, online, not away, heartbeat at most
+	//   HEARTBEAT_STALE_SECONDS old, and active_sessions below capacity) that the routing
+	//   strategy chooses (ROUTING_STRATEGY, docs/contract.md §11), when mitra_id is absent or
+	//   `null`: `blast` offers to every one of them (or to BLAST_LIMIT of them at random);
+	//   `longest_idle` and `least_loaded` to a batch of OFFER_BATCH_SIZE (the longest idle,
+	//   or the fewest open sessions), then to another batch every OFFER_BATCH_SECONDS, and at
+	//   once when every mitra of the latest batch declined, until one accepts (each new batch
+	//   gets its own `session_offer`; earlier offers stand);
 	// - only the mitra `mitra_id`, when it is given; it must be available now.
 	//
 	// The first offered mitra to accept wins (POST /api/sessions/{id}/accept). Nobody
@@ -4258,9 +4283,14 @@ type ClientWithResponsesInterface interface {
 	// Starts a search: the session is created in status `searching` and offered, with a
 	// `session_offer` event whose offer_expires_at is now + PAIRING_TIMEOUT_SECONDS, to
 	//
-	// - every mitra available at this moment (a blast: active, online, heartbeat at most
-	//   HEARTBEAT_STALE_SECONDS old, and active_sessions below capacity), when mitra_id is
-	//   absent or `null`;
+	// - the mitras available at this moment (active, online, not away, heartbeat at most
+	//   HEARTBEAT_STALE_SECONDS old, and active_sessions below capacity) that the routing
+	//   strategy chooses (ROUTING_STRATEGY, docs/contract.md §11), when mitra_id is absent or
+	//   `null`: `blast` offers to every one of them (or to BLAST_LIMIT of them at random);
+	//   `longest_idle` and `least_loaded` to a batch of OFFER_BATCH_SIZE (the longest idle,
+	//   or the fewest open sessions), then to another batch every OFFER_BATCH_SECONDS, and at
+	//   once when every mitra of the latest batch declined, until one accepts (each new batch
+	//   gets its own `session_offer`; earlier offers stand);
 	// - only the mitra `mitra_id`, when it is given; it must be available now.
 	//
 	// The first offered mitra to accept wins (POST /api/sessions/{id}/accept). Nobody
@@ -7515,9 +7545,14 @@ func (c *ClientWithResponses) ListSessionsWithResponse(ctx context.Context, reqE
 // Starts a search: the session is created in status `searching` and offered, with a
 // `session_offer` event whose offer_expires_at is now + PAIRING_TIMEOUT_SECONDS, to
 //
-//   - every mitra available at this moment (a blast: active, online, heartbeat at most
-//     HEARTBEAT_STALE_SECONDS old, and active_sessions below capacity), when mitra_id is
-//     absent or `null`;
+//   - the mitras available at this moment (active, online, not away, heartbeat at most
+//     HEARTBEAT_STALE_SECONDS old, and active_sessions below capacity) that the routing
+//     strategy chooses (ROUTING_STRATEGY, docs/contract.md §11), when mitra_id is absent or
+//     `null`: `blast` offers to every one of them (or to BLAST_LIMIT of them at random);
+//     `longest_idle` and `least_loaded` to a batch of OFFER_BATCH_SIZE (the longest idle,
+//     or the fewest open sessions), then to another batch every OFFER_BATCH_SECONDS, and at
+//     once when every mitra of the latest batch declined, until one accepts (each new batch
+//     gets its own `session_offer`; earlier offers stand);
 //   - only the mitra `mitra_id`, when it is given; it must be available now.
 //
 // The first offered mitra to accept wins (POST /api/sessions/{id}/accept). Nobody
@@ -7561,9 +7596,14 @@ func (c *ClientWithResponses) CreateSessionWithBodyWithResponse(ctx context.Cont
 // Starts a search: the session is created in status `searching` and offered, with a
 // `session_offer` event whose offer_expires_at is now + PAIRING_TIMEOUT_SECONDS, to
 //
-//   - every mitra available at this moment (a blast: active, online, heartbeat at most
-//     HEARTBEAT_STALE_SECONDS old, and active_sessions below capacity), when mitra_id is
-//     absent or `null`;
+//   - the mitras available at this moment (active, online, not away, heartbeat at most
+//     HEARTBEAT_STALE_SECONDS old, and active_sessions below capacity) that the routing
+//     strategy chooses (ROUTING_STRATEGY, docs/contract.md §11), when mitra_id is absent or
+//     `null`: `blast` offers to every one of them (or to BLAST_LIMIT of them at random);
+//     `longest_idle` and `least_loaded` to a batch of OFFER_BATCH_SIZE (the longest idle,
+//     or the fewest open sessions), then to another batch every OFFER_BATCH_SECONDS, and at
+//     once when every mitra of the latest batch declined, until one accepts (each new batch
+//     gets its own `session_offer`; earlier offers stand);
 //   - only the mitra `mitra_id`, when it is given; it must be available now.
 //
 // The first offered mitra to accept wins (POST /api/sessions/{id}/accept). Nobody

@@ -1,5 +1,6 @@
-// Package sessions holds the chat-session lifecycle: the pairing blast, the
-// race-safe accept, payment, extension, end, reroute, and the four timers.
+// Package sessions holds the chat-session lifecycle: pairing through a
+// routing strategy, the race-safe accept, payment, extension, end, reroute,
+// the waiting queue, and the timers.
 //
 // Lifecycle. searching → pending_payment → active → ended; searching may end
 // as unmatched (pairing timeout) or cancelled (by the customer);
@@ -14,9 +15,12 @@
 // is recomputed from the store and mirrored (mitras.RecomputeLoad), and the
 // logged events are published on the bus, which never waits on Valkey.
 //
-// Pairing. A request is offered to every available mitra (read from the
-// availability mirror) or only to the requested one, minus any mitra the
-// session was rerouted away from; the offered set is saved with the session.
+// Pairing. A request is offered to the mitras its Router chooses among the
+// available ones (routing.go: a blast to every one, or BLAST_LIMIT of them at
+// random; or batches of the longest idle or least loaded that widen on the
+// batch timer and at once when a batch declined), or only to the requested
+// one, minus any mitra the session excludes; the offered set is saved with
+// the session.
 // Only an offered mitra may accept. The accept locks the session, then the
 // mitra's row (LockMitraLoad) and counts its open sessions in the same
 // transaction, so any number of concurrent accepts of one session yield one
@@ -38,8 +42,9 @@
 // Timers. Each open session has at most one pending deadline per kind:
 // pairing (searching for PairingTimeout, from the offer for a queued
 // session), payment (pending_payment for PaymentTimeout), warning
-// (WarningLead before expires_at), expiry (expires_at) and queue (waiting
-// in the queue past its queue timeout). They live in the store, as columns, so they survive restarts.
+// (WarningLead before expires_at), expiry (expires_at), queue (waiting
+// in the queue past its queue timeout) and batch (the next batch of a search
+// offered in batches). They live in the store, as columns, so they survive restarts.
 // The Scheduler on every instance sleeps until the earliest deadline (at most
 // a second, to notice sessions created on other instances), then claims each
 // due deadline with a transition that re-checks it under the row lock: one
