@@ -121,6 +121,29 @@ func TestLongestIdleOffersToTheLongestIdle(t *testing.T) {
 	}
 }
 
+// With the mirror's data lost (a flushed cache), the candidates come from
+// the store, in the same order.
+func TestBatchesFromTheStoreWhenTheMirrorIsLost(t *testing.T) {
+	for _, r := range []sessions.Router{sessions.LongestIdle{Batch: 2}, sessions.LeastLoaded{Batch: 2}} {
+		f := routed(t, r)
+		ctx := context.Background()
+		var ms []auth.Principal
+		for range 3 {
+			ms = append(ms, f.onlineMitra(t, 2))
+			f.clock.Advance(time.Second)
+		}
+		f.mirror.Flush()
+		c := f.customer(t)
+		v, err := f.svc.Request(ctx, c.UserID, 10, nil)
+		if err != nil {
+			t.Fatalf("%T: request with the mirror lost: %v", r, err)
+		}
+		if got, want := f.stored(t, v.ID).OfferedMitraIDs, ids(ms[0], ms[1]); !slices.Equal(got, want) {
+			t.Fatalf("%T with the mirror lost: first batch %v, want %v", r, got, want)
+		}
+	}
+}
+
 // docs/contract.md §11 least_loaded: fewest open sessions first, then idle longest.
 func TestLeastLoadedOffersToTheLeastLoaded(t *testing.T) {
 	f := routed(t, sessions.LeastLoaded{Batch: 2})

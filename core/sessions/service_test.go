@@ -60,6 +60,7 @@ type fixture struct {
 	svc    *sessions.Service
 	mitras *mitras.Service
 	store  *memory.Store
+	mirror *memory.Mirror
 	bus    *recorder
 	clock  *clock.Manual
 	n      int
@@ -97,7 +98,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{svc: svc, mitras: ms, store: st, bus: bus, clock: clk}
+	return &fixture{svc: svc, mitras: ms, store: st, mirror: mr, bus: bus, clock: clk}
 }
 
 func (f *fixture) customer(t *testing.T) auth.Principal {
