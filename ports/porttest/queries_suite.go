@@ -204,6 +204,15 @@ func RunCandidatesSuite(t *testing.T, f Factory) {
 			t.Fatal(err)
 		}
 		assertTimePtr(t, "idle since the last session ended", got.IdleSince, at(time.Minute))
+		// The mirror's truth carries the same idle time.
+		online, _, err := st.Truth.MirrorTruth(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(online) != 1 || online[0].ID != m.ID {
+			t.Fatalf("MirrorTruth online = %+v, want the one mitra", online)
+		}
+		assertTime(t, "MirrorTruth idle since", online[0].IdleSince, at(time.Minute))
 		// Going online again while online keeps it; offline clears it.
 		if got, err = st.Mitras.SetOnline(t.Context(), m.ID, true, at(2*time.Minute)); err != nil {
 			t.Fatal(err)
