@@ -64,6 +64,12 @@ type outboxRow struct {
 	UserIDs []string  `bun:"user_ids,array"`
 }
 
+// outboxSize is an outbox event's id and number of recipients.
+type outboxSize struct {
+	ID int64 `bun:"id"`
+	N  int   `bun:"n"`
+}
+
 // outboxWaiter is a transition's event waiting for its ids in this process.
 type outboxWaiter struct {
 	seqs []int64
@@ -296,25 +302,37 @@ func (s *Store) sequenceBatch(ctx context.Context) (n int, more bool, err error)
 		if _, err := tx.NewRaw(`SELECT pg_advisory_xact_lock(?)`, int64(outboxLockKey)).Exec(ctx); err != nil {
 			return err
 		}
-		var rows []outboxRow
-		if err := tx.NewSelect().Model(&rows).OrderExpr("id").Limit(outboxBatchEvents).Scan(ctx); err != nil {
+		// The oldest events' sizes first, then only the rows the batch takes:
+		// a blast's recipients are a thousand ids to decode.
+		var sizes []outboxSize
+		if err := tx.NewRaw(`SELECT id, cardinality(user_ids) AS n FROM event_outbox ORDER BY id LIMIT ?`,
+			outboxBatchEvents).Scan(ctx, &sizes); err != nil {
 			return err
 		}
 		recipients := 0
-		for i, r := range rows {
-			if i > 0 && recipients+len(r.UserIDs) > outboxBatchRecipients {
+		for i, r := range sizes {
+			if i > 0 && recipients+r.N > outboxBatchRecipients {
 				more, horizon = true, r.ID
 				break
 			}
-			recipients += len(r.UserIDs)
-			events = append(events, &ports.Event{Type: r.Type, UserIDs: r.UserIDs, Payload: []byte(r.Payload), At: r.At})
+			recipients += r.N
 			ids = append(ids, r.ID)
 		}
-		if !more && len(rows) == outboxBatchEvents {
-			more, horizon = true, rows[len(rows)-1].ID+1
+		if !more && len(sizes) == outboxBatchEvents {
+			more, horizon = true, sizes[len(sizes)-1].ID+1
 		}
-		if len(events) == 0 {
+		if len(ids) == 0 {
 			return nil
+		}
+		var rows []outboxRow
+		if err := tx.NewSelect().Model(&rows).Where("id = ANY(?::bigint[])", pgdialect.Array(ids)).OrderExpr("id").Scan(ctx); err != nil {
+			return err
+		}
+		if len(rows) != len(ids) {
+			return fmt.Errorf("%d of %d outbox events read", len(rows), len(ids)) // only this lock holder deletes them
+		}
+		for _, r := range rows {
+			events = append(events, &ports.Event{Type: r.Type, UserIDs: r.UserIDs, Payload: []byte(r.Payload), At: r.At})
 		}
 		if err := logEvents(ctx, tx, events); err != nil {
 			return err
