@@ -69,13 +69,16 @@ const (
 	EventSessionUpdate  = string(client.SessionUpdateEventTypeSessionUpdate)
 	EventSessionWarning = string(client.SessionWarningEventTypeSessionWarning)
 	EventSessionEnded   = string(client.SessionEndedEventTypeSessionEnded)
+	// EventQueueUpdate is docs/contract.md §10's.
+	EventQueueUpdate = string(client.QueueUpdateEventTypeQueueUpdate)
 )
 
 // Frame is one WebSocket event of docs/contract.md §8, decoded once for every
 // type: the union of the fields of client.SessionOfferEvent, SessionTakenEvent,
-// SessionUpdateEvent, SessionWarningEvent and SessionEndedEvent.
+// SessionUpdateEvent, SessionWarningEvent, SessionEndedEvent and QueueUpdateEvent.
 type Frame struct {
 	EventID         string       `json:"event_id"`
+	At              time.Time    `json:"at"` // when the server caused the event
 	Type            string       `json:"type"`
 	SessionID       string       `json:"session_id"`
 	DurationMinutes int          `json:"duration_minutes"`
@@ -84,6 +87,7 @@ type Frame struct {
 	ExpiresAt       *time.Time   `json:"expires_at"`
 	Reason          string       `json:"reason"`
 	Session         *SessionView `json:"session"`
+	QueuePosition   *int         `json:"queue_position"`
 }
 
 // Subject is the session the frame is about.

@@ -40,7 +40,7 @@ const (
 
 // Invariants lists every invariant, in the order of the brief.
 var Invariants = []string{InvariantMirror, InvariantCapacity, InvariantOneWarning, InvariantEndedOnce, InvariantDeactivated,
-	InvariantAway, InvariantDeclined, InvariantNoLoss}
+	InvariantAway, InvariantDeclined, InvariantNoLoss, InvariantFIFO, InvariantQueueLoss}
 
 // Sources of a violation.
 const (
@@ -237,6 +237,7 @@ func CompareMirror(store []MitraRecord, m MirrorState) []Drift {
 // Defaults of CheckerConfig.
 const (
 	DefaultGrace           = 5 * time.Second
+	DefaultQueueGrace      = 500 * time.Millisecond
 	DefaultReseedInterval  = 300 * time.Second
 	DefaultHoldTolerance   = time.Second
 	DefaultRegistrationLag = time.Second
@@ -273,6 +274,18 @@ type CheckerConfig struct {
 	// Now is the clock (time.Now when nil). The observations' times and the
 	// stores' timestamps must come from comparable clocks (one host).
 	Now func() time.Time
+	// QueueTimeout and PairingTimeout are the servers' QUEUE_TIMEOUT_SECONDS
+	// and PAIRING_TIMEOUT_SECONDS: a queued session still searching longer
+	// than both and the grace after it was queued is lost. QueueTimeout 0
+	// skips that age check.
+	QueueTimeout   time.Duration
+	PairingTimeout time.Duration
+	// QueueGrace is the slack of the FIFO check: two queued sessions are
+	// compared only when queued more than this apart, and an offer counts as
+	// before another only when more than this earlier (a request's time and
+	// its place in the queue differ by its wait for the queue's lock).
+	// Default DefaultQueueGrace.
+	QueueGrace time.Duration
 }
 
 // CheckStats are counts of what the checker looked at.
@@ -313,6 +326,7 @@ type CheckStats struct {
 type Result struct {
 	Violations []Violation `json:"violations"`
 	Stats      CheckStats  `json:"stats"`
+	Queue      QueueStats  `json:"queue"`
 }
 
 // Checker watches the invariants of the service during and after a run.
@@ -341,6 +355,8 @@ type Checker struct {
 	violations  []Violation
 	seen        map[string]bool
 	stats       CheckStats
+	queue       map[string]*queuedSession // Queued
+	queueStats  QueueStats
 }
 
 type connInfo struct {
@@ -378,6 +394,9 @@ func NewChecker(cfg CheckerConfig) (*Checker, error) {
 	}
 	if cfg.Grace == 0 {
 		cfg.Grace = DefaultGrace
+	}
+	if cfg.QueueGrace <= 0 {
+		cfg.QueueGrace = DefaultQueueGrace
 	}
 	if cfg.ReseedInterval == 0 {
 		cfg.ReseedInterval = DefaultReseedInterval
@@ -509,6 +528,7 @@ func (c *Checker) Frame(conn int64, f Frame, at time.Time) {
 		return
 	}
 	c.streamFrame(ci, f, at)
+	c.queueFrameLocked(f, at)
 	switch f.Type {
 	case EventSessionOffer:
 		c.stats.OffersSeen++
@@ -625,6 +645,7 @@ func (c *Checker) SessionView(v SessionView) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.observeSession(v)
+	c.queueViewLocked(v)
 }
 
 // observeSession extends the known hold of v's mitra over v. A view of a
@@ -685,6 +706,7 @@ func (c *Checker) FinalViews(views []SessionView) {
 	for _, v := range views {
 		c.finalViews[v.ID] = v
 		c.observeSession(v)
+		c.queueViewLocked(v)
 	}
 }
 
@@ -878,6 +900,7 @@ func (c *Checker) Final(ctx context.Context) (Result, error) {
 	}
 	c.checkDelivery(records, now)
 	c.checkHolds()
+	c.checkQueueLocked(now)
 	c.mu.Unlock()
 
 	if err := c.settleMirror(ctx); err != nil {
@@ -886,7 +909,7 @@ func (c *Checker) Final(ctx context.Context) (Result, error) {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	res := Result{Violations: slices.Clone(c.violations), Stats: c.stats}
+	res := Result{Violations: slices.Clone(c.violations), Stats: c.stats, Queue: c.queueStats}
 	res.Stats.UnresolvedDrift = []Drift{}
 	for _, s := range c.drift {
 		res.Stats.UnresolvedDrift = append(res.Stats.UnresolvedDrift, s.drift)

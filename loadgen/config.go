@@ -127,6 +127,7 @@ type Config struct {
 	RerouteProbability float64       // chance to reroute a session (once)
 	EndProbability     float64       // chance to end an active session early
 	CancelProbability  float64       // chance to cancel a search
+	QueueProbability   float64       // chance to request with queue: true (docs/contract.md §10)
 	PollEvery          time.Duration // session poll interval while one is open
 
 	// Deactivate this many mitras at DeactivateAt (0: Duration/3) and check
@@ -155,6 +156,9 @@ type Config struct {
 	Grace           time.Duration // see CheckerConfig.Grace
 	ReseedInterval  time.Duration // the servers' VALKEY_ONLINE_MIRROR_SWEEP_SECONDS
 	MirrorFinalWait time.Duration // see CheckerConfig.MirrorFinalWait
+	QueueGrace      time.Duration // see CheckerConfig.QueueGrace
+	QueueTimeout    time.Duration // the servers' QUEUE_TIMEOUT_SECONDS (0: no age check of queued sessions)
+	PairingTimeout  time.Duration // the servers' PAIRING_TIMEOUT_SECONDS
 
 	// Failure thresholds: more 5xx answers or transport errors than these fail the run.
 	Max5xx             int64
@@ -194,6 +198,7 @@ func DefaultConfig() Config {
 		RerouteProbability:  0.1,
 		EndProbability:      0.2,
 		CancelProbability:   0.05,
+		QueueProbability:    0.5,
 		PollEvery:           5 * time.Second,
 		Deactivate:          2,
 		SetupConcurrency:    16,
@@ -203,6 +208,8 @@ func DefaultConfig() Config {
 		Cleanup:             true,
 		CheckEvery:          5 * time.Second,
 		Grace:               DefaultGrace,
+		QueueGrace:          DefaultQueueGrace,
+		PairingTimeout:      60 * time.Second,
 		ReseedInterval:      DefaultReseedInterval,
 	}
 }
@@ -263,6 +270,7 @@ func (c Config) Validate() error {
 		"decline probability": c.DeclineProbability, "away probability": c.AwayProbability,
 		"extend probability": c.ExtendProbability, "reroute probability": c.RerouteProbability,
 		"end probability": c.EndProbability, "cancel probability": c.CancelProbability,
+		"queue probability": c.QueueProbability,
 	} {
 		if p < 0 || p > 1 {
 			bad("%s must be within 0..1", name)

@@ -83,15 +83,28 @@ func (a *customerActor) run(ctx context.Context) {
 		if !a.sleep(ctx, a.r.cfg.Think.Pick()) {
 			return
 		}
-		if !a.waitForMitras(ctx) {
+		// A queued request waits in the queue when nobody is available, so
+		// it does not wait for the beacon.
+		queue := rand.Float64() < a.r.cfg.QueueProbability
+		if !queue && !a.waitForMitras(ctx) {
 			return
 		}
 		var v SessionView
 		body := client.CreateSessionRequest{DurationMinutes: a.r.cfg.SessionMinutes.Pick()}
+		if queue {
+			body.Queue = &queue
+		}
 		err := a.call(ctx, http.MethodPost, routeSessions, routeSessions, body, &v)
 		switch code := ErrorCode(err); {
 		case err == nil:
 			a.r.sim.Inc("sessions_requested")
+			if queue {
+				a.r.sim.Inc("sessions_queued")
+				if v.QueuePosition != nil {
+					a.r.sim.Inc("sessions_queued_waiting")
+				}
+				a.r.checker.Queued(v)
+			}
 			a.r.checker.SessionView(v)
 			a.follow(ctx, v)
 		case code == "open_session_exists":
@@ -235,6 +248,8 @@ func (a *customerActor) follow(ctx context.Context, v SessionView) {
 			switch f.Type {
 			case EventSessionWarning:
 				a.r.sim.Inc("warnings_received")
+			case EventQueueUpdate:
+				a.r.sim.Inc("queue_updates_received")
 			case EventSessionUpdate, EventSessionEnded:
 				refresh() // a push means "fetch the session", as the app does
 			}

@@ -24,8 +24,13 @@
 // matches Postgres within one reseed cycle, (b) no mitra holds more open
 // sessions than its capacity, (c) no session gets two warnings, (d) every
 // session ends exactly once and an expired one ends on time with end_reason
-// expired, (e) no deactivated mitra is offered a session. It learns from
-// what the run observes — WebSocket frames per connection, session and
+// expired, (e) no deactivated mitra is offered a session; and the waiting
+// queue's two (queue_check.go): first come, first served (no session queued
+// later is offered, by its first session_offer, before one queued earlier
+// that still waited) and no queued session lost (each ends matched,
+// cancelled or unmatched, none searching past its queue and pairing
+// timeouts). A customer requests with queue: true with QueueProbability.
+// The checker learns from what the run observes — WebSocket frames per connection, session and
 // mitra views from HTTP answers, deactivations — and, when given, reads
 // Postgres (StoreReader) and the mirror (MirrorReader) directly: live with
 // Sample, at the end with Final. Checks that compare times allow a grace

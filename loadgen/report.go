@@ -24,6 +24,7 @@ type Report struct {
 	WebSocket  WSReport         `json:"websocket"`
 	Simulation map[string]int64 `json:"simulation"`
 	Checks     CheckStats       `json:"checks"`
+	Queue      QueueStats       `json:"queue"`
 	Sources    []string         `json:"check_sources"`
 	CheckError string           `json:"check_error,omitempty"`
 	Violations []Violation      `json:"violations"`
@@ -117,6 +118,7 @@ func (r *Runner) report(simStart time.Time, simSeconds float64, res Result, chec
 		Final:      phaseReport(r.endRec, 0),
 		Simulation: r.sim.Snapshot(),
 		Checks:     res.Stats,
+		Queue:      res.Queue,
 		Violations: res.Violations,
 		Sources:    []string{SourceHTTP, SourceWebSocket},
 		Failures:   []string{},
@@ -190,6 +192,9 @@ func WriteText(w io.Writer, rep *Report) error {
 		strings.Join(rep.Sources, "+"), c.Passes, c.MirrorComparisons, c.MirrorDriftSeen, c.MirrorDriftResolved, len(c.UnresolvedDrift),
 		c.SessionsChecked, c.HoldsObserved, c.MitraViewsChecked, c.OffersSeen, c.WarningsSeen, c.EndedSeen, c.EndedDelivered,
 		c.Deactivations, c.StoreErrors, c.MirrorErrors)
+	q := rep.Queue
+	fmt.Fprintf(&b, "queue: %d queued (%d waited), %d offered, %d matched, %d cancelled, %d unmatched, %d open at the end; FIFO: %d pairs checked, %d violations; %d lost; %d queue_update; longest wait for an offer %.1fs\n",
+		q.Queued, q.Waited, q.Offered, q.Matched, q.Cancelled, q.Unmatched, q.Open, q.PairsChecked, q.Violations, q.Lost, q.Updates, q.MaxWaitSeconds)
 	if len(rep.Phases) > 0 {
 		b.WriteString("\n")
 		WritePhases(&b, rep.Phases)

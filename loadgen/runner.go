@@ -140,6 +140,9 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		Grace:           r.cfg.Grace,
 		ReseedInterval:  r.cfg.ReseedInterval,
 		MirrorFinalWait: r.cfg.MirrorFinalWait,
+		QueueGrace:      r.cfg.QueueGrace,
+		QueueTimeout:    r.cfg.QueueTimeout,
+		PairingTimeout:  r.cfg.PairingTimeout,
 	})
 	if err != nil {
 		return nil, err

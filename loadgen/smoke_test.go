@@ -34,6 +34,7 @@ func TestSmoke(t *testing.T) {
 		"ADMIN_PHONE": adminPhone, "ADMIN_PASSWORD": adminPassword,
 		"PAIRING_TIMEOUT_SECONDS":           "5",
 		"PAYMENT_TIMEOUT_SECONDS":           "8",
+		"QUEUE_TIMEOUT_SECONDS":             "4",
 		"AVAILABILITY_SNAPSHOT_TTL_SECONDS": "1",
 		"HEARTBEAT_STALE_SECONDS":           "6",
 		"MITRA_AUTO_OFFLINE_SWEEP_SECONDS":  "2",
@@ -58,6 +59,7 @@ func TestSmoke(t *testing.T) {
 	cfg.PayDelay = DurationRange{100 * time.Millisecond, 500 * time.Millisecond}
 	cfg.PollEvery = 2 * time.Second
 	cfg.CancelProbability = 0.2
+	cfg.QueueTimeout, cfg.PairingTimeout = 4*time.Second, 5*time.Second
 	cfg.Deactivate, cfg.DeactivateAt = 2, 3*time.Second
 	cfg.Settle = time.Second
 	cfg.Progress = 2 * time.Second

@@ -103,6 +103,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.Float64Var(&c.RerouteProbability, "reroute-prob", c.RerouteProbability, "chance that a customer reroutes a session (at most once)")
 	fs.Float64Var(&c.EndProbability, "end-prob", c.EndProbability, "chance that a customer ends an active session early")
 	fs.Float64Var(&c.CancelProbability, "cancel-prob", c.CancelProbability, "chance that a customer cancels a search")
+	fs.Float64Var(&c.QueueProbability, "queue-prob", c.QueueProbability, "chance that a customer requests with queue: true (waits in the queue instead of 409)")
 	fs.DurationVar(&c.PollEvery, "poll-every", c.PollEvery, "session poll interval of a customer with an open session")
 
 	fs.IntVar(&c.Deactivate, "deactivate", c.Deactivate, "mitras to deactivate during the run (checked: never offered a session afterwards)")
@@ -121,6 +122,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&c.Grace, "grace", c.Grace, "slack of the timing checks (timer lateness, event delivery)")
 	fs.DurationVar(&c.ReseedInterval, "reseed-interval", c.ReseedInterval, "the servers' VALKEY_ONLINE_MIRROR_SWEEP_SECONDS: drift may last this long")
 	fs.DurationVar(&c.MirrorFinalWait, "mirror-final-wait", 0, "how long the final check waits for a mirror drift to heal (default reseed interval + grace; negative: no wait)")
+	fs.DurationVar(&c.QueueGrace, "queue-grace", c.QueueGrace, "slack of the queue's FIFO check: sessions queued or offered closer than this are not compared")
+	fs.DurationVar(&c.QueueTimeout, "queue-timeout", 0, "the servers' QUEUE_TIMEOUT_SECONDS: a queued session still searching longer than it + the pairing timeout + grace is lost (0: no age check)")
+	fs.DurationVar(&c.PairingTimeout, "pairing-timeout", c.PairingTimeout, "the servers' PAIRING_TIMEOUT_SECONDS")
 
 	fs.Int64Var(&c.Max5xx, "max-5xx", 0, "5xx answers allowed before the run fails")
 	fs.Int64Var(&c.MaxTransportErrors, "max-transport-errors", 0, "requests without an answer allowed before the run fails")
