@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -127,4 +128,23 @@ type EventBus interface {
 	// Subscribe registers handler for every event from every instance until the
 	// returned function is called. Handlers must not block.
 	Subscribe(handler func(Event)) (unsubscribe func())
+}
+
+// Recipients returns ids canonicalised by canon and deduped in order (a set,
+// not a scan: a blast has a recipient per mitra); an id canon refuses is an
+// error naming it.
+func Recipients(ids []string, canon func(string) (string, bool)) ([]string, error) {
+	out := make([]string, 0, len(ids))
+	seen := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		key, ok := canon(id)
+		if !ok {
+			return nil, fmt.Errorf("event recipient %q is not a UUID", id)
+		}
+		if _, dup := seen[key]; !dup {
+			seen[key] = struct{}{}
+			out = append(out, key)
+		}
+	}
+	return out, nil
 }

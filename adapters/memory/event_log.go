@@ -43,21 +43,7 @@ func (s *Store) appendEventsLocked(events []*ports.Event) error {
 }
 
 // eventUsers returns ids deduped in order and canonical; a malformed id is an error.
-func eventUsers(ids []string) ([]string, error) {
-	out := make([]string, 0, len(ids))
-	seen := make(map[string]struct{}, len(ids)) // a blast has a recipient per mitra: no quadratic scan
-	for _, id := range ids {
-		key, ok := parseID(id)
-		if !ok {
-			return nil, fmt.Errorf("memory: event recipient %q is not a UUID", id)
-		}
-		if _, dup := seen[key]; !dup {
-			seen[key] = struct{}{}
-			out = append(out, key)
-		}
-	}
-	return out, nil
-}
+func eventUsers(ids []string) ([]string, error) { return ports.Recipients(ids, parseID) }
 
 // EventsAfterEach implements ports.EventLog.
 func (s *Store) EventsAfterEach(_ context.Context, after map[string]int64, limit int) (map[string][]ports.LoggedEvent, error) {

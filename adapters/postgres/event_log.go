@@ -123,21 +123,7 @@ func logEvents(ctx context.Context, tx bun.Tx, events []*ports.Event) error {
 }
 
 // eventUsers returns ids deduped in order and canonical; a malformed id is an error.
-func eventUsers(ids []string) ([]string, error) {
-	out := make([]string, 0, len(ids))
-	seen := make(map[string]struct{}, len(ids)) // a blast has a recipient per mitra: no quadratic scan
-	for _, id := range ids {
-		key, ok := parseID(id)
-		if !ok {
-			return nil, fmt.Errorf("event recipient %q is not a UUID", id)
-		}
-		if _, dup := seen[key]; !dup {
-			seen[key] = struct{}{}
-			out = append(out, key)
-		}
-	}
-	return out, nil
-}
+func eventUsers(ids []string) ([]string, error) { return ports.Recipients(ids, parseID) }
 
 // eventsAfterRow is one row of the EventsAfter query: the stream's head,
 // and one event (all null when there is none after the id).

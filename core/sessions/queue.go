@@ -159,20 +159,7 @@ func (s *Service) requestBehindQueue(ctx context.Context, customerID string, dur
 			refused = true
 			return nil
 		}
-		deadline := now.Add(s.cfg.PairingTimeout)
-		in := ports.Session{
-			CustomerID:       customerID,
-			Status:           ports.StatusSearching,
-			DurationMinutes:  durationMinutes,
-			SearchingSince:   now,
-			OfferExpiresAt:   &deadline,
-			OfferedMitraIDs:  to,
-			ExcludedMitraIDs: []string{},
-		}
-		if batched {
-			s.startBatches(&in, now)
-		}
-		c, err := tx.Create(ctx, in)
+		c, err := tx.Create(ctx, s.newSearch(customerID, durationMinutes, to, batched, now))
 		if errors.Is(err, ports.ErrOpenSessionExists) {
 			openExists = true // the queue's offers still commit
 			return nil

@@ -138,20 +138,8 @@ func (s *Service) Request(ctx context.Context, customerID string, durationMinute
 		return View{}, core.ErrNoMitraAvailable
 	}
 	now := s.now()
-	deadline := now.Add(s.cfg.PairingTimeout)
 	var out outbox
-	in := ports.Session{
-		CustomerID:       customerID,
-		Status:           ports.StatusSearching,
-		DurationMinutes:  durationMinutes,
-		SearchingSince:   now,
-		OfferExpiresAt:   &deadline,
-		OfferedMitraIDs:  offered,
-		ExcludedMitraIDs: []string{},
-	}
-	if batched {
-		s.startBatches(&in, now)
-	}
+	in := s.newSearch(customerID, durationMinutes, offered, batched, now)
 	sess, err := s.store.CreateSession(ctx, in, func(_ context.Context, tx ports.SessionTx, x ports.Session) error {
 		return out.offer(tx, &x, now)
 	})
@@ -164,6 +152,25 @@ func (s *Service) Request(ctx context.Context, customerID string, durationMinute
 	s.wake()
 	s.deliver(ctx, &out)
 	return ViewOf(sess, now), nil
+}
+
+// newSearch is a new session searching now, offered to the mitras to (in
+// batches when batched), with its pairing deadline.
+func (s *Service) newSearch(customerID string, durationMinutes int, to []string, batched bool, now time.Time) ports.Session {
+	deadline := now.Add(s.cfg.PairingTimeout)
+	x := ports.Session{
+		CustomerID:       customerID,
+		Status:           ports.StatusSearching,
+		DurationMinutes:  durationMinutes,
+		SearchingSince:   now,
+		OfferExpiresAt:   &deadline,
+		OfferedMitraIDs:  to,
+		ExcludedMitraIDs: []string{},
+	}
+	if batched {
+		s.startBatches(&x, now)
+	}
+	return x
 }
 
 // Accept lets an offered mitra take a searching session.
