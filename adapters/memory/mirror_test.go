@@ -8,6 +8,7 @@ import (
 	"github.com/halobestie/mitra-availability/adapters/memory"
 	"github.com/halobestie/mitra-availability/ports"
 	"github.com/halobestie/mitra-availability/ports/mirrortest"
+	"github.com/halobestie/mitra-availability/ports/queuemirrortest"
 )
 
 func TestMirror(t *testing.T) {
@@ -45,4 +46,11 @@ func TestMirrorClampsLoad(t *testing.T) {
 	if st.Mitra.OpenSessions != 0 || st.Mitra.Capacity != 127 {
 		t.Errorf("Status = %+v, want open 0 and capacity clamped to 127", st.Mitra)
 	}
+}
+
+func TestQueueMirror(t *testing.T) {
+	queuemirrortest.Run(t, func(t *testing.T) queuemirrortest.Subject {
+		q := memory.NewQueueMirror()
+		return queuemirrortest.Subject{Mirror: q, Flush: func(*testing.T) { q.Flush() }}
+	})
 }
