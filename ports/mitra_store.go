@@ -26,6 +26,19 @@ type MitraStore interface {
 	// TouchHeartbeat records a heartbeat at `at` for an online mitra, never moving
 	// the timestamp backwards. It returns the mitra after the change.
 	TouchHeartbeat(ctx context.Context, id string, at time.Time) (Mitra, error)
+	// MitraState returns whether the mitra is active and online, read from
+	// its own row alone (ErrNotFound when there is none): the cheap read of
+	// the checks that need nothing more while the mirror is not trusted.
+	MitraState(ctx context.Context, id string) (MitraState, error)
+	// TouchHeartbeatState is TouchHeartbeat returning only the state after
+	// the change, in one statement that reads nothing but the mitra's row.
+	TouchHeartbeatState(ctx context.Context, id string, at time.Time) (MitraState, error)
+}
+
+// MitraState is the part of a mitra the deactivation and heartbeat checks read.
+type MitraState struct {
+	IsActive bool
+	IsOnline bool
 }
 
 // MitraCounts are the dashboard's mitra figures.

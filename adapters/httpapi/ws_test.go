@@ -564,6 +564,73 @@ func TestHubDeliversWhatTheBusLost(t *testing.T) {
 	r.none(t, 200*time.Millisecond)
 }
 
+// A gap in what the bus brought (events from two instances arriving out of
+// order) is waited out: the missing event comes over the bus a moment later
+// and both go out in order, with no read of the log per connection.
+func TestHubWaitsOutAGapForTheBus(t *testing.T) {
+	f := newWSFixture(t, HubOptions{PollInterval: time.Hour})
+	r1 := startReading(t, f.dial(t, "token-u", nil))
+	r2 := startReading(t, f.dial(t, "token-u", nil))
+	f.waitRegistrationReads(t, 2)
+	first := f.events.append(ports.Event{Type: "session_update", UserIDs: []string{"user-u"}, At: time.Now(),
+		Payload: json.RawMessage(`{"type":"session_update","n":1}`)})
+	second := f.events.append(ports.Event{Type: "session_update", UserIDs: []string{"user-u"}, At: time.Now(),
+		Payload: json.RawMessage(`{"type":"session_update","n":2}`)})
+	if err := f.bus.Publish(context.Background(), second); err != nil {
+		t.Fatal(err)
+	}
+	r1.none(t, 200*time.Millisecond) // 2 waits for 1
+	if err := f.bus.Publish(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*wsReader{r1, r2} {
+		for i := 1; i <= 2; i++ {
+			if got, want := r.next(t, 2*time.Second), fmt.Sprintf(`{"type":"session_update","n":%d}`, i); got != want {
+				t.Fatalf("got %s, want %s", got, want)
+			}
+		}
+	}
+	if n := metricValue(t, f.hub.logReads); n != 2 {
+		t.Errorf("log reads = %v, want 2 (one per connection at its registration): the bus filled the gap", n)
+	}
+}
+
+// waitRegistrationReads waits until the hub read the log n times: once per
+// connection at its registration (what was logged before it registered).
+func (f wsFixture) waitRegistrationReads(t *testing.T, n float64) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for metricValue(t, f.hub.logReads) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("log reads = %v, want %v after the connections registered", metricValue(t, f.hub.logReads), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A gap the bus never fills is filled by the poll, with one read of the log
+// for all the user's connections.
+func TestHubPollFillsAGapOnce(t *testing.T) {
+	f := newWSFixture(t, HubOptions{PollInterval: 300 * time.Millisecond})
+	r1 := startReading(t, f.dial(t, "token-u", nil))
+	r2 := startReading(t, f.dial(t, "token-u", nil))
+	f.waitRegistrationReads(t, 2)
+	f.events.append(ports.Event{Type: "session_update", UserIDs: []string{"user-u"}, At: time.Now(),
+		Payload: json.RawMessage(`{"type":"session_update","n":1}`)}) // logged, never published
+	f.publish(t, `{"type":"session_update","n":2}`, "user-u")
+	for _, r := range []*wsReader{r1, r2} {
+		for i := 1; i <= 2; i++ {
+			if got, want := r.next(t, 2*time.Second), fmt.Sprintf(`{"type":"session_update","n":%d}`, i); got != want {
+				t.Fatalf("got %s, want %s", got, want)
+			}
+		}
+	}
+	if n := metricValue(t, f.hub.logReads); n != 3 {
+		t.Errorf("log reads = %v, want 3: one per connection at its registration, then the poll's for both", n)
+	}
+	r1.none(t, 200*time.Millisecond)
+}
+
 // A resume past the log is refused with 410 gone, and a malformed after
 // with 400 naming it, before any upgrade.
 func TestHubResumeRefusals(t *testing.T) {

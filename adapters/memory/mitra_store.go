@@ -140,6 +140,24 @@ func (s *Store) TouchHeartbeat(_ context.Context, id string, at time.Time) (port
 	return s.mitraLocked(key), nil
 }
 
+// MitraState implements ports.MitraStore.
+func (s *Store) MitraState(ctx context.Context, id string) (ports.MitraState, error) {
+	m, err := s.Mitra(ctx, id)
+	if err != nil {
+		return ports.MitraState{}, err
+	}
+	return ports.MitraState{IsActive: m.IsActive, IsOnline: m.IsOnline}, nil
+}
+
+// TouchHeartbeatState implements ports.MitraStore.
+func (s *Store) TouchHeartbeatState(ctx context.Context, id string, at time.Time) (ports.MitraState, error) {
+	m, err := s.TouchHeartbeat(ctx, id, at)
+	if err != nil {
+		return ports.MitraState{}, err
+	}
+	return ports.MitraState{IsActive: m.IsActive, IsOnline: m.IsOnline}, nil
+}
+
 // AvailableMitras implements ports.MitraQueries.
 func (s *Store) AvailableMitras(_ context.Context, freshSince time.Time) ([]ports.Mitra, error) {
 	freshSince = ts(freshSince)

@@ -28,7 +28,7 @@ import (
 // connection for a few milliseconds; more connections would only queue in Postgres.
 const (
 	maxOpenConns       = 20
-	maxIdleConns       = 10
+	maxIdleConns       = 20
 	connMaxLifetime    = 30 * time.Minute
 	connMaxIdleTime    = 5 * time.Minute
 	defaultConnTimeout = 5 * time.Second

@@ -200,6 +200,49 @@ func (s *Store) TouchHeartbeat(ctx context.Context, id string, at time.Time) (po
 		ts(at), key)
 }
 
+// mitraStateRow is the row of MitraState and TouchHeartbeatState.
+type mitraStateRow struct {
+	IsActive bool `bun:"is_active"`
+	IsOnline bool `bun:"is_online"`
+}
+
+// MitraState implements ports.MitraStore from the mitras row alone (its
+// primary key): no join, none of chat_sessions' indexes to lock.
+func (s *Store) MitraState(ctx context.Context, id string) (ports.MitraState, error) {
+	key, ok := parseID(id)
+	if !ok {
+		return ports.MitraState{}, fmt.Errorf("postgres: mitra state %q: %w", id, ports.ErrNotFound)
+	}
+	var row mitraStateRow
+	if err := s.db.NewRaw(`SELECT is_active, is_online FROM mitras WHERE id = ?`, key).Scan(ctx, &row); err != nil {
+		return ports.MitraState{}, fmt.Errorf("postgres: mitra state %s: %w", key, translate(err))
+	}
+	return ports.MitraState(row), nil
+}
+
+// TouchHeartbeatState implements ports.MitraStore: TouchHeartbeat's update,
+// returning only the mitra's state.
+func (s *Store) TouchHeartbeatState(ctx context.Context, id string, at time.Time) (ports.MitraState, error) {
+	key, ok := parseID(id)
+	if !ok {
+		return ports.MitraState{}, fmt.Errorf("postgres: heartbeat mitra %q: %w", id, ports.ErrNotFound)
+	}
+	var row mitraStateRow
+	err := s.db.NewRaw(`WITH upd AS (
+			UPDATE mitras SET last_heartbeat_at = greatest(last_heartbeat_at, ?0::timestamptz)
+			WHERE id = ?1 AND is_online AND is_active
+			RETURNING is_active, is_online
+		)
+		SELECT is_active, is_online FROM upd
+		UNION ALL
+		SELECT is_active, is_online FROM mitras WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM upd)`,
+		ts(at), key).Scan(ctx, &row)
+	if err != nil {
+		return ports.MitraState{}, fmt.Errorf("postgres: heartbeat mitra %s: %w", key, translate(err))
+	}
+	return ports.MitraState(row), nil
+}
+
 // reachableCond is true for a mitra m that is active, online and whose
 // heartbeat is not older than the first argument (?0).
 const reachableCond = `m.is_active AND m.is_online AND m.last_heartbeat_at >= ?0::timestamptz`

@@ -108,6 +108,12 @@ func RunMitraStoreSuite(t *testing.T, f Factory) {
 			if _, err := st.Mitras.TouchHeartbeat(t.Context(), id, t0); !errors.Is(err, ports.ErrNotFound) {
 				t.Errorf("TouchHeartbeat(%q) = %v, want ErrNotFound", id, err)
 			}
+			if _, err := st.Mitras.MitraState(t.Context(), id); !errors.Is(err, ports.ErrNotFound) {
+				t.Errorf("MitraState(%q) = %v, want ErrNotFound", id, err)
+			}
+			if _, err := st.Mitras.TouchHeartbeatState(t.Context(), id, t0); !errors.Is(err, ports.ErrNotFound) {
+				t.Errorf("TouchHeartbeatState(%q) = %v, want ErrNotFound", id, err)
+			}
 		}
 	})
 
@@ -317,6 +323,78 @@ func RunMitraStoreSuite(t *testing.T, f Factory) {
 			t.Fatal(err)
 		}
 		sameMitra(t, "TouchHeartbeat of a deactivated mitra", got, deactView)
+	})
+
+	parallel(t, "MitraStateAndTouchHeartbeatState", f, func(t *testing.T, st Stores) {
+		state := func(m ports.Mitra) ports.MitraState {
+			return ports.MitraState{IsActive: m.IsActive, IsOnline: m.IsOnline}
+		}
+		check := func(what, id string, want ports.Mitra) {
+			t.Helper()
+			got, err := st.Mitras.MitraState(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != state(want) {
+				t.Errorf("MitraState of %s = %+v, want %+v", what, got, state(want))
+			}
+		}
+		on := onlineMitra(t, st, 1, t0)
+		check("an online mitra", on.ID, on)
+		got, err := st.Mitras.TouchHeartbeatState(t.Context(), on.ID, at(30*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != (ports.MitraState{IsActive: true, IsOnline: true}) {
+			t.Errorf("TouchHeartbeatState of an online mitra = %+v, want active and online", got)
+		}
+		reread, err := st.Mitras.Mitra(t.Context(), on.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertTimePtr(t, "LastHeartbeatAt after TouchHeartbeatState", reread.LastHeartbeatAt, at(30*time.Second))
+		if _, err := st.Mitras.TouchHeartbeatState(t.Context(), on.ID, at(10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		reread, err = st.Mitras.Mitra(t.Context(), on.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertTimePtr(t, "LastHeartbeatAt after an older TouchHeartbeatState", reread.LastHeartbeatAt, at(30*time.Second))
+
+		never := newMitra(t, st, 1)
+		check("a never-online mitra", never.ID, never)
+		got, err = st.Mitras.TouchHeartbeatState(t.Context(), never.ID, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != state(never) {
+			t.Errorf("TouchHeartbeatState of a never-online mitra = %+v, want %+v", got, state(never))
+		}
+		reread, err = st.Mitras.Mitra(t.Context(), never.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameMitra(t, "a never-online mitra after TouchHeartbeatState", reread, never)
+
+		deact := onlineMitra(t, st, 1, t0)
+		deactView, err := st.Mitras.PatchMitra(t.Context(), deact.ID, ports.MitraPatch{IsActive: ptr(false)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("a deactivated mitra", deact.ID, deactView)
+		got, err = st.Mitras.TouchHeartbeatState(t.Context(), deact.ID, at(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != (ports.MitraState{}) {
+			t.Errorf("TouchHeartbeatState of a deactivated mitra = %+v, want neither active nor online", got)
+		}
+		reread, err = st.Mitras.Mitra(t.Context(), deact.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameMitra(t, "a deactivated mitra after TouchHeartbeatState", reread, deactView)
 	})
 
 	parallel(t, "ConcurrentHeartbeatsKeepTheLatest", f, func(t *testing.T, st Stores) {
