@@ -97,7 +97,16 @@ func (s *Store) QueuePass(ctx context.Context, fn func(ctx context.Context, tx p
 		qtx    *queueTx
 		outbox []int64
 	)
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	// This process's passes wait for their turn here, off the pool: in the
+	// warm-up of the chaos run (a hundred requests at once, every one a
+	// pass while sessions wait) the waiters on the advisory lock held most
+	// of the pool's connections, and the instance's other requests waited
+	// for one.
+	turnDone, err := s.queueTurns.wait(ctx, "")
+	if err != nil {
+		return fmt.Errorf("postgres: queue pass: %w", translate(err))
+	}
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewRaw(`SELECT pg_advisory_xact_lock(?0, ?1)`, queueLockSpace, queueLockKey).Exec(ctx); err != nil {
 			return translate(err)
 		}
@@ -110,6 +119,7 @@ func (s *Store) QueuePass(ctx context.Context, fn func(ctx context.Context, tx p
 		outbox, err = s.emitted(ctx, tx, qtx.events) // sequenced after the commit (event_outbox.go)
 		return err
 	})
+	turnDone()
 	if err != nil {
 		s.collect(outbox, nil)
 	}

@@ -322,7 +322,13 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(ctx contex
 		stx    *sessionTx
 		outbox []int64
 	)
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	// This process's transactions on the row wait for their turn here, off
+	// the pool, rather than each on the row lock holding a connection.
+	turnDone, err := s.sessionTurns.wait(ctx, key)
+	if err != nil {
+		return ports.Session{}, fmt.Errorf("postgres: update session %s: %w", key, translate(err))
+	}
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var row chatSessionRow
 		if err := tx.NewSelect().Model(&row).Where("id = ?", key).For("UPDATE").Scan(ctx); err != nil {
 			return translate(err)
@@ -351,6 +357,7 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(ctx contex
 		outbox, err = s.emitted(ctx, tx, stx.events)
 		return err
 	})
+	turnDone()
 	if err != nil {
 		s.collect(outbox, nil)
 	}
