@@ -74,6 +74,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			runEventSequencer,
 			runEventPruner,
 			runRevocations,
+			startPprof,
 			startHTTP,
 		),
 	)

@@ -38,6 +38,7 @@ import (
 	"github.com/halobestie/mitra-availability/core/auth"
 	"github.com/halobestie/mitra-availability/core/mirror"
 	"github.com/halobestie/mitra-availability/core/mitras"
+	"github.com/halobestie/mitra-availability/core/push"
 	"github.com/halobestie/mitra-availability/core/sessions"
 	"github.com/halobestie/mitra-availability/ports"
 )
@@ -94,7 +95,11 @@ func newBenchServer(b *testing.B, backend string, m ports.AvailabilityMirror) *b
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := RegisterRoutes(e, Services{Auth: as, Mitras: ms, Sessions: ss, Hub: NewHub(bus, st, log, HubOptions{}), Events: st}); err != nil {
+	ds, err := push.NewDevices(st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := RegisterRoutes(e, Services{Auth: as, Mitras: ms, Sessions: ss, Devices: ds, Hub: NewHub(bus, st, log, HubOptions{}), Events: st}); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := mirror.NewSeeder(m, st, health, metrics, log).Seed(ctx, mirror.ReasonStart); err != nil {

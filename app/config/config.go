@@ -83,6 +83,8 @@ type Config struct {
 	ShutdownTimeout      time.Duration
 	EventRetention       time.Duration
 	LogLevel             string
+	// PprofAddr is where net/http/pprof is served (PPROF_ADDR); empty: nowhere.
+	PprofAddr string
 
 	PushBackend        string
 	FCMProjectID       string
@@ -149,6 +151,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.LoginWindow = r.seconds("LOGIN_WINDOW_SECONDS", 900)
 	c.LoginMaxPerAddress = r.integer("LOGIN_MAX_PER_ADDRESS", 0, 0, 1_000_000)
 	c.TrustedProxies = r.prefixes("TRUSTED_PROXIES")
+	c.PprofAddr = r.str("PPROF_ADDR", "")
 	if r.err != nil {
 		return Config{}, r.err
 	}
@@ -235,6 +238,8 @@ func (c Config) Validate() error {
 		return &Error{"ADMIN_PHONE", "and ADMIN_PASSWORD must be set together"}
 	case c.HTTPAddr == "":
 		return &Error{"HTTP_ADDR", "must not be empty"}
+	case c.PprofAddr != "" && c.PprofAddr == c.HTTPAddr:
+		return &Error{"PPROF_ADDR", "must differ from HTTP_ADDR: the profiles are never served on the API's listener"}
 	case c.RoutingStrategy != RoutingBlast && c.RoutingStrategy != RoutingLongestIdle && c.RoutingStrategy != RoutingLeastLoaded:
 		return &Error{"ROUTING_STRATEGY", fmt.Sprintf("must be blast, longest_idle or least_loaded, not %q", c.RoutingStrategy)}
 	case strings.ContainsAny(c.ValkeyPrefix, "{}"):

@@ -88,6 +88,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"LOGIN_WINDOW_SECONDS":             {"LOGIN_WINDOW_SECONDS": "15m"},
 		"LOGIN_MAX_PER_ADDRESS":            {"LOGIN_MAX_PER_ADDRESS": "-1"},
 		"TRUSTED_PROXIES":                  {"TRUSTED_PROXIES": "10.0.0.0/8,not-a-cidr"},
+		"PPROF_ADDR":                       {"HTTP_ADDR": "127.0.0.1:8080", "PPROF_ADDR": "127.0.0.1:8080"},
 	}
 	for name, vars := range cases {
 		_, err := Load(env(vars))
