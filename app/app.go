@@ -234,6 +234,7 @@ type httpParams struct {
 func newHTTP(p httpParams) (*httpapi.HTTPServer, error) {
 	e, err := httpapi.New(httpapi.Options{
 		Logger:         p.Log,
+		AccessLog:      AccessLog(p.Log),
 		Registry:       p.Registry,
 		TrustedProxies: p.Cfg.TrustedProxies,
 		Ready: func(ctx context.Context) httpapi.ReadyStatus {

@@ -2,11 +2,17 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/halobestie/mitra-availability/adapters/httpapi"
 )
 
 // syncBuffer records what reaches the output, one entry per write.
@@ -125,4 +131,141 @@ func TestBufferedWriterBoundsItsBuffer(t *testing.T) {
 			t.Fatalf("torn line %q", l)
 		}
 	}
+}
+
+// The access log's own JSON lines are the bytes slog's JSON handler writes
+// for httpapi.SlogAccessLog's records, for plain fields and for fields it
+// escapes (those go through slog), in the order they were logged.
+func TestJSONAccessLogMatchesSlog(t *testing.T) {
+	var got bytes.Buffer
+	w := newBufferedWriter(&got, time.Hour, 1<<20)
+	access := AccessLog(newLogger("prod", "info", w))
+	if _, ok := access.(jsonAccessLog); !ok {
+		t.Fatalf("AccessLog of a JSON logger is %T, want jsonAccessLog", access)
+	}
+	var want bytes.Buffer
+	ref := httpapi.SlogAccessLog(slog.New(slog.NewJSONHandler(&want, &slog.HandlerOptions{Level: slog.LevelInfo})))
+
+	at := time.Date(2026, 12, 7, 6, 5, 4, 123456789, time.UTC)
+	base := httpapi.AccessEntry{Time: at, Method: "GET", Route: "/healthz", Path: "/healthz", Status: 200,
+		Latency: 12345 * time.Nanosecond, RequestID: "0190a1b2-c3d4-8e5f-a6b7-c8d9e0f1a2b3", RemoteIP: "127.0.0.1"}
+	entries := []httpapi.AccessEntry{base}
+	for _, mod := range []func(*httpapi.AccessEntry){
+		func(e *httpapi.AccessEntry) { e.Time = at.Truncate(time.Second) }, // no fraction
+		func(e *httpapi.AccessEntry) { e.Time = at.Add(-123456700) },       // trailing zeros trimmed
+		func(e *httpapi.AccessEntry) { e.Time = at.In(time.FixedZone("WIB", 7*3600)) },
+		func(e *httpapi.AccessEntry) { e.Time = time.Now() }, // with a monotonic reading
+		func(e *httpapi.AccessEntry) { e.Path = `/api/"quoted"\and` + "\t\n\x01\x7f" },
+		func(e *httpapi.AccessEntry) { e.Path = "/ünïcode/\u2028/\xff" },
+		func(e *httpapi.AccessEntry) { e.Path = "/<script>&amp;" },
+		func(e *httpapi.AccessEntry) { e.Method, e.Route, e.Status = "OTHER", "unmatched", 404 },
+		func(e *httpapi.AccessEntry) { e.RequestID = "a.b_c:d-e" },
+		func(e *httpapi.AccessEntry) { e.RemoteIP = "2001:db8::1" },
+		func(e *httpapi.AccessEntry) { e.Latency = 0 },
+		func(e *httpapi.AccessEntry) { e.Latency = 90 * time.Second },
+		func(e *httpapi.AccessEntry) { e.Path, e.RequestID = "", "" },
+	} {
+		e := base
+		mod(&e)
+		entries = append(entries, e)
+	}
+	ctx := context.Background()
+	for _, e := range entries {
+		access.Log(ctx, slog.LevelInfo, e)
+		ref.Log(ctx, slog.LevelInfo, e)
+	}
+	// An ERROR line goes through slog and flushes what was held before it.
+	e := base
+	e.Status = 500
+	access.Log(ctx, slog.LevelError, e)
+	ref.Log(ctx, slog.LevelError, e)
+	if got.String() != want.String() {
+		gl, wl := strings.Split(got.String(), "\n"), strings.Split(want.String(), "\n")
+		for i := range min(len(gl), len(wl)) {
+			if gl[i] != wl[i] {
+				t.Fatalf("line %d:\n got %s\nwant %s", i+1, gl[i], wl[i])
+			}
+		}
+		t.Fatalf("%d lines, want %d", len(gl), len(wl))
+	}
+	if n := strings.Count(got.String(), "\n"); n != len(entries)+1 {
+		t.Fatalf("%d lines, want %d", n, len(entries)+1)
+	}
+}
+
+// The access log follows the level, and a text or derived logger gets slog's.
+func TestAccessLogLevelAndFallback(t *testing.T) {
+	w := newBufferedWriter(io.Discard, time.Hour, 4096)
+	ctx := context.Background()
+	if AccessLog(newLogger("prod", "warn", w)).Enabled(ctx, slog.LevelInfo) {
+		t.Error("LOG_LEVEL=warn: the access log's INFO lines are enabled")
+	}
+	if !AccessLog(newLogger("prod", "warn", w)).Enabled(ctx, slog.LevelError) {
+		t.Error("LOG_LEVEL=warn: the access log's ERROR lines are disabled")
+	}
+	for name, log := range map[string]*slog.Logger{
+		"dev (text)": newLogger("dev", "info", w),
+		"derived":    newLogger("prod", "info", w).With("k", "v"),
+		"group":      newLogger("prod", "info", w).WithGroup("g"),
+		"foreign":    slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	} {
+		if _, ok := AccessLog(log).(jsonAccessLog); ok {
+			t.Errorf("%s logger: AccessLog is jsonAccessLog, want slog's", name)
+		}
+	}
+}
+
+// A write to out runs outside the buffer's lock: lines logged meanwhile
+// collect in the other buffer; once that is full too, the writer waits for
+// out (no line is dropped), and every line arrives once, in order.
+func TestBufferedWriterWritesOutsideItsLock(t *testing.T) {
+	out := &blockingWriter{release: make(chan struct{}), entered: make(chan struct{}, 16)}
+	w := newBufferedWriter(out, time.Hour, 100)
+	line := func(i int) []byte { return []byte(fmt.Sprintf("%08d\n", i)) } // 9 bytes
+	for i := range 11 {
+		w.Write(line(i)) // 99 bytes held
+	}
+	done := make(chan struct{})
+	go func() { w.Write(line(11)); close(done) }() // full: writes the first 11, blocks in out
+	<-out.entered
+	// While out blocks, the other buffer (holding line 11) takes 10 more without waiting.
+	for i := 12; i < 22; i++ {
+		w.Write(line(i))
+	}
+	third := make(chan struct{})
+	go func() { w.Write(line(22)); close(third) }() // the second buffer is full: waits
+	select {
+	case <-third:
+		t.Fatal("a line was taken with both buffers full while out blocked")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(out.release)
+	<-done
+	<-third
+	w.Flush()
+	var all strings.Builder
+	for _, s := range out.snapshot() {
+		all.WriteString(s)
+	}
+	for i, l := range strings.Split(strings.TrimSuffix(all.String(), "\n"), "\n") {
+		if l != fmt.Sprintf("%08d", i) {
+			t.Fatalf("line %d is %q: lost, doubled or out of order\n%s", i, l, all.String())
+		}
+	}
+	if n := strings.Count(all.String(), "\n"); n != 23 {
+		t.Fatalf("%d lines, want 23", n)
+	}
+}
+
+// blockingWriter records writes; each blocks until release is closed.
+type blockingWriter struct {
+	syncBuffer
+	release chan struct{}
+	entered chan struct{}
+}
+
+func (b *blockingWriter) Write(p []byte) (int, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.syncBuffer.Write(p)
 }

@@ -23,11 +23,16 @@ import (
 // the client. With no trusted proxies X-Forwarded-For is ignored.
 func clientAddrExtractor(trusted []netip.Prefix) echo.IPExtractor {
 	return func(r *http.Request) string {
-		peer, ok := parseHostAddr(r.RemoteAddr)
+		peer, host, ok := parseHostAddr(r.RemoteAddr)
 		if !ok {
 			return r.RemoteAddr
 		}
 		if !inPrefixes(peer, trusted) {
+			if peer.Is4() && !strings.Contains(host, ":") {
+				// A plain IPv4 peer: netip parses only the canonical dotted
+				// quad, so host is peer.String() without allocating it again.
+				return host
+			}
 			return peer.String()
 		}
 		entries := strings.Split(strings.Join(r.Header.Values(echo.HeaderXForwardedFor), ","), ",")
@@ -46,16 +51,17 @@ func clientAddrExtractor(trusted []netip.Prefix) echo.IPExtractor {
 	}
 }
 
-// parseHostAddr parses a "host:port" peer address (or a bare address).
-func parseHostAddr(s string) (netip.Addr, bool) {
+// parseHostAddr parses a "host:port" peer address (or a bare address),
+// returning the address and the host part it was parsed from.
+func parseHostAddr(s string) (netip.Addr, string, bool) {
 	if host, _, err := net.SplitHostPort(s); err == nil {
 		s = host
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
-		return netip.Addr{}, false
+		return netip.Addr{}, "", false
 	}
-	return a.Unmap().WithZone(""), true
+	return a.Unmap().WithZone(""), s, true
 }
 
 // parseForwarded parses one X-Forwarded-For entry: an address, possibly in

@@ -27,6 +27,9 @@ func TestClientAddr(t *testing.T) {
 		{"entry with a port", trusted, "10.1.2.3:5555", []string{"198.51.100.1:4321"}, "198.51.100.1"},
 		{"IPv6 peer and bracketed entry", trusted, "[2001:db8::1]:443", []string{"[2001:db9::5]"}, "2001:db9::5"},
 		{"IPv4-mapped peer", trusted, "[::ffff:10.1.2.3]:80", []string{"198.51.100.1"}, "198.51.100.1"},
+		{"untrusted IPv4-mapped peer: unmapped", trusted, "[::ffff:203.0.113.9]:80", nil, "203.0.113.9"},
+		{"untrusted IPv6 peer: canonical form", nil, "[2001:DB8:0:0::1]:443", nil, "2001:db8::1"},
+		{"untrusted IPv6 peer with a zone: without it", nil, "[fe80::1%eth0]:443", nil, "fe80::1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

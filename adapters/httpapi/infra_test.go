@@ -472,8 +472,8 @@ func TestRequestID(t *testing.T) {
 func TestHealthz(t *testing.T) {
 	s := newTestServer(t, nil)
 	rec := s.do(t, http.MethodGet, "/healthz", nil, nil)
-	if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != `{"status":"ok"}` {
-		t.Errorf("healthz: %d %s", rec.Code, rec.Body)
+	if rec.Code != 200 || rec.Body.String() != "{\"status\":\"ok\"}\n" || rec.Header().Get("Content-Type") != "application/json" {
+		t.Errorf("healthz: %d %q %v", rec.Code, rec.Body, rec.Header())
 	}
 }
 

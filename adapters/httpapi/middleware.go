@@ -24,6 +24,19 @@ import (
 // probing random paths cannot grow the metrics without bound.
 const routeUnmatched = "unmatched"
 
+// headerRequestID is X-Request-ID in net/http's canonical form, the key of
+// the header maps: looked up and set as is, it needs no canonicalizing (which
+// allocates a copy of "X-Request-ID" on every call).
+const headerRequestID = "X-Request-Id"
+
+// headerValue is h.Get(key) for a key already in canonical form.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // maxRequestIDLen bounds an X-Request-ID taken from a client.
 const maxRequestIDLen = 128
 
@@ -236,7 +249,7 @@ func metricMethod(m string) string {
 //   - errors: a returned error goes to onError here, so that the status the
 //     metrics and the access log record is the one the client gets;
 //   - metrics and one access-log line (built only when its level is enabled).
-func stackMiddleware(logger *slog.Logger, m *httpMetrics, limit int64, onError echo.HTTPErrorHandler) echo.MiddlewareFunc {
+func stackMiddleware(access AccessLog, m *httpMetrics, limit int64, onError echo.HTTPErrorHandler) echo.MiddlewareFunc {
 	ids := newRequestIDs()
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -248,11 +261,11 @@ func stackMiddleware(logger *slog.Logger, m *httpMetrics, limit int64, onError e
 				reqContexts.Put(rc)
 			}()
 			req := c.Request()
-			rc.id = req.Header.Get(echo.HeaderXRequestID)
+			rc.id = headerValue(req.Header, headerRequestID)
 			if !saneRequestID(rc.id) {
 				rc.id = ids.next()
 			}
-			c.Response().Header().Set(echo.HeaderXRequestID, rc.id)
+			c.Response().Header()[headerRequestID] = []string{rc.id}
 
 			err := serveLimited(next, rc, limit)
 			if err != nil {
@@ -273,16 +286,17 @@ func stackMiddleware(logger *slog.Logger, m *httpMetrics, limit int64, onError e
 			if status >= http.StatusInternalServerError {
 				level = slog.LevelError
 			}
-			if ctx := req.Context(); logger.Enabled(ctx, level) {
-				logger.LogAttrs(ctx, level, "http request",
-					slog.String("method", req.Method),
-					slog.String("route", route),
-					slog.String("path", req.URL.Path), // never the query: it may carry an access token
-					slog.Int("status", status),
-					slog.Duration("latency", elapsed),
-					slog.String("request_id", rc.id),
-					slog.String("remote_ip", c.RealIP()),
-				)
+			if ctx := req.Context(); access.Enabled(ctx, level) {
+				access.Log(ctx, level, AccessEntry{
+					Time:      start.Add(elapsed),
+					Method:    req.Method,
+					Route:     route,
+					Path:      req.URL.Path,
+					Status:    status,
+					Latency:   elapsed,
+					RequestID: rc.id,
+					RemoteIP:  c.RealIP(),
+				})
 			}
 			return nil
 		}

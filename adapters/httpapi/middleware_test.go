@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"net/textproto"
 	"regexp"
 	"sync"
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
 )
 
 // Generated request ids are UUIDs of version 8, distinct across goroutines
@@ -50,5 +52,13 @@ func TestRequestIDsAreUniqueUUIDs(t *testing.T) {
 	wg.Wait()
 	if len(seen) != 20000 {
 		t.Fatalf("%d distinct ids, want 20000", len(seen))
+	}
+}
+
+// headerRequestID is the key net/http files X-Request-ID under, so the
+// stack finds the client's id and the client finds the echoed one.
+func TestHeaderRequestIDIsCanonical(t *testing.T) {
+	if got := textproto.CanonicalMIMEHeaderKey(echo.HeaderXRequestID); got != headerRequestID {
+		t.Fatalf("canonical key of %s is %s, not %s", echo.HeaderXRequestID, got, headerRequestID)
 	}
 }

@@ -31,8 +31,11 @@ type ReadyStatus struct {
 
 // Options configure New.
 type Options struct {
-	// Logger receives the access log and the detail of internal errors. Nil discards.
+	// Logger receives the detail of internal errors, and the access log
+	// unless AccessLog is set. Nil discards.
 	Logger *slog.Logger
+	// AccessLog writes the access log. Nil: SlogAccessLog(Logger).
+	AccessLog AccessLog
 	// Registry holds the HTTP metrics and is served at GET /metrics. Nil uses a
 	// fresh registry holding only the HTTP metrics.
 	Registry *prometheus.Registry
@@ -62,6 +65,9 @@ func New(opts Options) (*echo.Echo, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.AccessLog == nil {
+		opts.AccessLog = SlogAccessLog(opts.Logger)
+	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
@@ -78,7 +84,7 @@ func New(opts Options) (*echo.Echo, error) {
 	e.IPExtractor = clientAddrExtractor(opts.TrustedProxies)
 	e.HTTPErrorHandler = newErrorHandler(opts.Logger)
 
-	e.Use(stackMiddleware(opts.Logger, m, opts.BodyLimit, e.HTTPErrorHandler))
+	e.Use(stackMiddleware(opts.AccessLog, m, opts.BodyLimit, e.HTTPErrorHandler))
 	registerOpsRoutes(e, opts.Registry, opts.Ready)
 	return e, nil
 }
