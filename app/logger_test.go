@@ -269,3 +269,30 @@ func (b *blockingWriter) Write(p []byte) (int, error) {
 	<-b.release
 	return b.syncBuffer.Write(p)
 }
+
+// The cost of one access-log line at the default level, through
+// jsonAccessLog and through slog's JSON handler (the lines are the same):
+//
+//	go test -run '^$' -bench '^BenchmarkAccessLog$' -benchmem ./app/
+func BenchmarkAccessLog(b *testing.B) {
+	e := httpapi.AccessEntry{Time: time.Now(), Method: "POST", Route: "/api/mitra/status/heartbeat",
+		Path: "/api/mitra/status/heartbeat", Status: 204, Latency: 123456 * time.Nanosecond,
+		RequestID: "0190a1b2-c3d4-8e5f-a6b7-c8d9e0f1a2b3", RemoteIP: "127.0.0.1"}
+	for name, access := range map[string]func(*bufferedWriter) httpapi.AccessLog{
+		"json": func(w *bufferedWriter) httpapi.AccessLog { return AccessLog(newLogger("prod", "info", w)) },
+		"slog": func(w *bufferedWriter) httpapi.AccessLog { return httpapi.SlogAccessLog(newLogger("prod", "info", w)) },
+	} {
+		b.Run(name, func(b *testing.B) {
+			a := access(newBufferedWriter(io.Discard, time.Hour, logBufferSize))
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if a.Enabled(ctx, slog.LevelInfo) {
+						a.Log(ctx, slog.LevelInfo, e)
+					}
+				}
+			})
+		})
+	}
+}
