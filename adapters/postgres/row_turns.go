@@ -6,17 +6,15 @@ import (
 )
 
 // rowTurns queues, inside one process, the transactions that wait for the
-// same lock (a session's row, the queue's advisory lock) before they take a
-// pool connection. Postgres' lock stays the truth across instances; this
-// only keeps the waiters of one instance off the pool, so that at most one
-// connection per instance waits on a lock. Queued in Postgres, every waiter
-// held a pool connection for as long as it waited: a blast's offer reaches
-// every mitra at once, and the accepts and declines that read the session
-// while it was still searching all queued on its row lock; so did the
-// hundred requests of the chaos run's warm-up on the queue's lock. The pool
-// (20 connections) ran dry and the instance's other requests, the payment
-// of that very session included, waited for a connection. Waiters are
-// served in arrival order.
+// same row lock (a session's) before they take a pool connection. Postgres'
+// lock stays the truth across instances; this only keeps the waiters of one
+// instance off the pool, so that at most one connection per instance waits
+// on a row. Queued in Postgres, every waiter held a pool connection for as
+// long as it waited: a blast's offer reaches every mitra at once, and the
+// accepts and declines that read the session while it was still searching
+// all queued on its row lock. The pool (20 connections) ran dry and the
+// instance's other requests, the payment of that very session included,
+// waited for a connection. Waiters are served in arrival order.
 type rowTurns struct {
 	mu sync.Mutex
 	m  map[string]*rowTurn

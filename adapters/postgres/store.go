@@ -16,10 +16,9 @@ import (
 type Store struct {
 	db *bun.DB
 	ob outbox // the event log's outbox and its sequencing (event_outbox.go)
-	// sessionTurns queues this process's transactions on one session row,
-	// queueTurns its queue passes (row_turns.go).
+	// sessionTurns queues this process's transactions on one session row
+	// (row_turns.go).
 	sessionTurns rowTurns
-	queueTurns   rowTurns
 }
 
 var (
