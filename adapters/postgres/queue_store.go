@@ -102,8 +102,7 @@ func (s *Store) QueuePass(ctx context.Context, fn func(ctx context.Context, tx p
 	// of one session row are (row_turns.go): Postgres serves its lock's
 	// waiters of every instance in arrival order, and a request's session
 	// joins the queue only in its pass, so per-instance queues would let a
-	// later request overtake an earlier one waiting on the other instance
-	// (a chaos run with them had 3 FIFO reports of that shape, 0.9 to 2 s).
+	// later request overtake an earlier one waiting on the other instance.
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewRaw(`SELECT pg_advisory_xact_lock(?0, ?1)`, queueLockSpace, queueLockKey).Exec(ctx); err != nil {
 			return translate(err)
