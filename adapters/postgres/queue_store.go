@@ -97,12 +97,10 @@ func (s *Store) QueuePass(ctx context.Context, fn func(ctx context.Context, tx p
 		qtx    *queueTx
 		outbox []int64
 	)
-	// The passes wait on the advisory lock in Postgres, each holding a pool
-	// connection, and are not queued in process first as the transactions
-	// of one session row are (row_turns.go): Postgres serves its lock's
-	// waiters of every instance in arrival order, and a request's session
-	// joins the queue only in its pass, so per-instance queues would let a
-	// later request overtake an earlier one waiting on the other instance.
+	// The passes wait on the advisory lock in Postgres. An instance runs
+	// one pass at a time (core/sessions/pass.go batches the requests that
+	// come meanwhile into its next pass), so at most one pool connection
+	// per instance waits here.
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewRaw(`SELECT pg_advisory_xact_lock(?0, ?1)`, queueLockSpace, queueLockKey).Exec(ctx); err != nil {
 			return translate(err)

@@ -2,7 +2,6 @@ package sessions
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -54,178 +53,61 @@ func (s *Service) Kick() { s.kick() }
 // RequestQueue starts a search that waits in the queue when no mitra can
 // take it now (POST /api/sessions with queue: true and no mitra_id).
 //
-// The new session joins the end of the queue, then a pass runs in the same
-// transaction: the sessions that waited before it are offered first, and
-// the new one only when a slot remains for it. So a request never overtakes
-// the queue, even when a slot is free at that instant.
+// The new session joins the end of the queue in a pass (pass.go): the
+// sessions that waited before it are offered first, and the new one only
+// when a slot remains for it. So a request never overtakes the queue, even
+// when a slot is free at that instant. A waiting session's answer carries
+// its position.
 func (s *Service) RequestQueue(ctx context.Context, customerID string, durationMinutes int) (View, error) {
 	if durationMinutes < MinDurationMinutes || durationMinutes > MaxDurationMinutes {
 		return View{}, core.Invalid("duration_minutes", "must be an integer from 1 to 240")
 	}
-	in, err := s.prepare(ctx)
-	if err != nil {
-		return View{}, err
+	j := &passJob{kind: jobQueue, customerID: customerID, duration: durationMinutes}
+	b := s.runJob(ctx, j)
+	if b.err != nil {
+		return View{}, fmt.Errorf("queuing session: %w", b.err)
 	}
-	now := s.now()
-	est := s.estimator(ctx, now)
-	var (
-		out        outbox
-		sess       ports.Session
-		dispatched int
-	)
-	err = s.store.QueuePass(ctx, func(ctx context.Context, tx ports.QueueTx) error {
-		out, dispatched = outbox{}, 0
-		c, err := tx.Create(ctx, ports.Session{
-			CustomerID:       customerID,
-			Status:           ports.StatusSearching,
-			DurationMinutes:  durationMinutes,
-			SearchingSince:   now,
-			OfferedMitraIDs:  []string{},
-			ExcludedMitraIDs: []string{},
-			Queue:            &ports.QueueEntry{QueuedAt: now, ExpiresAt: now.Add(s.cfg.QueueTimeout)},
-		})
-		if err != nil {
-			return err
-		}
-		sess = c
-		_, offered, err := s.dispatchLocked(ctx, tx, in, now, &out)
-		if err != nil {
-			return err
-		}
-		dispatched = len(offered)
-		if x, ok := offered[c.ID]; ok {
-			sess = x
-			return nil
-		}
-		// It waits: its position is in the answer, the first one told.
-		ahead, err := tx.Ahead(ctx, *sess.Queue)
-		if err != nil {
-			return err
-		}
-		pos := ahead + 1
-		sess.Queue.NotifiedPosition, sess.Queue.NotifiedAt = &pos, &now
-		return tx.Save(ctx, sess)
-	})
-	if errors.Is(err, ports.ErrOpenSessionExists) {
-		return View{}, core.ErrOpenSessionExists
+	if j.refuse != nil {
+		return View{}, j.refuse
 	}
-	if err != nil {
-		return View{}, fmt.Errorf("queuing session: %w", err)
-	}
-	s.wake()
-	if dispatched > 0 {
-		s.kick() // the positions of the sessions behind moved: the next pass tells them
-	}
-	s.deliver(ctx, &out)
-	v := ViewOf(sess, now)
-	if sess.Waiting() {
-		v.QueuePosition = sess.Queue.NotifiedPosition
-		v.EstimatedWaitSeconds = est(*v.QueuePosition)
+	v := ViewOf(j.sess, b.now)
+	if j.sess.Waiting() {
+		v.QueuePosition = j.sess.Queue.NotifiedPosition
+		v.EstimatedWaitSeconds = b.wait(*v.QueuePosition)
 	}
 	return v, nil
 }
 
 // requestBehindQueue is a request without queue while sessions wait: the
-// queue is served first (a pass in the same transaction), and the request
-// is offered only when a slot remains beyond what the queue took;
-// otherwise core.ErrNoMitraAvailable.
+// queue is served first (in the same pass), and the request is offered
+// only when a slot remains beyond what the queue took; otherwise
+// core.ErrNoMitraAvailable.
 func (s *Service) requestBehindQueue(ctx context.Context, customerID string, durationMinutes int) (View, error) {
-	in, err := s.prepare(ctx)
-	if err != nil {
-		return View{}, err
+	j := &passJob{kind: jobBehind, customerID: customerID, duration: durationMinutes}
+	b := s.runJob(ctx, j)
+	if b.err != nil {
+		return View{}, fmt.Errorf("creating session: %w", b.err)
 	}
-	now := s.now()
-	var (
-		out        outbox
-		sess       ports.Session
-		refused    bool
-		openExists bool
-	)
-	err = s.store.QueuePass(ctx, func(ctx context.Context, tx ports.QueueTx) error {
-		out, refused, openExists = outbox{}, false, false
-		slots, offered, err := s.dispatchLocked(ctx, tx, in, now, &out)
-		if err != nil {
-			return err
-		}
-		if len(offered) > 0 {
-			s.kick() // after the commit: the positions behind moved
-		}
-		if slots <= 0 {
-			refused = true // the queue's offers still commit
-			return nil
-		}
-		to, batched := s.chooseFrom(in.pool, nil, in.used)
-		if len(to) == 0 {
-			refused = true
-			return nil
-		}
-		c, err := tx.Create(ctx, s.newSearch(customerID, durationMinutes, to, batched, now))
-		if errors.Is(err, ports.ErrOpenSessionExists) {
-			openExists = true // the queue's offers still commit
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		sess = c
-		return out.offer(tx, &c, now)
-	})
-	if err != nil {
-		s.kick()
-		return View{}, fmt.Errorf("creating session: %w", err)
+	if j.refuse != nil {
+		return View{}, j.refuse
 	}
-	s.wake()
-	s.deliver(ctx, &out)
-	if openExists {
-		return View{}, core.ErrOpenSessionExists
-	}
-	if refused {
-		return View{}, fmt.Errorf("%w: every free mitra is taken by the waiting queue", core.ErrNoMitraAvailable)
-	}
-	return ViewOf(sess, now), nil
+	return ViewOf(j.sess, b.now), nil
 }
 
-// Dispatch runs one pass of the queue: while free slots remain, the oldest
-// waiting session is offered (through the Router, among the available
-// mitras it does not exclude), its pairing deadline starting now, and its
+// Dispatch runs one pass of the queue (with the requests of this instance
+// that arrive meanwhile): while free slots remain, the oldest waiting
+// session is offered (through the Router, among the available mitras it
+// does not exclude), its pairing deadline starting now, and its
 // session_offer events are logged in the pass's transaction. A waiting
 // session that no available mitra may be offered keeps its place, and the
-// pass goes on to the next. It returns how many sessions it offered.
+// pass goes on to the next. The queue_update notices that are due are
+// sent. It returns how many sessions the pass offered.
 func (s *Service) Dispatch(ctx context.Context) (int, error) {
-	busy, err := s.store.QueueBusy(ctx)
-	if err != nil || !busy {
-		return 0, err
+	b := s.runJob(ctx, &passJob{kind: jobDispatch})
+	if b.err != nil {
+		return 0, b.err
 	}
-	in, err := s.prepare(ctx)
-	if err != nil {
-		return 0, err
-	}
-	now := s.now()
-	est := s.estimator(ctx, now)
-	var (
-		out     outbox
-		offered map[string]ports.Session
-	)
-	err = s.store.QueuePass(ctx, func(ctx context.Context, tx ports.QueueTx) error {
-		out = outbox{}
-		offered = nil
-		if len(in.available) > 0 {
-			var err error
-			if _, offered, err = s.dispatchLocked(ctx, tx, in, now, &out); err != nil {
-				return err
-			}
-		}
-		return s.noticesLocked(ctx, tx, now, est, &out)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("queue pass: %w", err)
-	}
-	if len(offered) > 0 {
-		s.wake()
-		s.log.InfoContext(ctx, "queued sessions offered", "count", len(offered))
-	}
-	s.deliver(ctx, &out)
-	return len(offered), nil
+	return b.offered, nil
 }
 
 // dispatchLocked is one pass under the queue lock. It returns the slots

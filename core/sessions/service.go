@@ -51,15 +51,16 @@ type Config struct {
 
 // Service implements the session use cases.
 type Service struct {
-	store ports.SessionStore
-	avail Availability
-	bus   ports.EventBus
-	clock ports.Clock
-	log   *slog.Logger
-	cfg   Config
-	wake  func() // wakes the scheduler after a transition moved a deadline
-	kick  func() // wakes the queue's dispatcher: capacity may have appeared
-	rate  matchRate
+	store  ports.SessionStore
+	avail  Availability
+	bus    ports.EventBus
+	clock  ports.Clock
+	log    *slog.Logger
+	cfg    Config
+	wake   func() // wakes the scheduler after a transition moved a deadline
+	kick   func() // wakes the queue's dispatcher: capacity may have appeared
+	rate   matchRate
+	passes passes // this instance's queue passes, batched (pass.go)
 }
 
 // NewService builds the session service.
