@@ -300,6 +300,10 @@ type CheckStats struct {
 	Connections         int     `json:"ws_connections"`
 	OffersSeen          int     `json:"offers_seen"`
 	OffersToDeactivated int     `json:"offers_to_deactivated_in_grace"`
+	// OffersLate counts the offers that reached a mitra more than Grace
+	// after the server made them (at); OfferLagMax is the longest such lag.
+	OffersLate  int     `json:"offers_late"`
+	OfferLagMax float64 `json:"offer_lag_max_ms"`
 	WarningsSeen        int     `json:"warnings_seen"`
 	EndedSeen           int     `json:"ended_seen"`
 	EndedDelivered      int     `json:"ended_delivery_verified"`
@@ -532,16 +536,31 @@ func (c *Checker) Frame(conn int64, f Frame, at time.Time) {
 	switch f.Type {
 	case EventSessionOffer:
 		c.stats.OffersSeen++
-		if d, ok := c.away[ci.user]; ok && at.Sub(d) > c.cfg.Grace {
+		// An offer is judged by when the server made it (the frame's at),
+		// not when it arrived: one made before the mitra went away or
+		// declined, delivered late, is a late delivery (counted), not an
+		// offer to an away or declining mitra. Frames without at are
+		// judged by their arrival.
+		made := at
+		if !f.At.IsZero() {
+			made = f.At
+			if lag := at.Sub(f.At); lag > c.cfg.Grace {
+				c.stats.OffersLate++
+				c.stats.OfferLagMax = max(c.stats.OfferLagMax, float64(lag)/float64(time.Millisecond))
+			}
+		}
+		if d, ok := c.away[ci.user]; ok && made.Sub(d) > c.cfg.Grace {
 			c.violate(Violation{
 				Invariant: InvariantAway, Kind: "offer_received", Subject: ci.user, Source: SourceWebSocket, At: at,
-				Detail: fmt.Sprintf("session_offer %s reached the mitra %s after it went away", f.SessionID, at.Sub(d).Round(time.Millisecond)),
+				Detail: fmt.Sprintf("session_offer %s made %s after the mitra %s went away (received %s after)", f.SessionID,
+					made.Sub(d).Round(time.Millisecond), ci.user, at.Sub(d).Round(time.Millisecond)),
 			})
 		}
-		if d, ok := c.declined[[2]string{ci.user, f.SessionID}]; ok && at.Sub(d) > c.cfg.Grace {
+		if d, ok := c.declined[[2]string{ci.user, f.SessionID}]; ok && made.Sub(d) > c.cfg.Grace {
 			c.violate(Violation{
 				Invariant: InvariantDeclined, Kind: "offer_received", Subject: ci.user, Source: SourceWebSocket, At: at,
-				Detail: fmt.Sprintf("session_offer %s reached the mitra %s after it declined it", f.SessionID, at.Sub(d).Round(time.Millisecond)),
+				Detail: fmt.Sprintf("session_offer %s made %s after the mitra %s declined it (received %s after)", f.SessionID,
+					made.Sub(d).Round(time.Millisecond), ci.user, at.Sub(d).Round(time.Millisecond)),
 			})
 		}
 		if d, ok := c.deactivated[ci.user]; ok && at.After(d) {

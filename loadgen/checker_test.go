@@ -646,8 +646,25 @@ func TestOfferToAwayOrAfterDecline(t *testing.T) {
 	if n := len(c.Violations()); n != 2 {
 		t.Fatalf("violations = %v", kinds(c.Violations()))
 	}
+	// Judged by when the server made it: an offer made before the decline
+	// and delivered late is a late delivery, not a violation; one made
+	// after it is a violation however fast it came.
+	conn2 := c.ConnOpened("m2", "mitra", t0)
+	made := func(id string, madeAt, at time.Time) {
+		c.Frame(conn2, Frame{Type: EventSessionOffer, SessionID: id, DurationMinutes: 2, At: madeAt}, at)
+	}
+	c.Declined("m2", "s6", t0.Add(50*time.Second))
+	made("s6", t0.Add(49*time.Second), t0.Add(59*time.Second))
+	if n := len(c.Violations()); n != 2 {
+		t.Fatalf("an offer made before the decline, delivered late: violations = %v", kinds(c.Violations()))
+	}
+	made("s6", t0.Add(53*time.Second), t0.Add(53*time.Second))
+	wantViolations(t, c.Violations(), InvariantDeclined+"/offer_received", InvariantAway+"/offer_received", InvariantDeclined+"/offer_received")
 	res := final(t, c)
-	if res.Stats.Aways != 1 || res.Stats.Declines != 1 {
+	if res.Stats.OffersLate != 1 || res.Stats.OfferLagMax != 10000 {
+		t.Fatalf("late offers %d, longest lag %v ms; want 1 and 10000", res.Stats.OffersLate, res.Stats.OfferLagMax)
+	}
+	if res.Stats.Aways != 1 || res.Stats.Declines != 2 {
 		t.Fatalf("stats = %+v", res.Stats)
 	}
 }

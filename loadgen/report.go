@@ -188,9 +188,9 @@ func WriteText(w io.Writer, rep *Report) error {
 		rep.WebSocket.Connects, rep.WebSocket.Disconnects, rep.WebSocket.DialErrors, counterList(rep.WebSocket.Events))
 	fmt.Fprintf(&b, "simulation:%s\n", counterList(rep.Simulation))
 	c := rep.Checks
-	fmt.Fprintf(&b, "checks (%s): %d passes, %d mirror comparisons (drift seen %d, healed %d, unresolved %d), %d sessions, %d holds, %d mitra views, %d offers, %d warnings, %d session_ended (%d deliveries verified), %d deactivations, read errors store %d mirror %d\n",
+	fmt.Fprintf(&b, "checks (%s): %d passes, %d mirror comparisons (drift seen %d, healed %d, unresolved %d), %d sessions, %d holds, %d mitra views, %d offers (%d delivered later than the grace, longest %.0f ms after it was made), %d warnings, %d session_ended (%d deliveries verified), %d deactivations, read errors store %d mirror %d\n",
 		strings.Join(rep.Sources, "+"), c.Passes, c.MirrorComparisons, c.MirrorDriftSeen, c.MirrorDriftResolved, len(c.UnresolvedDrift),
-		c.SessionsChecked, c.HoldsObserved, c.MitraViewsChecked, c.OffersSeen, c.WarningsSeen, c.EndedSeen, c.EndedDelivered,
+		c.SessionsChecked, c.HoldsObserved, c.MitraViewsChecked, c.OffersSeen, c.OffersLate, c.OfferLagMax, c.WarningsSeen, c.EndedSeen, c.EndedDelivered,
 		c.Deactivations, c.StoreErrors, c.MirrorErrors)
 	q := rep.Queue
 	fmt.Fprintf(&b, "queue: %d queued (%d waited), %d offered, %d matched, %d cancelled, %d unmatched, %d open at the end; FIFO: %d pairs checked, %d violations; %d lost; %d queue_update; longest wait for an offer %.1fs\n",
