@@ -302,12 +302,12 @@ type CheckStats struct {
 	OffersToDeactivated int     `json:"offers_to_deactivated_in_grace"`
 	// OffersLate counts the offers that reached a mitra more than Grace
 	// after the server made them (at); OfferLagMax is the longest such lag.
-	OffersLate  int     `json:"offers_late"`
-	OfferLagMax float64 `json:"offer_lag_max_ms"`
-	WarningsSeen        int     `json:"warnings_seen"`
-	EndedSeen           int     `json:"ended_seen"`
-	EndedDelivered      int     `json:"ended_delivery_verified"`
-	HoldsObserved       int     `json:"holds_observed"`
+	OffersLate     int     `json:"offers_late"`
+	OfferLagMax    float64 `json:"offer_lag_max_ms"`
+	WarningsSeen   int     `json:"warnings_seen"`
+	EndedSeen      int     `json:"ended_seen"`
+	EndedDelivered int     `json:"ended_delivery_verified"`
+	HoldsObserved  int     `json:"holds_observed"`
 	// Events counts the frames with an event_id; EventsLost the ids a
 	// user's stream skipped (across its reconnections, which resume with
 	// ?after=), EventsDuplicated the ids that came again; StreamRestarts the
