@@ -102,27 +102,33 @@ func (s *Service) runJob(ctx context.Context, j *passJob) *passBatch {
 		return b
 	}
 	<-b.lead
-	s.runBatch(context.WithoutCancel(ctx), b)
 	// Hand over: the batch collected meanwhile is run by its first job's
 	// caller; none collected, this instance runs no pass until a job comes.
-	p.mu.Lock()
-	if nb := p.next; nb != nil {
-		p.next = nil
-		close(nb.lead)
-	} else {
-		p.running = false
-	}
-	p.mu.Unlock()
+	// The pass hands over as soon as its work under the lock is done, so
+	// that the next one reads its input, and waits on the lock, while this
+	// one commits and its events are sequenced and delivered.
+	handover := sync.OnceFunc(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if nb := p.next; nb != nil {
+			p.next = nil
+			close(nb.lead)
+		} else {
+			p.running = false
+		}
+	})
+	s.runBatch(context.WithoutCancel(ctx), b, handover)
+	handover()
 	close(b.done)
 	return b
 }
 
 // runBatch runs one pass for b's jobs and delivers its events.
-func (s *Service) runBatch(ctx context.Context, b *passBatch) {
+func (s *Service) runBatch(ctx context.Context, b *passBatch, handover func()) {
 	ctx, cancel := context.WithTimeout(ctx, passTimeout)
 	defer cancel()
 	var out outbox
-	changed, err := s.pass(ctx, b, &out)
+	changed, err := s.pass(ctx, b, &out, handover)
 	if err != nil {
 		b.err = fmt.Errorf("queue pass: %w", err)
 		if !b.has(jobDispatch) {
@@ -157,8 +163,9 @@ func (b *passBatch) has(k jobKind) bool {
 // the queue is served, oldest first, while slots are free; the requests
 // behind the queue are offered from the slots left, in the order they
 // came; a dispatcher tick's notices are sent. It reports whether any
-// session was created or offered.
-func (s *Service) pass(ctx context.Context, b *passBatch, out *outbox) (bool, error) {
+// session was created or offered. It calls handover once its statements
+// under the lock are done (before the commit).
+func (s *Service) pass(ctx context.Context, b *passBatch, out *outbox, handover func()) (bool, error) {
 	if !b.has(jobQueue) && !b.has(jobBehind) {
 		busy, err := s.store.QueueBusy(ctx)
 		if err != nil || !busy {
@@ -261,8 +268,11 @@ func (s *Service) pass(ctx context.Context, b *passBatch, out *outbox) (bool, er
 			slots--
 		}
 		if b.has(jobDispatch) {
-			return s.noticesLocked(ctx, tx, now, b.wait, out)
+			if err := s.noticesLocked(ctx, tx, now, b.wait, out); err != nil {
+				return err
+			}
 		}
+		handover()
 		return nil
 	})
 	return changed, err
