@@ -50,8 +50,16 @@ const outboxBatchRecipients = 5000
 // outboxBatchEvents bounds the events one sequencing transaction reads.
 const outboxBatchEvents = 64
 
-// sequenceTimeout bounds the sequencing after a transition's commit.
+// sequenceTimeout bounds the sequencing a transition runs after its commit
+// (when no other call of this process is sequencing).
 const sequenceTimeout = 5 * time.Second
+
+// sequenceWait bounds how long a transition waits for another call of this
+// process to sequence its events. Past it the transition returns without
+// its events' ids, and whoever sequences them publishes them: the answer
+// does not wait for a backlog of other transitions' events (a burst of
+// blasts, each a thousand recipients).
+const sequenceWait = time.Second
 
 // outboxRow is a row of event_outbox.
 type outboxRow struct {
@@ -183,7 +191,8 @@ func (s *Store) collect(ids []int64, events []*ports.Event) {
 // sequenceCommitted sequences the outbox after a transition committed ids,
 // then hands their ids to events. One call of this process sequences at a
 // time; the others wait for its batches and return as soon as theirs are
-// done (or take over when it ends first). A failure leaves the events in
+// done (or take over when it ends first), or after sequenceWait, leaving
+// their events to the sequencing call to publish. A failure leaves the events in
 // the outbox for the next sequencing (the app's worker); the transition
 // stands.
 func (s *Store) sequenceCommitted(ctx context.Context, ids []int64, events []*ports.Event) {
@@ -192,6 +201,8 @@ func (s *Store) sequenceCommitted(ctx context.Context, ids []int64, events []*po
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sequenceTimeout)
 	defer cancel()
+	waited := time.NewTimer(sequenceWait)
+	defer waited.Stop()
 	s.ob.mu.Lock()
 	since := s.ob.gen // the batches after this one see the committed events
 	s.ob.mu.Unlock()
@@ -217,6 +228,8 @@ wait:
 		s.ob.mu.Unlock()
 		select {
 		case <-ch:
+		case <-waited.C:
+			break wait
 		case <-ctx.Done():
 			break wait
 		}
