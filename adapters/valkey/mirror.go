@@ -31,6 +31,7 @@ type Mirror struct {
 	timeout time.Duration
 	bulk    time.Duration // deadline of one reseed round trip
 	k       keys
+	hb      heartbeatQueue
 }
 
 var _ ports.AvailabilityMirror = (*Mirror)(nil)
@@ -142,29 +143,6 @@ func (m *Mirror) SetLoad(ctx context.Context, id string, openSessions, capacity 
 		return wrap("set load", err)
 	}
 	return nil
-}
-
-// Heartbeat checks the marker, the deactivated set and the online sets and
-// records at (never moving the heartbeat backwards), in one round trip.
-func (m *Mirror) Heartbeat(ctx context.Context, id string, at time.Time) (ports.HeartbeatOutcome, error) {
-	ctx, cancel := m.deadline(ctx)
-	defer cancel()
-	n, err := scriptHeartbeat.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.deactivated, m.k.seeded},
-		[]string{id, strconv.FormatInt(toDS(at), 10)}).AsInt64()
-	if err != nil {
-		return 0, wrap("heartbeat", err)
-	}
-	switch n {
-	case 0:
-		return 0, wrap("heartbeat", ports.ErrMirrorNotSeeded)
-	case 1:
-		return ports.HeartbeatRecorded, nil
-	case 2:
-		return ports.HeartbeatNotOnline, nil
-	case 3:
-		return ports.HeartbeatDeactivated, nil
-	}
-	return 0, wrap("heartbeat", fmt.Errorf("unexpected script answer %d", n))
 }
 
 // tx runs cmds in one MULTI/EXEC round trip and returns their replies.

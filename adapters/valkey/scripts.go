@@ -64,27 +64,41 @@ local function rank(kFree, kFull, kIdle, kLoad, id, idle)
 end
 `
 
-// scriptHeartbeat records a heartbeat in one round trip.
+// scriptHeartbeat records a batch of heartbeats in one round trip, each as
+// a call of its own would: the deactivated set first, then the online sets;
+// the heartbeat is rewritten only when later, keeping the load bits.
 //
-// KEYS: free, full, deactivated, seeded. ARGV: id, ds.
-// Returns 0 not seeded, 1 recorded, 2 not online, 3 deactivated.
+// KEYS: free, full, deactivated, seeded. ARGV: id, ds, id, ds, ….
+// Returns 0 when not seeded, else one code per heartbeat, in order:
+// 1 recorded, 2 not online, 3 deactivated.
 var scriptHeartbeat = valkey.NewLuaScriptRetryable(`
 if redis.call('EXISTS', KEYS[4]) == 0 then return 0 end
-if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return 3 end
-local key = KEYS[1]
-local s = redis.call('ZSCORE', key, ARGV[1])
-if not s then
-  key = KEYS[2]
-  s = redis.call('ZSCORE', key, ARGV[1])
+local out = {}
+for i = 1, #ARGV, 2 do
+  local id = ARGV[i]
+  local r = 3
+  if redis.call('SISMEMBER', KEYS[3], id) == 0 then
+    local key = KEYS[1]
+    local s = redis.call('ZSCORE', key, id)
+    if not s then
+      key = KEYS[2]
+      s = redis.call('ZSCORE', key, id)
+    end
+    if not s then
+      r = 2
+    else
+      s = tonumber(s)
+      local old = math.floor(s / 16384)
+      local ds = tonumber(ARGV[i + 1])
+      if ds > old then
+        redis.call('ZADD', key, string.format('%.0f', ds * 16384 + (s - old * 16384)), id)
+      end
+      r = 1
+    end
+  end
+  out[#out + 1] = r
 end
-if not s then return 2 end
-s = tonumber(s)
-local old = math.floor(s / 16384)
-local ds = tonumber(ARGV[2])
-if ds > old then
-  redis.call('ZADD', key, string.format('%.0f', ds * 16384 + (s - old * 16384)), ARGV[1])
-end
-return 1
+return out
 `)
 
 // scriptStatus reads one mitra's mirror state in one command (a MULTI of

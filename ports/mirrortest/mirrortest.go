@@ -75,6 +75,7 @@ func Run(t *testing.T, f Factory) {
 		{"ReseedEmptyMirror", testReseedEmpty},
 		{"ReseedKeepsConcurrentHeartbeats", testReseedConcurrentHeartbeats},
 		{"ConcurrentHeartbeatsAndLoad", testConcurrentHeartbeatsAndLoad},
+		{"ConcurrentHeartbeatOutcomes", testConcurrentHeartbeatOutcomes},
 		{"CanceledContext", testCanceledContext},
 		{"Away", testAway},
 		{"AwayEndsOffline", testAwayEndsOffline},
@@ -957,6 +958,47 @@ func testConcurrentHeartbeatsAndLoad(t *testing.T, s Subject) {
 	mustDo(t, "SetLoad", m.SetLoad(ctxT(t), id, 1, 2, time.Time{}))
 	checkOnline(t, m, want(id, at((n-1)*time.Second), 1, 2))
 	checkCounts(t, m, at((n-1)*time.Second), ports.MitraCounts{Online: 1, Available: 1})
+}
+
+// testConcurrentHeartbeatOutcomes sends many heartbeats at once, of a free,
+// a full, an away, an offline and a deactivated mitra (an adapter may send
+// concurrent heartbeats together): each gets its own outcome, and each online
+// mitra keeps the latest heartbeat and its load.
+func testConcurrentHeartbeatOutcomes(t *testing.T, s Subject) {
+	m := s.Mirror
+	ids := newIDs(t, 5)
+	seed(t, m)
+	put(t, m, mitra(ids[0], t0, 0, 2))
+	put(t, m, mitra(ids[1], t0, 2, 2))
+	away := mitra(ids[2], t0, 0, 2)
+	away.Away = true
+	put(t, m, away)
+	mustDo(t, "Deactivate", m.Deactivate(ctxT(t), ids[4]))
+	outcome := []ports.HeartbeatOutcome{ports.HeartbeatRecorded, ports.HeartbeatRecorded, ports.HeartbeatRecorded,
+		ports.HeartbeatNotOnline, ports.HeartbeatDeactivated}
+	const n = 300
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			id := ids[i%len(ids)]
+			got, err := m.Heartbeat(context.Background(), id, at(time.Duration(i)*time.Second))
+			if err == nil && got != outcome[i%len(ids)] {
+				err = fmt.Errorf("heartbeat %d of mitra %d = %v, want %v", i, i%len(ids), got, outcome[i%len(ids)])
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		mustDo(t, "concurrent heartbeat", <-errs)
+	}
+	last := func(k int) time.Time { return at(time.Duration(n-len(ids)+k) * time.Second) }
+	checkOnline(t, m, want(ids[0], last(0), 0, 2))
+	checkOnline(t, m, want(ids[1], last(1), 2, 2))
+	wantAway := want(ids[2], last(2), 0, 2)
+	wantAway.Away = true
+	checkOnline(t, m, wantAway)
+	checkOffline(t, m, ids[3], false)
+	checkOffline(t, m, ids[4], true)
 }
 
 func testCanceledContext(t *testing.T, s Subject) {
