@@ -18,7 +18,8 @@
 # AB_CONCURRENCY (64), AB_DURATION (6s), AB_WARMUP (1s), AB_JSON_DIR (keep
 # the JSON reports there), AB_PPROF_A / AB_PPROF_B (PPROF_ADDR of a server),
 # AB_PROFILE_DIR (with AB_PPROF_*: a CPU profile of AB_PROFILE_SECONDS, 5,
-# of each run's heartbeat target, and the binaries, kept there).
+# of each run's target named by AB_PROFILE_AT, heartbeat, and the binaries,
+# kept there).
 # Everything it starts or creates is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -145,7 +146,7 @@ for side in "${order[@]}"; do
 		# A CPU profile of the server during its heartbeat target.
 		(
 			for ((i = 0; i < 1200; i++)); do
-				grep -q 'heartbeat for' "$dir/run$n-$side.txt" 2>/dev/null && break
+				grep -q "${AB_PROFILE_AT:-heartbeat} for" "$dir/run$n-$side.txt" 2>/dev/null && break
 				sleep 0.1
 			done
 			sleep 2

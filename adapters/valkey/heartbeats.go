@@ -140,7 +140,7 @@ func (m *Mirror) runHeartbeats(ctx context.Context, batch []*heartbeatCall) {
 		args = append(args, c.id, strconv.FormatInt(c.ds, 10))
 	}
 	ctx, cancel := m.deadline(ctx)
-	res := scriptHeartbeat.Exec(ctx, m.c, []string{m.k.free, m.k.full, m.k.deactivated, m.k.seeded}, args)
+	res := scriptHeartbeat.Exec(ctx, m.c, m.k.heartbeat, args)
 	cancel()
 	codes, err := heartbeatCodes(res.ToMessage())
 	if err == nil && codes != nil && len(codes) != len(batch) {

@@ -39,11 +39,13 @@ var _ ports.AvailabilityMirror = (*Mirror)(nil)
 // keys are the names of the mirror's keys.
 type keys struct {
 	free, full, deactivated, away, idle, load, snapshot, seeded, lockPrefix string
+
+	heartbeat []string // the KEYS of scriptHeartbeat
 }
 
 func newKeys(prefix string) keys {
 	base := prefix + "{avail}:"
-	return keys{
+	k := keys{
 		free:        base + "free",
 		full:        base + "full",
 		deactivated: base + "deactivated",
@@ -54,6 +56,8 @@ func newKeys(prefix string) keys {
 		seeded:      base + "seeded",
 		lockPrefix:  base + "lock:",
 	}
+	k.heartbeat = []string{k.free, k.full, k.deactivated, k.seeded}
+	return k
 }
 
 // NewMirror returns a mirror over client whose keys all start with prefix
