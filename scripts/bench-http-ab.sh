@@ -11,8 +11,9 @@
 # floor, then measures them alternately, A B B A A B B A …, with
 # `httpbench -only "$AB_ONLY"` (wrk when installed), AB_PAIRS pairs, and
 # prints per run and per side: req/s and its ratio to the floor and to
-# /healthz, the server CPU per request, and the Valkey commands per request
-# (INFO commandstats), with the load averages before and after each run.
+# /healthz, the server CPU per request, the Valkey commands per request
+# (INFO commandstats) and Valkey's CPU per request (INFO cpu), with the load
+# averages before and after each run.
 #
 # Knobs: AB_PAIRS (4), AB_ONLY (plain|healthz|heartbeat), AB_MITRAS (200),
 # AB_CONCURRENCY (64), AB_DURATION (6s), AB_WARMUP (1s), AB_JSON_DIR (keep
@@ -138,6 +139,7 @@ for ((i = 0; i < pairs; i++)); do
 	if ((i % 2 == 0)); then order+=(A B); else order+=(B A); fi
 done
 n=0
+printf 'run\tside\ttarget\treq/s\tvs floor\tvs /healthz\tserver CPU us/req\tValkey commands/req\tValkey CPU us/req\tcalls\tload average before -> after\n'
 for side in "${order[@]}"; do
 	n=$((n + 1))
 	load0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -163,7 +165,7 @@ for side in "${order[@]}"; do
 	jq -r --arg n "$n" --arg side "$side" --arg l0 "$load0" --arg l1 "$load1" '
 		.results[] | [$n, $side, .target, (.rps|floor), (.ratio_to_floor*100|round/100),
 		  (.ratio_to_healthz*100|round/100), (.server_cpu_us_per_request*10|round/10),
-		  ((.valkey.commands_per_request // 0)*100|round/100),
+		  ((.valkey.commands_per_request // 0)*100|round/100), ((.valkey.cpu_us_per_request // 0)*10|round/10),
 		  ((.valkey.calls // {}) | to_entries | map("\(.key)=\(.value)") | join(",")),
 		  "\($l0) -> \($l1)"] | @tsv' "$dir/run$n-$side.json"
 	[[ -n ${AB_JSON_DIR:-} ]] && cp "$dir/run$n-$side.json" "$AB_JSON_DIR/"

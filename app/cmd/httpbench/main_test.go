@@ -375,7 +375,7 @@ func TestCompare(t *testing.T) {
 	a := write("a.json", Report{Label: "pg+valkey", Pass: true, Results: []Result{
 		{Target: baselineName, RPS: 10000, RatioToHealthz: 1, RatioToFloor: 0.5, P50Ms: 1, P99Ms: 4, CPUPerRequestUs: 20},
 		{Target: "GET /api/mitra/status", RPS: 4000, Requests: 4000, RatioToHealthz: 0.4, RatioToFloor: 0.2, P50Ms: 2, P99Ms: 9.5,
-			Valkey: &ValkeyStats{Calls: map[string]int64{"evalsha": 4000, "exec": 400}, CommandsPerRequest: 1.1, RequestsPerRead: 3.5, ServiceConnections: 2}},
+			Valkey: &ValkeyStats{Calls: map[string]int64{"evalsha": 4000, "exec": 400}, CommandsPerRequest: 1.1, RequestsPerRead: 3.5, CPUPerRequestUs: 6.25, ServiceConnections: 2}},
 		{Target: "GET /api/mitra/status at 2 000/s", Rate: 2000, RPS: 1990, P50Ms: 1, P99Ms: 3},
 	}, Generator: "go+wrk"})
 	b := write("b.json", Report{Label: "pg", Pass: false, Results: []Result{
@@ -395,7 +395,7 @@ func TestCompare(t *testing.T) {
 		"| `GET /api/mitra/status` | 4 000 | 0.20× | 0.40× | — | 2 000 | — | 0.22× | — | — | — | — | — | 2.00× |",
 		"| `GET /api/mitra/status at 2 000/s` | 1 990 | — | — | — | — | — | — | — | — | — | — | — | — |",
 		"| `GET /api/mitra/status` | 2.00 / 9.50 |",
-		"| pg+valkey | `GET /api/mitra/status` | 1.10 | evalsha 1.00, exec 0.10 | 3.50 | 2 |",
+		"| pg+valkey | `GET /api/mitra/status` | 1.10 | evalsha 1.00, exec 0.10 | 3.50 | 6.2 | 2 |",
 		"pg+valkey: go+wrk",
 		"**pg: FAIL**",
 	} {
@@ -527,5 +527,13 @@ func TestParseCommandStats(t *testing.T) {
 	d := a.delta(b, 100)
 	if d.Calls["evalsha"] != 100 || d.Calls["exec"] != 7 || len(d.Calls) != 2 || d.CommandsPerRequest != 2.3 || d.RequestsPerRead != 2 {
 		t.Fatalf("delta = %+v", d)
+	}
+	cpu := parseCPU("# CPU\r\nused_cpu_sys:1.250000\r\nused_cpu_user:0.750000\r\nused_cpu_sys_children:9.0\r\n")
+	if cpu != 2 {
+		t.Fatalf("parseCPU = %v, want 2", cpu)
+	}
+	a.cpu, b.cpu = 1, cpu
+	if d := a.delta(b, 100); d.CPUPerRequestUs != 10000 {
+		t.Fatalf("CPU per request = %v µs, want 10000", d.CPUPerRequestUs)
 	}
 }

@@ -45,8 +45,8 @@ func writeText(w io.Writer, rep *Report) error {
 	}
 	for _, r := range rep.Results {
 		if v := r.Valkey; v != nil {
-			fmt.Fprintf(w, "valkey during %s: %.2f commands/request, %.2f requests/read, %d service connections, calls %v\n",
-				r.Target, v.CommandsPerRequest, v.RequestsPerRead, v.ServiceConnections, v.Calls)
+			fmt.Fprintf(w, "valkey during %s: %.2f commands/request, %.2f requests/read, %.1f µs of Valkey CPU/request, %d service connections, calls %v\n",
+				r.Target, v.CommandsPerRequest, v.RequestsPerRead, v.CPUPerRequestUs, v.ServiceConnections, v.Calls)
 		}
 	}
 	verdict := "PASS"
@@ -181,13 +181,13 @@ func writeMarkdown(w io.Writer, reps []*Report) error {
 				for _, k := range slices.Sorted(maps.Keys(v.Calls)) {
 					calls = append(calls, fmt.Sprintf("%s %.2f", k, float64(v.Calls[k])/float64(r.Requests)))
 				}
-				vlines = append(vlines, fmt.Sprintf("| %s | `%s` | %.2f | %s | %.2f | %d |",
-					rep.Label, r.Target, v.CommandsPerRequest, strings.Join(calls, ", "), v.RequestsPerRead, v.ServiceConnections))
+				vlines = append(vlines, fmt.Sprintf("| %s | `%s` | %.2f | %s | %.2f | %.1f | %d |",
+					rep.Label, r.Target, v.CommandsPerRequest, strings.Join(calls, ", "), v.RequestsPerRead, v.CPUPerRequestUs, v.ServiceConnections))
 			}
 		}
 	}
 	if len(vlines) > 0 {
-		b.WriteString("\n| run | target | Valkey commands/request | per command (script calls included) | requests/read | service connections |\n| --- | --- | ---: | --- | ---: | ---: |\n")
+		b.WriteString("\n| run | target | Valkey commands/request | per command (script calls included) | requests/read | Valkey CPU µs/request | service connections |\n| --- | --- | ---: | --- | ---: | ---: | ---: |\n")
 		b.WriteString(strings.Join(vlines, "\n") + "\n")
 	}
 	var gens []string

@@ -32,6 +32,11 @@ type ValkeyStats struct {
 	// ServiceConnections counts the connections named mitra-availability at
 	// the end of the measurement.
 	ServiceConnections int `json:"service_connections"`
+	// CPUPerRequestUs is the Valkey server's CPU time (used_cpu_user +
+	// used_cpu_sys of INFO cpu, its whole process) ÷ the target's requests,
+	// in µs: the cost of the requests' commands on the machine's cores
+	// outside the service's process.
+	CPUPerRequestUs float64 `json:"cpu_us_per_request"`
 }
 
 // valkeyProbe reads the counters of the server's Valkey.
@@ -64,6 +69,7 @@ type valkeyCounters struct {
 	calls     map[string]int64
 	processed int64
 	reads     int64
+	cpu       float64 // seconds
 }
 
 func (p *valkeyProbe) read(ctx context.Context) (valkeyCounters, error) {
@@ -77,7 +83,11 @@ func (p *valkeyProbe) read(ctx context.Context) (valkeyCounters, error) {
 	if err != nil {
 		return valkeyCounters{}, fmt.Errorf("INFO stats: %w", err)
 	}
-	out := valkeyCounters{calls: parseCommandStats(cs)}
+	cpu, err := p.c.Do(ctx, p.c.B().Info().Section("cpu").Build()).ToString()
+	if err != nil {
+		return valkeyCounters{}, fmt.Errorf("INFO cpu: %w", err)
+	}
+	out := valkeyCounters{calls: parseCommandStats(cs), cpu: parseCPU(cpu)}
 	fields := parseInfo(st)
 	out.processed, _ = strconv.ParseInt(fields["total_commands_processed"], 10, 64)
 	out.reads, _ = strconv.ParseInt(fields["total_reads_processed"], 10, 64)
@@ -116,7 +126,18 @@ func (a valkeyCounters) delta(b valkeyCounters, requests int64) *ValkeyStats {
 	if reads := b.reads - a.reads; reads > 0 {
 		s.RequestsPerRead = float64(requests) / float64(reads)
 	}
+	if requests > 0 && b.cpu > a.cpu {
+		s.CPUPerRequestUs = (b.cpu - a.cpu) / float64(requests) * 1e6
+	}
 	return s
+}
+
+// parseCPU reads used_cpu_user + used_cpu_sys (seconds) of INFO cpu.
+func parseCPU(s string) float64 {
+	f := parseInfo(s)
+	user, _ := strconv.ParseFloat(f["used_cpu_user"], 64)
+	sys, _ := strconv.ParseFloat(f["used_cpu_sys"], 64)
+	return user + sys
 }
 
 // parseInfo reads the key:value lines of an INFO answer.
