@@ -54,11 +54,12 @@ const outboxBatchEvents = 64
 // (when no other call of this process is sequencing).
 const sequenceTimeout = 5 * time.Second
 
-// sequenceWait bounds how long a transition waits for another call of this
-// process to sequence its events. Past it the transition returns without
-// its events' ids, and whoever sequences them publishes them: the answer
-// does not wait for a backlog of other transitions' events (a burst of
-// blasts, each a thousand recipients).
+// sequenceWait bounds how long a transition waits for its events to be
+// sequenced, by another call of this process or by itself (then it ends
+// with the batch that runs past it). Past it the transition returns
+// without its events' ids, and whoever sequences them publishes them: the
+// answer does not wait for a backlog of other transitions' events (a burst
+// of blasts, each a thousand recipients).
 const sequenceWait = time.Second
 
 // outboxRow is a row of event_outbox.
@@ -206,15 +207,20 @@ func (s *Store) sequenceCommitted(ctx context.Context, ids []int64, events []*po
 	s.ob.mu.Lock()
 	since := s.ob.gen // the batches after this one see the committed events
 	s.ob.mu.Unlock()
+	// A transition that sequences stops after the batch that settles its
+	// own events, or the first batch that ends past sequenceWait: the
+	// backlog ahead of its events is left to the next caller or the
+	// worker, as a waiting transition leaves it (a batch is never cut).
+	until := time.Now().Add(sequenceWait)
 	settled := func() bool {
 		s.ob.mu.Lock()
 		defer s.ob.mu.Unlock()
-		return s.settledLocked(ids, since)
+		return s.settledLocked(ids, since) || time.Now().After(until)
 	}
 wait:
 	for {
 		s.ob.mu.Lock()
-		if s.settledLocked(ids, since) {
+		if s.settledLocked(ids, since) || time.Now().After(until) {
 			s.ob.mu.Unlock()
 			break
 		}
