@@ -99,3 +99,13 @@ type QueueMirror interface {
 // QueueVersionKeep is how long a queue mirror keeps the last version
 // written for a session.
 const QueueVersionKeep = time.Hour
+
+// QueueTruthSource is what the queue mirror's reseed asks of the store, the
+// source of truth.
+type QueueTruthSource interface {
+	// QueueTruth returns every waiting session as a member at version
+	// len(ExcludedMitraIDs) (in no particular order), and the queued
+	// sessions matched at or after matchedSince; its MatchedSince is
+	// matchedSince. Times are UTC at microsecond precision.
+	QueueTruth(ctx context.Context, matchedSince time.Time) (QueueTruth, error)
+}

@@ -20,6 +20,7 @@ func newStores(*testing.T) porttest.Stores {
 		Sessions:     s,
 		Devices:      s,
 		Events:       s,
+		QueueTruth:   s,
 	}
 }
 

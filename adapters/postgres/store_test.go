@@ -40,6 +40,7 @@ func newStores(t *testing.T) porttest.Stores {
 		Sessions:     s,
 		Devices:      s,
 		Events:       s,
+		QueueTruth:   s,
 	}
 }
 

@@ -31,6 +31,7 @@ type Stores struct {
 	Sessions     ports.SessionStore
 	Devices      ports.DeviceStore
 	Events       ports.EventLog
+	QueueTruth   ports.QueueTruthSource
 }
 
 // Factory returns a fresh, empty store for one test; it registers any cleanup with t.
@@ -48,6 +49,7 @@ func RunStoreSuite(t *testing.T, f Factory) {
 	t.Run("Away", func(t *testing.T) { RunAwaySuite(t, f) })
 	t.Run("SessionStore", func(t *testing.T) { RunSessionStoreSuite(t, f) })
 	t.Run("Queue", func(t *testing.T) { RunQueueSuite(t, f) })
+	t.Run("QueueTruth", func(t *testing.T) { RunQueueTruthSuite(t, f) })
 	t.Run("DeviceStore", func(t *testing.T) { RunDeviceStoreSuite(t, f) })
 	t.Run("EventLog", func(t *testing.T) { RunEventLogSuite(t, f) })
 }
