@@ -80,7 +80,21 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 	)
 }
 
-func newSessionService(s Stores, m *mitras.Service, bus ports.EventBus, c ports.Clock, log *slog.Logger, cfg config.Config) (*sessions.Service, error) {
+type sessionParams struct {
+	fx.In
+	Stores  Stores
+	Mitras  *mitras.Service
+	Bus     ports.EventBus
+	Clock   ports.Clock
+	Log     *slog.Logger
+	Config  config.Config
+	Queue   ports.QueueMirror
+	Health  *mirror.Health
+	Metrics ports.Metrics
+}
+
+func newSessionService(p sessionParams) (*sessions.Service, error) {
+	s, m, bus, c, log, cfg := p.Stores, p.Mitras, p.Bus, p.Clock, p.Log, p.Config
 	svc, err := sessions.NewService(s.Sessions, m, bus, c, log, sessions.Config{
 		PairingTimeout: cfg.PairingTimeout,
 		PaymentTimeout: cfg.PaymentTimeout,
@@ -93,6 +107,7 @@ func newSessionService(s Stores, m *mitras.Service, bus ports.EventBus, c ports.
 		return nil, err
 	}
 	m.SetCapacityHook(svc.Kick)
+	svc.SetQueueMirror(sessions.QueueMirror{Mirror: p.Queue, Health: p.Health, Metrics: p.Metrics})
 	return svc, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	valkeymirror "github.com/halobestie/mitra-availability/adapters/valkey"
 	"github.com/halobestie/mitra-availability/app/config"
 	"github.com/halobestie/mitra-availability/core/mirror"
+	"github.com/halobestie/mitra-availability/core/sessions"
 	"github.com/halobestie/mitra-availability/core/worker"
 	"github.com/halobestie/mitra-availability/ports"
 )
@@ -27,16 +28,16 @@ func CacheModule(cfg config.Config) fx.Option {
 	var backend fx.Option
 	switch cfg.CacheBackend {
 	case config.CacheValkey:
-		backend = fx.Provide(newValkeyClient, newValkeyMirror, newValkeyBus, newValkeyRevocationSource, newValkeyLimiter)
+		backend = fx.Provide(newValkeyClient, newValkeyMirror, newValkeyQueueMirror, newValkeyBus, newValkeyRevocationSource, newValkeyLimiter)
 	case config.CacheNone:
-		backend = fx.Provide(func() (ports.AvailabilityMirror, *mirror.Health, ports.EventBus, revocationSource, ports.Limiter) {
+		backend = fx.Provide(func() (ports.AvailabilityMirror, ports.QueueMirror, *mirror.Health, ports.EventBus, revocationSource, ports.Limiter) {
 			// No cache: other instances' revocations are read from the store.
-			return nocache.NewMirror(), mirror.NewHealth(config.CacheNone, false), eventbus.NewMemory(), revocationSource{poll: true}, memory.NewLimiter()
+			return nocache.NewMirror(), nocache.NewQueueMirror(), mirror.NewHealth(config.CacheNone, false), eventbus.NewMemory(), revocationSource{poll: true}, memory.NewLimiter()
 		})
 	default:
-		backend = fx.Provide(func() (ports.AvailabilityMirror, *mirror.Health, ports.EventBus, revocationSource, ports.Limiter) {
+		backend = fx.Provide(func() (ports.AvailabilityMirror, ports.QueueMirror, *mirror.Health, ports.EventBus, revocationSource, ports.Limiter) {
 			// One instance: it knows every revocation itself.
-			return memory.NewMirror(), mirror.NewHealth(config.CacheMemory, true), eventbus.NewMemory(), revocationSource{}, memory.NewLimiter()
+			return memory.NewMirror(), memory.NewQueueMirror(), mirror.NewHealth(config.CacheMemory, true), eventbus.NewMemory(), revocationSource{}, memory.NewLimiter()
 		})
 	}
 	return fx.Module("cache."+cfg.CacheBackend,
@@ -71,6 +72,12 @@ func newValkeyMirror(client valkey.Client, cfg config.Config) ports.Availability
 	return valkeymirror.NewMirror(client, cfg.ValkeyPrefix, cfg.ValkeyTimeout)
 }
 
+// newValkeyQueueMirror mirrors the waiting queue next to the availability
+// mirror (docs/valkey-keys.md, "Waiting queue").
+func newValkeyQueueMirror(client valkey.Client, cfg config.Config) ports.QueueMirror {
+	return valkeymirror.NewQueueMirror(client, cfg.ValkeyPrefix, cfg.ValkeyTimeout)
+}
+
 // newValkeyBus carries realtime events between instances over Valkey pub/sub,
 // on a dedicated connection that re-subscribes after any server restart; it
 // subscribes once the client has connected.
@@ -96,8 +103,12 @@ func newValkeyLimiter(client valkey.Client, cfg config.Config, m ports.Metrics, 
 	return limiter.NewFallback(shared, memory.NewLimiter(), m, log)
 }
 
-func newSeeder(m ports.AvailabilityMirror, s Stores, h *mirror.Health, metrics ports.Metrics, log *slog.Logger) *mirror.Seeder {
-	return mirror.NewSeeder(m, s.Truth, h, metrics, log)
+// newSeeder seeds the availability mirror and the queue mirror together:
+// the cache is trusted once both are.
+func newSeeder(m ports.AvailabilityMirror, q ports.QueueMirror, s Stores, h *mirror.Health, metrics ports.Metrics, clock ports.Clock, log *slog.Logger) *mirror.Seeder {
+	seeder := mirror.NewSeeder(m, s.Truth, h, metrics, log)
+	seeder.SetQueue(q, s.QueueTruth, sessions.MatchWindow, clock.Now)
+	return seeder
 }
 
 func newSweeps(seeder *mirror.Seeder, clock ports.Clock, cfg config.Config) *mirror.Sweeps {

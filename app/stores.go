@@ -27,7 +27,9 @@ type Stores struct {
 	Sessions ports.SessionStore
 	Devices  ports.DeviceStore
 	Events   ports.EventLog
-	Ping     func(context.Context) error
+	// QueueTruth is what the queue mirror is reseeded from.
+	QueueTruth ports.QueueTruthSource
+	Ping       func(context.Context) error
 }
 
 // StoreModule provides Stores from STORE_BACKEND.
@@ -43,7 +45,7 @@ func StoreModule(cfg config.Config) fx.Option {
 
 func newMemoryStores() Stores {
 	s := memory.NewStore()
-	return Stores{Users: s, Mitras: s, Queries: s, Auth: s, Stats: s, Truth: s, Sessions: s, Devices: s, Events: s, Ping: func(context.Context) error { return nil }}
+	return Stores{Users: s, Mitras: s, Queries: s, Auth: s, Stats: s, Truth: s, Sessions: s, Devices: s, Events: s, QueueTruth: s, Ping: func(context.Context) error { return nil }}
 }
 
 // openPostgres connects at construction, so an unreachable Postgres fails the start.
@@ -63,7 +65,7 @@ func newPostgresStores(db *bun.DB) (Stores, error) {
 	if err != nil {
 		return Stores{}, err
 	}
-	return Stores{Users: s, Mitras: s, Queries: s, Auth: s, Stats: s, Truth: s, Sessions: s, Devices: s, Events: s, Ping: s.Ping}, nil
+	return Stores{Users: s, Mitras: s, Queries: s, Auth: s, Stats: s, Truth: s, Sessions: s, Devices: s, Events: s, QueueTruth: s, Ping: s.Ping}, nil
 }
 
 func migrateOnStart(lc fx.Lifecycle, cfg config.Config, db *bun.DB, log *slog.Logger) {

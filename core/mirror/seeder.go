@@ -24,6 +24,22 @@ type Seeder struct {
 	health  *Health
 	metrics ports.Metrics
 	log     *slog.Logger
+	queue   *queueSeed // nil: no queue mirror
+}
+
+// queueSeed is what the queue mirror is reseeded from.
+type queueSeed struct {
+	mirror ports.QueueMirror
+	truth  ports.QueueTruthSource
+	window time.Duration
+	now    func() time.Time
+}
+
+// SetQueue makes every seed also reseed the queue mirror m from truth, with
+// the matches of the last window before now (the estimated wait's window).
+// The mirror is trusted (not dirty) only once both were seeded.
+func (s *Seeder) SetQueue(m ports.QueueMirror, truth ports.QueueTruthSource, window time.Duration, now func() time.Time) {
+	s.queue = &queueSeed{mirror: m, truth: truth, window: window, now: now}
 }
 
 // NewSeeder builds a seeder.
@@ -61,15 +77,50 @@ func (s *Seeder) Seed(ctx context.Context, reason string) (ports.ReseedReport, e
 			return rep, fmt.Errorf("re-checking the reseed: %w", err)
 		}
 	}
+	waiting, queueFixed, err := s.seedQueue(ctx)
+	if err != nil {
+		return rep, err
+	}
 	s.health.seeded(epoch)
 	s.metrics.MirrorSeeded(reason)
 	if reason != ReasonStart && reason != ReasonLostData {
-		s.metrics.DriftHealed(rep.Total())
+		s.metrics.DriftHealed(rep.Total() + queueFixed)
 	}
 	s.log.InfoContext(ctx, "mirror seeded", "reason", reason, "online", len(online), "deactivated", len(deactivated),
 		"added", rep.Added, "removed", rep.Removed, "updated", rep.Updated, "deactivated_corrected", rep.Deactivated,
-		"took", time.Since(start).String())
+		"queue_waiting", waiting, "queue_corrected", queueFixed, "took", time.Since(start).String())
 	return rep, nil
+}
+
+// seedQueue reseeds the queue mirror, when there is one, and returns how
+// many sessions wait and how many members it corrected. Like the
+// availability mirror's, a reseed that corrected anything runs once more
+// on the truth read again, closing the race with a write that committed
+// while the first ran.
+func (s *Seeder) seedQueue(ctx context.Context) (waiting, fixed int, err error) {
+	if s.queue == nil {
+		return 0, 0, nil
+	}
+	q := s.queue
+	for pass := 0; pass < 2; pass++ {
+		t, err := q.truth.QueueTruth(ctx, q.now().Add(-q.window))
+		if err != nil {
+			return 0, fixed, fmt.Errorf("reading the queue's truth: %w", err)
+		}
+		n, err := q.mirror.QueueReseed(ctx, t)
+		if err != nil {
+			s.health.ReportError(err)
+			return 0, fixed, fmt.Errorf("reseeding the queue mirror: %w", err)
+		}
+		if pass == 0 {
+			fixed = n
+		}
+		waiting = len(t.Waiting)
+		if n == 0 {
+			break
+		}
+	}
+	return waiting, fixed, nil
 }
 
 // ToMirror converts a store mitra to its mirror entry.

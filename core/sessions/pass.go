@@ -65,9 +65,10 @@ type passBatch struct {
 	done chan struct{} // closed when the pass has ended
 
 	// Set by the pass.
-	err     error     // the pass failed: no job's change committed
-	now     time.Time // the pass's time (under the queue lock)
-	offered int       // waiting sessions the pass offered
+	err     error           // the pass failed: no job's change committed
+	now     time.Time       // the pass's time (under the queue lock)
+	offered int             // waiting sessions the pass offered
+	moved   []ports.Session // the sessions whose part in the queue the pass changed, as committed
 	wait    func(pos int) *int
 }
 
@@ -136,6 +137,7 @@ func (s *Service) runBatch(ctx context.Context, b *passBatch, handover func()) {
 		}
 		return
 	}
+	s.mirrorQueue(ctx, b.moved...)
 	if changed {
 		s.wake()
 	}
@@ -180,6 +182,7 @@ func (s *Service) pass(ctx context.Context, b *passBatch, out *outbox, handover 
 	changed := false
 	err = s.store.QueuePass(ctx, func(ctx context.Context, tx ports.QueueTx) error {
 		*out, changed, b.offered, b.now = outbox{}, false, 0, s.now()
+		b.moved = nil
 		in.used = map[string]bool{}
 		for _, j := range b.jobs {
 			j.sess, j.refuse = ports.Session{}, nil
@@ -217,6 +220,7 @@ func (s *Service) pass(ctx context.Context, b *passBatch, out *outbox, handover 
 				return err
 			}
 			b.offered = len(offered)
+			b.moved = append(b.moved, valuesExcept(offered, "")...)
 			changed = changed || len(offered) > 0
 			for _, j := range b.jobs {
 				if x, ok := offered[j.sess.ID]; ok && j.kind == jobQueue {
@@ -239,6 +243,7 @@ func (s *Service) pass(ctx context.Context, b *passBatch, out *outbox, handover 
 			if err := tx.Save(ctx, j.sess); err != nil {
 				return err
 			}
+			b.moved = append(b.moved, j.sess)
 		}
 		for _, j := range b.jobs {
 			if j.kind != jobBehind {

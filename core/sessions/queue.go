@@ -224,6 +224,14 @@ func (s *Service) queueFigures(ctx context.Context, v *View, x ports.Session) er
 	if !x.Waiting() {
 		return nil
 	}
+	now := s.now()
+	if f, ok := s.mirrorFigures(ctx, &x, now); ok {
+		s.rate.set(now, f.MatchedSince)
+		pos := f.Ahead + 1
+		v.QueuePosition = &pos
+		v.EstimatedWaitSeconds = estimate(f.MatchedSince, true)(pos)
+		return nil
+	}
 	ahead, err := s.store.QueueAhead(ctx, *x.Queue)
 	if err != nil {
 		return fmt.Errorf("queue position: %w", err)
@@ -243,7 +251,12 @@ func (s *Service) estimateWait(ctx context.Context, pos int) *int {
 // estimator reads the match rate (before a pass takes the queue lock) and
 // returns the estimate of a position.
 func (s *Service) estimator(ctx context.Context, now time.Time) func(pos int) *int {
-	matched, ok := s.rate.get(ctx, s, now)
+	return estimate(s.rate.get(ctx, s, now))
+}
+
+// estimate returns the estimate of a position when matched queued sessions
+// were matched over the last matchWindow (ok false: unknown).
+func estimate(matched int, ok bool) func(pos int) *int {
 	return func(pos int) *int {
 		if !ok || matched <= 0 {
 			return nil
@@ -322,6 +335,10 @@ func (r *matchRate) get(ctx context.Context, s *Service, now time.Time) (int, bo
 	if r.ok && now.Sub(r.at) < rateTTL && !now.Before(r.at) {
 		return r.matched, true
 	}
+	if f, ok := s.mirrorFigures(ctx, nil, now); ok {
+		r.at, r.matched, r.ok = now, f.MatchedSince, true
+		return r.matched, true
+	}
 	st, err := s.store.QueueStats(ctx, now.Add(-matchWindow))
 	if err != nil {
 		s.log.WarnContext(ctx, "reading the queue's match rate failed; the estimated wait is unknown", "err", err)
@@ -340,6 +357,13 @@ type QueueSummary struct {
 // QueueSummary answers the queue's length and its longest wait now.
 func (s *Service) QueueSummary(ctx context.Context) (QueueSummary, error) {
 	now := s.now()
+	if f, ok := s.mirrorFigures(ctx, nil, now); ok {
+		q := QueueSummary{Length: f.Waiting}
+		if f.OldestQueuedAt != nil {
+			q.LongestWaitSeconds = max(0, int(now.Sub(*f.OldestQueuedAt)/time.Second))
+		}
+		return q, nil
+	}
 	st, err := s.store.QueueStats(ctx, now.Add(-matchWindow))
 	if err != nil {
 		return QueueSummary{}, fmt.Errorf("queue figures: %w", err)

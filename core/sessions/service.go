@@ -60,7 +60,8 @@ type Service struct {
 	wake   func() // wakes the scheduler after a transition moved a deadline
 	kick   func() // wakes the queue's dispatcher: capacity may have appeared
 	rate   matchRate
-	passes passes // this instance's queue passes, batched (pass.go)
+	passes passes      // this instance's queue passes, batched (pass.go)
+	qm     QueueMirror // the queue mirror (queue_mirror.go); zero: none
 }
 
 // NewService builds the session service.
@@ -240,6 +241,7 @@ func (s *Service) Accept(ctx context.Context, mitraID, sessionID string) (View, 
 		return View{}, err
 	}
 	if matched {
+		s.mirrorQueue(ctx, sess)
 		s.rate.forget() // this instance's estimates count the match at once
 	}
 	s.avail.RecomputeLoad(ctx, mitraID)
@@ -291,7 +293,9 @@ func (s *Service) Decline(ctx context.Context, mitraID, sessionID string) error 
 	widenNow, requeued := false, false
 	err = mayDecline(&cur, mitraID)
 	if err == nil {
-		_, err = s.store.UpdateSession(ctx, sessionID, func(_ context.Context, _ ports.SessionTx, x *ports.Session) error {
+		var sess ports.Session
+		sess, err = s.store.UpdateSession(ctx, sessionID, func(_ context.Context, _ ports.SessionTx, x *ports.Session) error {
+			requeued = false
 			if err := mayDecline(x, mitraID); err != nil {
 				return err
 			}
@@ -307,6 +311,9 @@ func (s *Service) Decline(ctx context.Context, mitraID, sessionID string) error 
 			}
 			return nil
 		})
+		if err == nil && requeued {
+			s.mirrorQueue(ctx, sess)
+		}
 	}
 	if errors.Is(err, errNothingToDo) {
 		return nil
@@ -462,6 +469,8 @@ func (s *Service) End(ctx context.Context, p auth.Principal, sessionID string) (
 	}
 	if released != "" {
 		s.avail.RecomputeLoad(ctx, released)
+	} else {
+		s.mirrorQueue(ctx, sess) // cancelled while searching: out of the queue for good
 	}
 	s.kick()
 	s.deliver(ctx, &out)

@@ -100,6 +100,9 @@ func (s *Service) fire(ctx context.Context, d ports.DueTimer, now time.Time) (bo
 	if released != "" {
 		s.avail.RecomputeLoad(ctx, released)
 	}
+	if d.Kind == ports.TimerQueue || d.Kind == ports.TimerPairing {
+		s.mirrorQueue(ctx, sess) // unmatched: out of the queue for good
+	}
 	if released != "" || d.Kind == ports.TimerPairing {
 		s.kick() // a place was released, or an offer no longer holds a slot
 	}
