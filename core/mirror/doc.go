@@ -18,6 +18,12 @@
 // restarted empty, a FLUSHALL, a failover to an empty replica) answers
 // ErrMirrorNotSeeded, falls back to the store, and wakes the watcher.
 //
+// The queue mirror (SetQueue) is reseeded in the same Seed, after the
+// availability mirror and in the same way (a second pass on the truth read
+// again when the first corrected anything); the mirror is clean only once
+// both succeeded, so core/sessions trusts the queue's figures under the same
+// Health.
+//
 // Watcher. valkey-go has no "ready" event, so the watcher polls: every second
 // (and at once when the client dials a new connection) it asks the mirror
 // whether it is seeded. A failure marks it unhealthy and dirty; an answer after
