@@ -70,7 +70,7 @@ func (m *Mirror) Heartbeat(ctx context.Context, id string, at time.Time) (ports.
 	}
 	q.mu.Unlock()
 	if send {
-		m.sendHeartbeats(context.WithoutCancel(ctx))
+		m.sendHeartbeats()
 	}
 	var a heartbeatAnswer
 	select {
@@ -104,7 +104,7 @@ func (m *Mirror) Heartbeat(ctx context.Context, id string, at time.Time) (ports.
 // or another sender took it) and returns after its first batch, handing what
 // was queued meanwhile to a goroutine of its own, so that no caller waits for
 // more than the batch its heartbeat is in.
-func (m *Mirror) sendHeartbeats(ctx context.Context) {
+func (m *Mirror) sendHeartbeats() {
 	q := &m.hb
 	q.mu.Lock()
 	n := min(len(q.calls), heartbeatBatch)
@@ -121,7 +121,7 @@ func (m *Mirror) sendHeartbeats(ctx context.Context) {
 	}
 	q.mu.Unlock()
 
-	m.runHeartbeats(ctx, batch)
+	m.runHeartbeats(batch)
 
 	q.mu.Lock()
 	if len(q.calls) == 0 {
@@ -130,46 +130,50 @@ func (m *Mirror) sendHeartbeats(ctx context.Context) {
 		return
 	}
 	q.mu.Unlock()
-	go m.sendHeartbeats(ctx) // still counted in q.senders
+	go m.sendHeartbeats() // still counted in q.senders
 }
 
-// runHeartbeats runs one batch under the mirror's deadline and answers each call.
-func (m *Mirror) runHeartbeats(ctx context.Context, batch []*heartbeatCall) {
+// runHeartbeats runs one batch under the mirror's deadline and answers each
+// call. The batch serves several callers, so no caller's context bounds it:
+// only the deadline does (a caller that gives up stops waiting, as it would
+// for a command already sent).
+func (m *Mirror) runHeartbeats(batch []*heartbeatCall) {
 	args := make([]string, 0, 2*len(batch))
 	for _, c := range batch {
 		args = append(args, c.id, strconv.FormatInt(c.ds, 10))
 	}
-	ctx, cancel := m.deadline(ctx)
+	ctx, cancel := m.deadline(context.Background())
 	res := scriptHeartbeat.Exec(ctx, m.c, m.k.heartbeat, args)
 	cancel()
-	codes, err := heartbeatCodes(res.ToMessage())
-	if err == nil && codes != nil && len(codes) != len(batch) {
+	codes, seeded, err := heartbeatCodes(res.ToMessage())
+	if err == nil && seeded && len(codes) != len(batch) {
 		err = fmt.Errorf("%d answers for %d heartbeats", len(codes), len(batch))
 	}
 	for i, c := range batch {
 		a := heartbeatAnswer{err: err}
-		if err == nil && codes != nil {
-			a.code = codes[i]
-		} // codes nil: not seeded, code 0 for every call
+		if err == nil && seeded {
+			a.code, a.err = codes[i].AsInt64()
+		} // not seeded: code 0 for every call
 		c.done <- a
 	}
 }
 
-// heartbeatCodes reads scriptHeartbeat's reply: nil for 0 (not seeded), else
-// one code per heartbeat.
-func heartbeatCodes(msg valkey.ValkeyMessage, err error) ([]int64, error) {
+// heartbeatCodes reads scriptHeartbeat's reply: 0 is not seeded, else the
+// reply's own array of codes, one per heartbeat.
+func heartbeatCodes(msg valkey.ValkeyMessage, err error) (codes []valkey.ValkeyMessage, seeded bool, _ error) {
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if msg.IsInt64() {
 		n, err := msg.AsInt64()
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if n != 0 {
-			return nil, fmt.Errorf("unexpected script answer %d", n)
+			return nil, false, fmt.Errorf("unexpected script answer %d", n)
 		}
-		return nil, nil
+		return nil, false, nil
 	}
-	return msg.AsIntSlice()
+	codes, err = msg.ToArray()
+	return codes, err == nil, err
 }

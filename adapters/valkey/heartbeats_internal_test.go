@@ -76,7 +76,7 @@ func TestHeartbeatsQueuedGoTogether(t *testing.T) {
 
 	// One busy sender is back and sends the queue (it is still counted).
 	before := cc.calls.Load()
-	m.sendHeartbeats(ctx)
+	m.sendHeartbeats()
 	if got := cc.calls.Load() - before; got != 1 {
 		t.Errorf("%d commands for %d queued heartbeats, want 1", got, n)
 	}
