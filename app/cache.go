@@ -68,8 +68,10 @@ func newValkeyClient(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (valk
 	return conn.Lazy(), h, nil
 }
 
-func newValkeyMirror(client valkey.Client, cfg config.Config) ports.AvailabilityMirror {
-	return valkeymirror.NewMirror(client, cfg.ValkeyPrefix, cfg.ValkeyTimeout)
+func newValkeyMirror(lc fx.Lifecycle, client valkey.Client, cfg config.Config) ports.AvailabilityMirror {
+	m := valkeymirror.NewMirror(client, cfg.ValkeyPrefix, cfg.ValkeyTimeout)
+	lc.Append(fx.Hook{OnStop: m.Stop}) // after the client's hook: runs before it closes the client
+	return m
 }
 
 // newValkeyQueueMirror mirrors the waiting queue next to the availability

@@ -47,7 +47,8 @@ type heartbeatAnswer struct {
 type heartbeatQueue struct {
 	mu      sync.Mutex
 	calls   []*heartbeatCall
-	senders int // batches being sent
+	senders int            // batches being sent
+	spawned sync.WaitGroup // the senders on goroutines of their own (Stop waits for them)
 }
 
 var heartbeatCalls = sync.Pool{New: func() any { return &heartbeatCall{done: make(chan heartbeatAnswer, 1)} }}
@@ -130,7 +131,25 @@ func (m *Mirror) sendHeartbeats() {
 		return
 	}
 	q.mu.Unlock()
-	go m.sendHeartbeats() // still counted in q.senders
+	q.spawned.Go(m.sendHeartbeats) // still counted in q.senders
+}
+
+// Stop waits, until ctx ends, for the heartbeat batches sent on goroutines
+// of their own (each bounded by the mirror's deadline, and ended once the
+// queue is empty): the app calls it on shutdown, after the HTTP server
+// stopped and before the Valkey client closes.
+func (m *Mirror) Stop(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		m.hb.spawned.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("valkey mirror: heartbeat batches still in flight: %w", ctx.Err())
+	}
 }
 
 // runHeartbeats runs one batch under the mirror's deadline and answers each

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -220,7 +222,7 @@ func (s *Service) pass(ctx context.Context, b *passBatch, out *outbox, handover 
 				return err
 			}
 			b.offered = len(offered)
-			b.moved = append(b.moved, valuesExcept(offered, "")...)
+			b.moved = slices.AppendSeq(b.moved, maps.Values(offered))
 			changed = changed || len(offered) > 0
 			for _, j := range b.jobs {
 				if x, ok := offered[j.sess.ID]; ok && j.kind == jobQueue {

@@ -83,23 +83,15 @@ func (s *Service) mirrorQueue(ctx context.Context, xs ...ports.Session) {
 		if x.Queue == nil {
 			continue
 		}
-		version := int64(len(x.ExcludedMitraIDs))
-		var op string
-		write := func(ctx context.Context) error { return nil }
+		m := ports.QueueMemberOf(x, int64(len(x.ExcludedMitraIDs)))
+		op, write := opQueueLeave, s.qm.Mirror.QueueLeave
 		switch {
 		case x.Waiting():
-			op = opQueueJoin
-			write = func(ctx context.Context) error { return s.qm.Mirror.QueueJoin(ctx, ports.QueueMemberOf(x, version)) }
-		case x.Queued():
-			op = opQueueLeave
-			write = func(ctx context.Context) error { return s.qm.Mirror.QueueLeave(ctx, ports.QueueMemberOf(x, version)) }
-		default:
-			op = opQueueLeave
-			write = func(ctx context.Context) error {
-				return s.qm.Mirror.QueueLeave(ctx, ports.QueueMemberOf(x, ports.QueueVersionFinal))
-			}
+			op, write = opQueueJoin, s.qm.Mirror.QueueJoin
+		case !x.Queued():
+			m.Version = ports.QueueVersionFinal
 		}
-		s.queueWrite(wctx, op, write)
+		s.queueWrite(wctx, op, func(ctx context.Context) error { return write(ctx, m) })
 		if !x.Queued() && x.Queue.MatchedAt != nil {
 			at := *x.Queue.MatchedAt
 			s.queueWrite(wctx, opQueueMatched, func(ctx context.Context) error {
@@ -169,15 +161,4 @@ func (r *matchRate) set(now time.Time, matched int) {
 	r.mu.Lock()
 	r.at, r.matched, r.ok = now, matched, true
 	r.mu.Unlock()
-}
-
-// valuesExcept returns the sessions of m but the one of id.
-func valuesExcept(m map[string]ports.Session, id string) []ports.Session {
-	out := make([]ports.Session, 0, len(m)+1)
-	for k, x := range m {
-		if k != id {
-			out = append(out, x)
-		}
-	}
-	return out
 }
