@@ -20,7 +20,8 @@
 # the JSON reports there), AB_PPROF_A / AB_PPROF_B (PPROF_ADDR of a server),
 # AB_PROFILE_DIR (with AB_PPROF_*: a CPU profile of AB_PROFILE_SECONDS, 5,
 # of each run's target named by AB_PROFILE_AT, heartbeat, and the binaries,
-# kept there).
+# kept there), AB_ENV_A / AB_ENV_B (extra VAR=value words in a server's
+# environment, e.g. AB_ENV_B='GOGC=400' to compare a runtime setting on one build).
 # Everything it starts or creates is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -116,11 +117,13 @@ for side in A B; do
 	[[ $TEST_DATABASE_URL == *\?* ]] && query="?${TEST_DATABASE_URL#*\?}"
 	port=$(free_port) || die "no free port"
 	pprof_var="AB_PPROF_$side"
+	env_var="AB_ENV_$side"
+	read -r -a extra_env <<<"${!env_var:-}"
 	env -i PATH="$PATH" HOME="$HOME" APP_ENV=test JWT_SECRET="$secret" \
 		ADMIN_PHONE="$admin_phone" ADMIN_PASSWORD="$admin_password" \
 		STORE_BACKEND=postgres CACHE_BACKEND=valkey DATABASE_URL="${base%/*}/$db$query" \
 		VALKEY_URL="redis://127.0.0.1:$vport" HTTP_ADDR="127.0.0.1:$port" PPROF_ADDR="${!pprof_var:-}" \
-		"$dir/server-$side" </dev/null >"$dir/server-$side.log" 2>&1 &
+		"${extra_env[@]}" "$dir/server-$side" </dev/null >"$dir/server-$side.log" 2>&1 &
 	spid[$side]=$!
 	pids+=($!)
 	wait_port "$port" || die "server $side did not listen; $(tail -n 20 "$dir/server-$side.log")"

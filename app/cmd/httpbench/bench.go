@@ -72,8 +72,11 @@ func targets(f *fixtures, a *api, o options) []target {
 	status := func(i uint64) (string, string) { return "/api/mitra/status", f.mitras[i%n].token }
 	var ts []target
 	if o.floorURL != "" {
-		ts = append(ts, target{name: floorName, method: http.MethodGet, floor: true, distinct: 1,
-			req: func(uint64) (string, string) { return "/", "" }})
+		ts = append(ts,
+			target{name: floorName, method: http.MethodGet, floor: true, distinct: 1,
+				req: func(uint64) (string, string) { return "/", "" }},
+			target{name: answerFloorName, method: http.MethodGet, floor: true, distinct: 1,
+				req: func(uint64) (string, string) { return "/healthz", "" }})
 	}
 	ts = append(ts,
 		target{name: baselineName, method: http.MethodGet, distinct: 1,

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,7 +52,13 @@ func TestAgainstRealServer(t *testing.T) {
 		}
 	}()
 
-	wantTargets := []string{floorName, "GET /healthz", "GET /api/availability", "POST /api/mitra/status/heartbeat",
+	// The answer floor gives GET /healthz's answer as the server does.
+	floorAnswer, serverAnswer := healthzAnswerOf(t, floorURL), healthzAnswerOf(t, srv.URL)
+	if floorAnswer != serverAnswer {
+		t.Errorf("GET /healthz: the floor answers %q, the server %q", floorAnswer, serverAnswer)
+	}
+
+	wantTargets := []string{floorName, answerFloorName, "GET /healthz", "GET /api/availability", "POST /api/mitra/status/heartbeat",
 		"GET /api/mitras/{id}/availability", "GET /api/mitra/status",
 		"GET /api/mitras/{id}/availability at 500/s", "GET /api/mitra/status at 500/s", sessionName}
 	// The Go generator always; wrk too when it is installed.
@@ -94,8 +102,8 @@ func TestAgainstRealServer(t *testing.T) {
 				t.Errorf("-wrk %s: closed-loop result %d (want tool %s): %+v", gen, i, closedTool, r)
 			}
 		}
-		if rep.Results[0].RatioToFloor != 1 || rep.Results[1].RatioToHealthz != 1 {
-			t.Errorf("-wrk %s: floor ratios %v, %v", gen, rep.Results[0].RatioToFloor, rep.Results[1].RatioToHealthz)
+		if rep.Results[0].RatioToFloor != 1 || rep.Results[2].RatioToHealthz != 1 {
+			t.Errorf("-wrk %s: floor ratios %v, %v", gen, rep.Results[0].RatioToFloor, rep.Results[2].RatioToHealthz)
 		}
 		if !strings.Contains(stdout.String(), "PASS") || !strings.Contains(stdout.String(), "load generator") {
 			t.Errorf("-wrk %s: table:\n%s", gen, stdout.String())
@@ -112,4 +120,38 @@ func TestAgainstRealServer(t *testing.T) {
 
 	// The cleanup of serverproc.Start stops the server with SIGTERM and fails
 	// the test unless it exits 0.
+}
+
+// healthzAnswerOf is what GET base/healthz answers, as the client sees it:
+// the status, the headers but Date (with X-Request-Id's value reduced to its
+// length and the two ids it answers checked to differ) and the body.
+func healthzAnswerOf(t *testing.T, base string) string {
+	t.Helper()
+	var ids []string
+	var answer string
+	for range 2 {
+		resp, err := http.Get(base + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := resp.Header.Clone()
+		h.Del("Date")
+		id := h.Get("X-Request-Id")
+		ids = append(ids, id)
+		h.Set("X-Request-Id", strconv.Itoa(len(id)))
+		var hb strings.Builder
+		if err := h.Write(&hb); err != nil {
+			t.Fatal(err)
+		}
+		answer = fmt.Sprintf("%d\n%s\n%s", resp.StatusCode, hb.String(), body)
+	}
+	if ids[0] == "" || ids[0] == ids[1] {
+		t.Errorf("%s/healthz: request ids %q: want a fresh one per request", base, ids)
+	}
+	return answer
 }

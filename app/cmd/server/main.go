@@ -48,6 +48,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 	switch {
 	case len(args) == 0 || (len(args) == 1 && args[0] == "serve"):
+		log.Info("garbage collector", "gc_percent", app.TuneGC(getenv))
 		return serve(cfg, log, fail)
 	case len(args) == 1 && args[0] == "migrate":
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
