@@ -59,7 +59,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
        httpbench -serve-floor ADDR
 
 Measures the requests/s, latency and server CPU per request of a plain net/http 204 server
-(-floor-url, the floor), GET /healthz (the service's own floor), GET /api/availability,
+(-floor-url, the floor) and of its GET /healthz (the service's answer, byte for byte), GET /healthz (the service's own floor), GET /api/availability,
 POST /api/mitra/status/heartbeat, GET /api/mitras/{id}/availability and GET /api/mitra/status
 of one running server with closed-loop workers (wrk when installed), then the last two at a
 fixed -rate and the session cycle, after creating its fixtures over the API.
@@ -90,7 +90,7 @@ Exit 0: every measured request got a 2xx; 1: some did not; 2: bad flags or could
 	fs.StringVar(&o.wrk, "wrk", "auto", "wrk for the closed-loop targets: auto (when on PATH), off, or the path of the binary")
 	fs.IntVar(&o.wrkThreads, "wrk-threads", 1, "wrk threads")
 	fs.StringVar(&o.valkeyURL, "valkey-url", "", "the server's Valkey: report INFO commandstats per target")
-	fs.StringVar(&o.serveFloor, "serve-floor", "", "measure nothing: serve the plain net/http 204 floor on this address until interrupted")
+	fs.StringVar(&o.serveFloor, "serve-floor", "", "measure nothing: serve the plain net/http floor (204, and GET /healthz's answer) on this address until interrupted")
 	only := fs.String("only", "", "measure only the targets whose name matches this regular expression (e.g. heartbeat)")
 	compare := fs.String("compare", "", "measure nothing: print the JSON reports FILE[,FILE…] of earlier runs as one Markdown table,\n"+
 		"with each target's req/s per report, its ratio to /healthz in that report and the ratio of the first report's req/s to the second's")

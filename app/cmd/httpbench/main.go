@@ -13,6 +13,7 @@
 // one after the other, each for -warmup (not counted) and then -duration:
 //
 //	plain net/http 204                 the floor (-floor-url), a server that does nothing
+//	plain net/http /healthz answer     the same server giving GET /healthz's answer byte for byte
 //	GET  /healthz                      the service's own floor
 //	GET  /api/availability             the beacon
 //	POST /api/mitra/status/heartbeat   rotating over the mitras' tokens (204)
