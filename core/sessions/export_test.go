@@ -9,3 +9,7 @@ func (s *Service) PendingJobs() int {
 	}
 	return len(s.passes.next.jobs)
 }
+
+// AcceptsWaiting is how many accepts of session id hold or wait for its turn
+// on this instance.
+func (s *Service) AcceptsWaiting(id string) int { return s.accepts.waiting(id) }

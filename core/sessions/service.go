@@ -51,17 +51,18 @@ type Config struct {
 
 // Service implements the session use cases.
 type Service struct {
-	store  ports.SessionStore
-	avail  Availability
-	bus    ports.EventBus
-	clock  ports.Clock
-	log    *slog.Logger
-	cfg    Config
-	wake   func() // wakes the scheduler after a transition moved a deadline
-	kick   func() // wakes the queue's dispatcher: capacity may have appeared
-	rate   matchRate
-	passes passes      // this instance's queue passes, batched (pass.go)
-	qm     QueueMirror // the queue mirror (queue_mirror.go); zero: none
+	store   ports.SessionStore
+	avail   Availability
+	bus     ports.EventBus
+	clock   ports.Clock
+	log     *slog.Logger
+	cfg     Config
+	wake    func() // wakes the scheduler after a transition moved a deadline
+	kick    func() // wakes the queue's dispatcher: capacity may have appeared
+	rate    matchRate
+	passes  passes      // this instance's queue passes, batched (pass.go)
+	accepts turns       // this instance's accepts, one per session at a time (turns.go)
+	qm      QueueMirror // the queue mirror (queue_mirror.go); zero: none
 }
 
 // NewService builds the session service.
@@ -181,7 +182,11 @@ func (s *Service) newSearch(customerID string, durationMinutes int, to []string,
 // within moments; all but one lose. The rules are checked first on a plain
 // read, so that an accept bound to lose (the session is already taken)
 // answers at once instead of queuing on the session's row lock behind the
-// others; the transaction checks them again under the lock.
+// others. The accepts of one session that pass it then take their turns on
+// this instance (turns.go), holding no connection while they wait, and one
+// that waited reads the session again before it goes on; the transaction
+// checks the rules once more under the row's lock, which accepts on other
+// instances meet.
 func (s *Service) Accept(ctx context.Context, mitraID, sessionID string) (View, error) {
 	cur, err := s.store.Session(ctx, sessionID)
 	if err != nil {
@@ -189,6 +194,22 @@ func (s *Service) Accept(ctx context.Context, mitraID, sessionID string) (View, 
 	}
 	if err := mayAccept(&cur, mitraID); err != nil {
 		return View{}, err
+	}
+	release, waited, err := s.accepts.take(ctx, sessionID)
+	if err != nil {
+		return View{}, err
+	}
+	if waited {
+		// Another accept went first: most often it took the session, which
+		// a plain read tells without a transaction.
+		if cur, err = s.store.Session(ctx, sessionID); err != nil {
+			release()
+			return View{}, err
+		}
+		if err := mayAccept(&cur, mitraID); err != nil {
+			release()
+			return View{}, err
+		}
 	}
 	var (
 		out     outbox
@@ -237,6 +258,7 @@ func (s *Service) Accept(ctx context.Context, mitraID, sessionID string) (View, 
 		}
 		return out.update(tx, x, now)
 	})
+	release()
 	if err != nil {
 		return View{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,6 +75,13 @@ const (
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, nil)
+}
+
+// newFixtureWith is newFixture with the session service's store wrapped by
+// wrap (nil: not wrapped).
+func newFixtureWith(t *testing.T, wrap func(ports.SessionStore) ports.SessionStore) *fixture {
+	t.Helper()
 	st := memory.NewStore()
 	h, err := password.NewBcrypt(4)
 	if err != nil {
@@ -94,7 +102,11 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	bus := &recorder{}
-	svc, err := sessions.NewService(st, ms, bus, clk, log, sessions.Config{PairingTimeout: pairing, PaymentTimeout: payment, WarningLead: lead})
+	var sst ports.SessionStore = st
+	if wrap != nil {
+		sst = wrap(st)
+	}
+	svc, err := sessions.NewService(sst, ms, bus, clk, log, sessions.Config{PairingTimeout: pairing, PaymentTimeout: payment, WarningLead: lead})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,6 +396,130 @@ func TestAcceptRaceAndTakenEvents(t *testing.T) {
 	}
 	if len(f.bus.of(ports.EventSessionUpdate, c.UserID)) != 1 || len(f.bus.of(ports.EventSessionUpdate, winner.UserID)) != 1 {
 		t.Fatal("session_update goes to the customer and the winning mitra")
+	}
+}
+
+// acceptStore counts the transactions on sessions and runs gate, when set,
+// at the start of each.
+type acceptStore struct {
+	ports.SessionStore
+	updates atomic.Int32
+	gate    func()
+}
+
+func (g *acceptStore) UpdateSession(ctx context.Context, id string, fn func(context.Context, ports.SessionTx, *ports.Session) error) (ports.Session, error) {
+	g.updates.Add(1)
+	if g.gate != nil {
+		g.gate()
+	}
+	return g.SessionStore.UpdateSession(ctx, id, fn)
+}
+
+// TestLosingAcceptsTakeNoTransaction: while the first accept of a blasted
+// session is in its transaction, the others that read the session as still
+// searching wait for their turn on the instance, not in transactions of
+// their own; once it has taken the session each learns it lost from a plain
+// read. Exactly one transaction for n accepts, one winner, n-1 session_taken.
+func TestLosingAcceptsTakeNoTransaction(t *testing.T) {
+	var gs *acceptStore
+	f := newFixtureWith(t, func(st ports.SessionStore) ports.SessionStore {
+		gs = &acceptStore{SessionStore: st}
+		return gs
+	})
+	ctx := context.Background()
+	c := f.customer(t)
+	const n = 12
+	var ms []auth.Principal
+	for range n {
+		ms = append(ms, f.onlineMitra(t, 1))
+	}
+	v, err := f.svc.Request(ctx, c.UserID, 30, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first transaction goes on only once every other accept waits for
+	// its turn: all of them read the session while it was searching.
+	gs.gate = func() {
+		if gs.updates.Load() != 1 {
+			return
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for f.svc.AcceptsWaiting(v.ID) < n {
+			if time.Now().After(deadline) {
+				t.Errorf("%d accepts at the turn, want %d", f.svc.AcceptsWaiting(v.ID), n)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i, m := range ms {
+		wg.Go(func() { _, errs[i] = f.svc.Accept(ctx, m.UserID, v.ID) })
+	}
+	wg.Wait()
+	winners := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			winners++
+		case !errors.Is(err, core.ErrSessionTaken):
+			t.Fatalf("loser got %v, want ErrSessionTaken", err)
+		}
+	}
+	if winners != 1 || gs.updates.Load() != 1 {
+		t.Fatalf("%d winners in %d transactions, want 1 in 1", winners, gs.updates.Load())
+	}
+	if got := f.svc.AcceptsWaiting(v.ID); got != 0 {
+		t.Errorf("%d accepts still at the turn", got)
+	}
+}
+
+// TestAcceptAfterAFailedFirstGoesOn: when the accept that had the turn
+// fails (its mitra is at capacity), the next one in line still takes the
+// session.
+func TestAcceptAfterAFailedFirstGoesOn(t *testing.T) {
+	var gs *acceptStore
+	f := newFixtureWith(t, func(st ports.SessionStore) ports.SessionStore {
+		gs = &acceptStore{SessionStore: st}
+		return gs
+	})
+	ctx := context.Background()
+	busy, free := f.onlineMitra(t, 1), f.onlineMitra(t, 1)
+	v, err := f.svc.Request(ctx, f.customer(t).UserID, 30, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// busy fills its capacity with a session offered to it alone.
+	other, err := f.svc.Request(ctx, f.customer(t).UserID, 30, &busy.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Accept(ctx, busy.UserID, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	gs.updates.Store(0)
+	first := make(chan struct{})
+	gs.gate = func() {
+		if gs.updates.Load() == 1 {
+			close(first)
+			deadline := time.Now().Add(10 * time.Second)
+			for f.svc.AcceptsWaiting(v.ID) < 2 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+	busyErr := make(chan error, 1)
+	go func() { _, err := f.svc.Accept(ctx, busy.UserID, v.ID); busyErr <- err }()
+	<-first
+	if _, err := f.svc.Accept(ctx, free.UserID, v.ID); err != nil {
+		t.Fatalf("the accept after a failed first: %v", err)
+	}
+	if err := <-busyErr; !errors.Is(err, core.ErrAtCapacity) {
+		t.Fatalf("the first accept, its mitra at capacity: %v", err)
+	}
+	if gs.updates.Load() != 2 {
+		t.Errorf("%d transactions, want 2", gs.updates.Load())
 	}
 }
 
