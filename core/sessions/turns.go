@@ -8,15 +8,15 @@ import (
 // turns lets one accept of a session at a time through on this instance.
 //
 // When a session is blasted, many of its mitras accept it at once, and all
-// but one lose. Each used to learn that by taking its turn on the session's
-// row in the store, holding a pooled connection and a transaction while it
-// waited behind the winner (and behind every loser before it): a popular
-// session could take most of the pool for as long as that lasted, and every
-// other request of the instance waited for a connection. Now the accepts of
-// one session queue here, holding nothing; the first goes on to the store,
-// and the others, once it is done, learn from a plain read that the session
-// was taken (or, when the first failed, go on in their turn). Accepts on
-// other instances still meet at the row, one per instance at a time.
+// but one lose. Each used to learn that in a transaction of its own on the
+// session's row (the Postgres store queues a process's transactions on a row
+// off the pool, then each takes a connection, locks the row, finds the
+// session taken and rolls back), and they stood in that row's queue ahead of
+// the session's other transitions: the customer's payment, declines, the
+// timers. Now the accepts of one session queue here instead; the first goes
+// on to the store, and the others, once it is done, learn from a plain read
+// that the session was taken (or, when the first failed, go on in their
+// turn). Accepts on other instances still meet at the row's lock.
 type turns struct {
 	mu sync.Mutex
 	m  map[string]*turn
