@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/halobestie/mitra-availability/core/mirror"
@@ -79,6 +80,11 @@ func (s *Service) mirrorQueue(ctx context.Context, xs ...ports.Session) {
 	// with its own deadline), so a client hanging up cannot leave the mirror
 	// behind.
 	wctx := context.WithoutCancel(ctx)
+	type queued struct {
+		op    string
+		write func(context.Context) error
+	}
+	var writes []queued
 	for _, x := range xs {
 		if x.Queue == nil {
 			continue
@@ -91,14 +97,27 @@ func (s *Service) mirrorQueue(ctx context.Context, xs ...ports.Session) {
 		case !x.Queued():
 			m.Version = ports.QueueVersionFinal
 		}
-		s.queueWrite(wctx, op, func(ctx context.Context) error { return write(ctx, m) })
+		writes = append(writes, queued{op, func(ctx context.Context) error { return write(ctx, m) }})
 		if !x.Queued() && x.Queue.MatchedAt != nil {
 			at := *x.Queue.MatchedAt
-			s.queueWrite(wctx, opQueueMatched, func(ctx context.Context) error {
+			writes = append(writes, queued{opQueueMatched, func(ctx context.Context) error {
 				return s.qm.Mirror.QueueMatched(ctx, x.ID, at, s.now().Add(-matchWindow))
-			})
+			}})
 		}
 	}
+	if len(writes) == 1 {
+		s.queueWrite(wctx, writes[0].op, writes[0].write)
+		return
+	}
+	// A pass moves many sessions at once: their writes are independent
+	// (each is versioned by its own session) and go out together, so that
+	// the client pipelines them into about one round trip instead of one
+	// each, which the pass's callers would wait for in turn.
+	var wg sync.WaitGroup
+	for _, w := range writes {
+		wg.Go(func() { s.queueWrite(wctx, w.op, w.write) })
+	}
+	wg.Wait()
 }
 
 // queueWrite runs one best-effort mirror write.

@@ -59,6 +59,7 @@ type recordingMirror struct {
 	down   bool
 	err    error
 	writes []write
+	gate   func() // when set, every write runs it first
 }
 
 var errQueueDown = errors.New("i/o timeout")
@@ -78,7 +79,11 @@ func (r *recordingMirror) fail() error {
 func (r *recordingMirror) record(w write) {
 	r.mu.Lock()
 	r.writes = append(r.writes, w)
+	gate := r.gate
 	r.mu.Unlock()
+	if gate != nil {
+		gate()
+	}
 }
 
 func (r *recordingMirror) QueueJoin(ctx context.Context, m ports.QueueMember) error {
@@ -459,4 +464,48 @@ func TestQueueMirrorFallsBackAndReseeds(t *testing.T) {
 	// The periodic reseed heals it, counting the drift.
 	mf.seed(t, mirror.ReasonPeriodic)
 	mf.check(t, "after the periodic reseed", cs)
+}
+
+// TestQueueMirrorWritesOfAPassGoTogether: the writes of the sessions one
+// dispatch pass offers are in flight at the same time (so the client
+// pipelines them), and each still reaches the mirror.
+func TestQueueMirrorWritesOfAPassGoTogether(t *testing.T) {
+	mf := newMirrorFixture(t)
+	cs := map[string]auth.Principal{}
+	const n = 4
+	for range n {
+		c := mf.customer(t)
+		cs[mf.queue(t, c).ID] = c
+	}
+	var (
+		mu             sync.Mutex
+		inFlight, most int
+		allIn          = make(chan struct{})
+		closeOnce      sync.Once
+	)
+	mf.qm.gate = func() {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		if inFlight == n {
+			closeOnce.Do(func() { close(allIn) })
+		}
+		mu.Unlock()
+		select {
+		case <-allIn:
+		case <-time.After(2 * time.Second): // one at a time: none waits for the others
+		}
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	}
+	mf.onlineMitra(t, n)
+	if got := mf.dispatchAfterKick(t, "online"); got != n {
+		t.Fatalf("the pass offered %d sessions, want %d", got, n)
+	}
+	mf.qm.gate = nil
+	if most != n {
+		t.Errorf("at most %d of the pass's %d writes in flight together, want all", most, n)
+	}
+	mf.check(t, "after the pass", cs)
 }
