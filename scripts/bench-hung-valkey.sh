@@ -38,19 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-	local p i
-	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-	done
-	return 1
-}
-wait_port() {
-	local i
-	for ((i = 0; i < 100; i++)); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-	return 1
-}
+source scripts/lib/ports.sh # (the working directory is the repository root)
 
 log "building the server and httpbench"
 go build -o "$dir/server" ./app/cmd/server
@@ -59,7 +47,7 @@ go build -o "$dir/httpbench" ./app/cmd/httpbench
 rport=$(free_port) || die "no free port"
 "$redis_server" --bind 127.0.0.1 --port "$rport" --save "" --appendonly no --dir "$dir" </dev/null >"$dir/redis.log" 2>&1 &
 rpid=$!
-wait_port "$rport" || die "redis-server did not listen"
+wait_port "$rport" 100 || die "redis-server did not listen"
 "$psql" "$TEST_DATABASE_URL" -qc "CREATE DATABASE $db" >/dev/null
 base=${TEST_DATABASE_URL%%\?*}
 port=$(free_port) || die "no free port"
@@ -69,7 +57,7 @@ env APP_ENV=test JWT_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \
 	STORE_BACKEND=postgres DATABASE_URL="${base%/*}/$db" CACHE_BACKEND=valkey VALKEY_URL="redis://127.0.0.1:$rport" \
 	HTTP_ADDR="127.0.0.1:$port" "$dir/server" </dev/null >"$dir/server.log" 2>&1 &
 pid=$!
-wait_port "$port" || { tail -n 30 "$dir/server.log" >&2; die "the server did not listen"; }
+wait_port "$port" 100 || { tail -n 30 "$dir/server.log" >&2; die "the server did not listen"; }
 
 # phase NAME: one closed-loop session cycle run; prints its p50 in ms.
 phase() {
