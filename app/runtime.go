@@ -1,6 +1,9 @@
 package app
 
-import "runtime/debug"
+import (
+	"runtime/debug"
+	"runtime/metrics"
+)
 
 // DefaultGCPercent is the garbage collector's target when the environment
 // does not set GOGC: a new cycle starts once the heap has grown by 400 % of
@@ -21,10 +24,16 @@ const DefaultGCPercent = 400
 // "off" included). It returns the percentage in force.
 func TuneGC(getenv func(string) string) int {
 	if getenv("GOGC") != "" {
-		current := debug.SetGCPercent(100)
-		debug.SetGCPercent(current)
-		return current
+		return GCPercent()
 	}
 	debug.SetGCPercent(DefaultGCPercent)
 	return DefaultGCPercent
+}
+
+// GCPercent reads the collector's target in force (-1: off) without
+// changing it.
+func GCPercent() int {
+	sample := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(sample)
+	return int(sample[0].Value.Uint64())
 }

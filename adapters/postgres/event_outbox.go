@@ -202,25 +202,25 @@ func (s *Store) sequenceCommitted(ctx context.Context, ids []int64, events []*po
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sequenceTimeout)
 	defer cancel()
-	waited := time.NewTimer(sequenceWait)
-	defer waited.Stop()
-	s.ob.mu.Lock()
-	since := s.ob.gen // the batches after this one see the committed events
-	s.ob.mu.Unlock()
 	// A transition that sequences stops after the batch that settles its
 	// own events, or the first batch that ends past sequenceWait: the
 	// backlog ahead of its events is left to the next caller or the
-	// worker, as a waiting transition leaves it (a batch is never cut).
-	until := time.Now().Add(sequenceWait)
+	// worker, as a waiting transition leaves it (a batch runs on ctx, so it
+	// is never cut).
+	waitCtx, cancelWait := context.WithTimeout(ctx, sequenceWait)
+	defer cancelWait()
+	s.ob.mu.Lock()
+	since := s.ob.gen // the batches after this one see the committed events
+	s.ob.mu.Unlock()
 	settled := func() bool {
 		s.ob.mu.Lock()
 		defer s.ob.mu.Unlock()
-		return s.settledLocked(ids, since) || time.Now().After(until)
+		return s.settledLocked(ids, since) || waitCtx.Err() != nil
 	}
 wait:
 	for {
 		s.ob.mu.Lock()
-		if s.settledLocked(ids, since) || time.Now().After(until) {
+		if s.settledLocked(ids, since) || waitCtx.Err() != nil {
 			s.ob.mu.Unlock()
 			break
 		}
@@ -234,9 +234,7 @@ wait:
 		s.ob.mu.Unlock()
 		select {
 		case <-ch:
-		case <-waited.C:
-			break wait
-		case <-ctx.Done():
+		case <-waitCtx.Done():
 			break wait
 		}
 	}

@@ -12,4 +12,11 @@ func (s *Service) PendingJobs() int {
 
 // AcceptsWaiting is how many accepts of session id hold or wait for its turn
 // on this instance.
-func (s *Service) AcceptsWaiting(id string) int { return s.accepts.waiting(id) }
+func (s *Service) AcceptsWaiting(id string) int {
+	s.accepts.mu.Lock()
+	defer s.accepts.mu.Unlock()
+	if tu := s.accepts.m[id]; tu != nil {
+		return tu.refs
+	}
+	return 0
+}

@@ -156,6 +156,21 @@ func newMirrorFixture(t *testing.T) *mirrorFixture {
 	return mf
 }
 
+// queueMany queues a session of n new customers each, and returns the
+// customers by session and the sessions in the order they queued.
+func (mf *mirrorFixture) queueMany(t *testing.T, n int) (map[string]auth.Principal, []string) {
+	t.Helper()
+	cs := map[string]auth.Principal{}
+	var ids []string
+	for range n {
+		c := mf.customer(t)
+		v := mf.queue(t, c)
+		cs[v.ID] = c
+		ids = append(ids, v.ID)
+	}
+	return cs, ids
+}
+
 func (mf *mirrorFixture) seed(t *testing.T, reason string) {
 	t.Helper()
 	if _, err := mf.seeder.Seed(context.Background(), reason); err != nil {
@@ -300,14 +315,7 @@ func TestQueueMirrorAnswersAsTheStore(t *testing.T) {
 func TestQueueMirrorVersionsOrderWrites(t *testing.T) {
 	mf := newMirrorFixture(t)
 	ctx := context.Background()
-	cs := map[string]auth.Principal{}
-	var ids []string
-	for range 4 {
-		c := mf.customer(t)
-		v := mf.queue(t, c)
-		cs[v.ID] = c
-		ids = append(ids, v.ID)
-	}
+	cs, ids := mf.queueMany(t, 4)
 	m := mf.onlineMitra(t, 2)
 	mf.dispatchAfterKick(t, "online") // offers the first two
 	// The first declined by all: back in the queue.
@@ -388,14 +396,7 @@ func TestQueueMirrorVersionsOrderWrites(t *testing.T) {
 func TestQueueMirrorFallsBackAndReseeds(t *testing.T) {
 	mf := newMirrorFixture(t)
 	ctx := context.Background()
-	cs := map[string]auth.Principal{}
-	var ids []string
-	for range 3 {
-		c := mf.customer(t)
-		v := mf.queue(t, c)
-		cs[v.ID] = c
-		ids = append(ids, v.ID)
-	}
+	cs, ids := mf.queueMany(t, 3)
 	mf.check(t, "seeded", cs)
 
 	// The mirror times out: reads answer from the store.
@@ -471,12 +472,8 @@ func TestQueueMirrorFallsBackAndReseeds(t *testing.T) {
 // pipelines them), and each still reaches the mirror.
 func TestQueueMirrorWritesOfAPassGoTogether(t *testing.T) {
 	mf := newMirrorFixture(t)
-	cs := map[string]auth.Principal{}
 	const n = 4
-	for range n {
-		c := mf.customer(t)
-		cs[mf.queue(t, c).ID] = c
-	}
+	cs, _ := mf.queueMany(t, n)
 	var (
 		mu             sync.Mutex
 		inFlight, most int

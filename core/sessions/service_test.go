@@ -415,17 +415,24 @@ func (g *acceptStore) UpdateSession(ctx context.Context, id string, fn func(cont
 	return g.SessionStore.UpdateSession(ctx, id, fn)
 }
 
+// newAcceptFixture is a fixture whose session store is an acceptStore.
+func newAcceptFixture(t *testing.T) (*fixture, *acceptStore) {
+	t.Helper()
+	var gs *acceptStore
+	f := newFixtureWith(t, func(st ports.SessionStore) ports.SessionStore {
+		gs = &acceptStore{SessionStore: st}
+		return gs
+	})
+	return f, gs
+}
+
 // TestLosingAcceptsTakeNoTransaction: while the first accept of a blasted
 // session is in its transaction, the others that read the session as still
 // searching wait for their turn on the instance, not in transactions of
 // their own; once it has taken the session each learns it lost from a plain
 // read. Exactly one transaction for n accepts, one winner, n-1 session_taken.
 func TestLosingAcceptsTakeNoTransaction(t *testing.T) {
-	var gs *acceptStore
-	f := newFixtureWith(t, func(st ports.SessionStore) ports.SessionStore {
-		gs = &acceptStore{SessionStore: st}
-		return gs
-	})
+	f, gs := newAcceptFixture(t)
 	ctx := context.Background()
 	c := f.customer(t)
 	const n = 12
@@ -479,11 +486,7 @@ func TestLosingAcceptsTakeNoTransaction(t *testing.T) {
 // fails (its mitra is at capacity), the next one in line still takes the
 // session.
 func TestAcceptAfterAFailedFirstGoesOn(t *testing.T) {
-	var gs *acceptStore
-	f := newFixtureWith(t, func(st ports.SessionStore) ports.SessionStore {
-		gs = &acceptStore{SessionStore: st}
-		return gs
-	})
+	f, gs := newAcceptFixture(t)
 	ctx := context.Background()
 	busy, free := f.onlineMitra(t, 1), f.onlineMitra(t, 1)
 	v, err := f.svc.Request(ctx, f.customer(t).UserID, 30, nil)

@@ -63,13 +63,3 @@ func (t *turns) take(ctx context.Context, id string) (release func(), waited boo
 		return nil, true, ctx.Err()
 	}
 }
-
-// waiting is how many accepts hold or wait for the turn on id.
-func (t *turns) waiting(id string) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if tu := t.m[id]; tu != nil {
-		return tu.refs
-	}
-	return 0
-}
